@@ -1,0 +1,92 @@
+"""python -m benchmarks {list-models, run, report}."""
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _csv(kind):
+    def parse(text):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if kind is int:
+            try:
+                return [int(t) for t in items]
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        return items
+    return parse
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description="BiGAN Bench: train and score bidirectional GANs.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    lm = sub.add_parser("list-models", help="list registered models")
+    lm.add_argument("--plugin", action="append", default=[], help="module or .py file that registers models")
+
+    r = sub.add_parser("run", help="train and score a benchmark")
+    r.add_argument("config", help="benchmark name (digits, fashion-mnist, celeba64, toy2d) or a path to a .yaml")
+    r.add_argument("--budget", default="quick", help="named budget in the config: smoke, quick, full (default quick)")
+    r.add_argument("--models", type=_csv(str), help="comma-separated model names (default: the config's list)")
+    r.add_argument("--seeds", type=_csv(int), help="comma-separated seeds (default: the config's)")
+    r.add_argument("--out", type=Path, help="results folder (default results/<config>-<budget>)")
+    r.add_argument("--plugin", action="append", default=[], help="module or .py file that registers models (repeatable)")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    r.add_argument("--data-root", help="folder holding the dataset files (else $BIGAN_BENCH_DATA / $CELEBA_ROOT)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.steps=200 (repeatable)")
+    r.add_argument("--force", action="store_true", help="retrain runs that already finished")
+
+    rep = sub.add_parser("report", help="write summary tables for a results folder")
+    rep.add_argument("dir", type=Path)
+    return p
+
+
+def cmd_list_models(args):
+    import models
+
+    for name in models.available():
+        cls = models.get(name)
+        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+        print(f"{name:24s} {doc[0] if doc else ''}")
+    return 0
+
+
+def cmd_run(args):
+    from .config import load_config
+    from .data import load_dataset
+    from .run import check_models, run_benchmark
+    from .runtime import Runtime
+
+    cfg = load_config(args.config, budget=args.budget, overrides=args.overrides, models=args.models, seeds=args.seeds)
+    runtime = Runtime(args.device)
+    check_models(cfg)
+    data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
+    out = args.out or Path("results") / f"{cfg['benchmark']}-{cfg['budget']}"
+    return run_benchmark(cfg, data, runtime, out, force=args.force)
+
+
+def cmd_report(args):
+    from .report import write_summary
+
+    print(write_summary(args.dir))
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        from .plugins import load_plugin
+
+        import models  # noqa: F401 - registers the built-in models before plugins add theirs
+        for spec in getattr(args, "plugin", []):
+            load_plugin(spec)
+        return {"list-models": cmd_list_models, "run": cmd_run, "report": cmd_report}[args.command](args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs and the last checkpoint of the current run are kept; "
+              "run the same command again to resume.", file=sys.stderr)
+        return 130

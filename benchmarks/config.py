@@ -1,0 +1,152 @@
+"""Benchmark configs: YAML files with a strict schema, named budgets and `--set` overrides.
+
+A config names the dataset, the models, the seeds, the shared architecture size and the
+training/evaluation settings; each named budget (smoke, quick, full) overrides part of it.
+Every key is checked against SCHEMA: a typo is an error, never a silent default.
+"""
+import copy
+import difflib
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+BUDGETS_REQUIRED = ("smoke", "quick", "full")
+FREE = dict  # a free-form mapping, checked by its consumer (dataset loader, model constructor)
+
+# key -> type, or a nested schema. Defaults live in DEFAULTS; a config states what differs.
+SCHEMA = {
+    "dataset": str,
+    "dataset_options": FREE,
+    "models": list,
+    "seeds": list,
+    "arch": {"z_dim": int, "width": int},
+    "model_options": FREE,
+    "train": {"steps": int, "batch_size": int, "log_every": int, "checkpoint_every": int},
+    "eval": {"probe_max_train": int, "eval_batch_size": int, "grid_size": int},
+}
+DEFAULTS = {
+    "dataset_options": {},
+    "seeds": [0],
+    "model_options": {},
+    "train": {"log_every": 25, "checkpoint_every": 1000},
+    "eval": {"probe_max_train": 20000, "eval_batch_size": 500, "grid_size": 64},
+}
+
+
+def config_path(name_or_path):
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"Config file {p} does not exist.")
+        return p
+    p = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not p.is_file():
+        names = available_configs()
+        close = difflib.get_close_matches(str(name_or_path), names, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"Unknown benchmark {name_or_path!r}.{hint} Built-in benchmarks: {', '.join(names)} "
+            f"(in {CONFIG_DIR}); a path to a .yaml file works too."
+        )
+    return p
+
+
+def available_configs():
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def _check(tree, schema, where):
+    """Raise on keys not in the schema and on values of the wrong type."""
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{where or 'the config'} must be a mapping, got {type(tree).__name__}.")
+    for key, value in tree.items():
+        path = f"{where}.{key}" if where else key
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), schema, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"Unknown config key {path!r}.{hint} Allowed here: {', '.join(schema)}.")
+        kind = schema[key]
+        if isinstance(kind, dict):
+            _check(value, kind, path)
+        elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"Config key {path!r} must be an integer, got {value!r}.")
+        elif not isinstance(value, kind):
+            raise ConfigError(f"Config key {path!r} must be a {kind.__name__}, got {value!r}.")
+
+
+def _merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_override(text):
+    """'train.steps=100' -> (['train', 'steps'], 100). Values are YAML scalars or lists."""
+    if "=" not in text:
+        raise ConfigError(f"Override {text!r} must look like key.path=value, e.g. train.steps=100.")
+    key, value = text.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Override {text!r}: the value is not valid YAML ({e.problem}).") from None
+    return key.strip().split("."), parsed
+
+
+def _nest(path, value):
+    for k in reversed(path):
+        value = {k: value}
+    return value
+
+
+def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=None):
+    """Resolve a benchmark config: file -> defaults -> budget -> overrides -> CLI lists."""
+    path = config_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Config {path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Config {path} must be a YAML mapping.")
+    budgets = raw.pop("budgets", None)
+    _check(raw, SCHEMA, "")
+    if not isinstance(budgets, dict) or any(b not in budgets for b in BUDGETS_REQUIRED):
+        raise ConfigError(f"Config {path} must define the budgets {', '.join(BUDGETS_REQUIRED)} under 'budgets'.")
+    budget_schema = {k: v for k, v in SCHEMA.items() if k != "dataset"}
+    for name, over in budgets.items():
+        _check(over or {}, budget_schema, f"budgets.{name}")
+    if budget not in budgets:
+        raise ConfigError(f"Config {path} has no budget {budget!r}; it has: {', '.join(budgets)}.")
+
+    cfg = _merge(_merge(DEFAULTS, raw), budgets[budget] or {})
+    for text in overrides:
+        keys, value = parse_override(text)
+        over = _nest(keys, value)
+        _check(over, SCHEMA, "")
+        cfg = _merge(cfg, over)
+    if models is not None:
+        cfg["models"] = list(models)
+    if seeds is not None:
+        cfg["seeds"] = list(seeds)
+
+    missing = [k for k in SCHEMA if k not in cfg] + [
+        f"{k}.{sub}" for k, kind in SCHEMA.items() if isinstance(kind, dict) for sub in kind if sub not in cfg.get(k, {})
+    ]
+    if missing:
+        raise ConfigError(f"Config {path} (budget {budget!r}) does not set: {', '.join(missing)}.")
+    if not cfg["models"]:
+        raise ConfigError("No models to run: the config's 'models' list (or --models) is empty.")
+    if not cfg["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in cfg["seeds"]):
+        raise ConfigError(f"Seeds must be a non-empty list of integers, got {cfg['seeds']!r}.")
+    for k in ("steps", "batch_size", "log_every", "checkpoint_every"):
+        if cfg["train"][k] <= 0:
+            raise ConfigError(f"train.{k} must be positive, got {cfg['train'][k]}.")
+    cfg["benchmark"] = path.stem
+    cfg["budget"] = budget
+    return cfg

@@ -1,0 +1,51 @@
+"""scikit-learn's bundled 8x8 digits, upsampled to 16x16: a tiny image set for CPU runs.
+
+No download and no cache: decoding takes milliseconds.
+"""
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from benchmarks.data.registry import Dataset, Split, register_dataset
+
+SIZE = 16
+TEST_SIZE = 0.25
+SPLIT_SEED = 0
+
+
+@register_dataset("digits")
+def load(root=None, cache_dir=None):
+    bunch = load_digits()
+    images = torch.as_tensor(bunch.images, dtype=torch.float32)  # (N, 8, 8), values 0..16
+    labels = torch.as_tensor(bunch.target, dtype=torch.int64)
+
+    x = images.unsqueeze(1) * (255.0 / 16.0)
+    x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    x = x.round().clamp(0, 255).to(torch.uint8).contiguous()
+
+    idx = torch.arange(len(labels)).numpy()
+    train_idx, test_idx = train_test_split(idx, test_size=TEST_SIZE, random_state=SPLIT_SEED,
+                                           stratify=labels.numpy())
+    # Kept in train_test_split's (shuffled) order, exactly as it returns them.
+    train_idx, test_idx = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
+    train = Split(x[train_idx].contiguous(), labels[train_idx].contiguous())
+    test = Split(x[test_idx].contiguous(), labels[test_idx].contiguous())
+
+    meta = {
+        "source": "sklearn.datasets.load_digits",
+        "source_size": [8, 8],
+        "source_range": [0, 16],
+        "scale": "x * 255 / 16",
+        "resize": {"mode": "bilinear", "align_corners": False, "size": [SIZE, SIZE],
+                   "function": "torch.nn.functional.interpolate"},
+        "rounding": "torch.round (half to even), clamp 0..255, uint8",
+        "size": SIZE,
+        "split": {"method": "sklearn.model_selection.train_test_split",
+                  "test_size": TEST_SIZE, "random_state": SPLIT_SEED, "stratify": True,
+                  "order": "as returned by train_test_split"},
+        "split_sizes": {"train": len(train_idx), "test": len(test_idx)},
+        "cache_files": {},  # decoded in milliseconds, never cached
+    }
+    return Dataset(name="digits", kind="image", shape=(1, SIZE, SIZE), train=train, test=test,
+                   valid=None, label_names=[str(d) for d in range(10)], meta=meta)

@@ -1,0 +1,12 @@
+"""Bidirectional GAN models: a registry, one base class, shared blocks, one file per model.
+
+Importing this package registers every built-in model. Out-of-tree models call
+`models.register(name)` on a `BidirectionalGAN` subclass and are loaded with `--plugin`.
+"""
+from .base import BidirectionalGAN
+from .registry import available, build, get, options, register
+
+# Built-in models register themselves on import.
+from . import bigan  # noqa: E402,F401
+
+__all__ = ["BidirectionalGAN", "available", "build", "get", "options", "register"]

@@ -1,0 +1,102 @@
+"""The one interface every model implements; the harness only ever talks to this.
+
+A model owns its networks (G, E, D), its optimisers and its update schedule. The harness
+hands `train_step` a batch of real data in [-1, 1] and reads back a dict of floats; it never
+sees a loss. Declared class attributes tell the harness what one step consumes, so budgets
+can be accounted without knowing the method.
+"""
+import torch
+from torch import nn
+
+from .blocks import count_params
+
+
+class BidirectionalGAN(nn.Module):
+    #: prior over z: "normal" for N(0, I), "uniform" for U(-1, 1)
+    prior = "normal"
+    #: real-data batches one `train_step` consumes (BiGAN-QP: 2 critic steps + 1 G/E step = 3)
+    batches_per_step = 1
+    #: D (critic) updates per G/E update
+    d_steps_per_step = 1
+
+    def __init__(self, *, data_shape, z_dim):
+        super().__init__()
+        self.data_shape = tuple(data_shape)
+        self.z_dim = int(z_dim)
+        self.optimizers = {}  # name -> torch.optim.Optimizer; saved in checkpoints
+        self.schedulers = {}  # name -> LR scheduler; saved in checkpoints
+
+    # --- what the harness calls -------------------------------------------------------
+    def train_step(self, batch, step):
+        """One G/E update and its D updates. `batch` holds `batches_per_step` batches
+        concatenated on dim 0; returns a dict of floats for the loss log."""
+        raise NotImplementedError
+
+    def sample_latent(self, n, generator=None):
+        """n draws from the prior, on the model's device. With a CPU `generator`, the draws
+        are the same on every device (fixed evaluation noise)."""
+        gen_device = generator.device if generator is not None else self.device
+        if self.prior == "normal":
+            z = torch.randn(n, self.z_dim, generator=generator, device=gen_device)
+        elif self.prior == "uniform":
+            z = torch.rand(n, self.z_dim, generator=generator, device=gen_device) * 2 - 1
+        else:
+            raise ValueError(f"unknown prior {self.prior!r}")
+        return z.to(self.device)
+
+    def encode(self, x):
+        """Deterministic code of x (the mean, for a stochastic encoder)."""
+        return self.E(x)
+
+    def decode(self, z):
+        return self.G(z)
+
+    def param_counts(self):
+        return {"g": count_params(self.G), "e": count_params(self.E), "d": count_params(self.D)}
+
+    def optimizer_state(self):
+        return {
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+        }
+
+    def load_optimizer_state(self, state):
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+
+    @property
+    def device(self):
+        return next(self.parameters()).device
+
+
+def adam(modules, lr, betas, *, weight_decay=0.0, eps=1e-8):
+    """Adam over the parameters of `modules`. Weight decay (coupled L2, as in the Theano and
+    Keras code the papers released) applies to conv/linear weights only, never to BN gains
+    or biases."""
+    params = [p for m in modules for p in m.parameters()]
+    if not weight_decay:
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
+    decay = [p for p in params if p.dim() > 1]
+    rest = [p for p in params if p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.Adam(groups, lr=lr, betas=betas, eps=eps)
+
+
+def simultaneous_step(*pairs):
+    """Update several players from one forward pass, every gradient taken at the current
+    parameters before any optimiser steps (BiGAN's and ALI's schedule).
+
+    `pairs` are (loss, optimizer); each loss is differentiated only w.r.t. its own
+    optimizer's parameters."""
+    all_grads = []
+    for i, (loss, opt) in enumerate(pairs):
+        params = [p for g in opt.param_groups for p in g["params"]]
+        grads = torch.autograd.grad(loss, params, retain_graph=i < len(pairs) - 1, allow_unused=True)
+        all_grads.append((opt, params, grads))
+    for opt, params, grads in all_grads:
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt.step()
+        opt.zero_grad(set_to_none=True)
