@@ -23,13 +23,8 @@ class Hasher:
     def __init__(self):
         self._entries = []
 
-    def add_size(self, path):
-        """Name + size: cheap enough for 200k JPEGs."""
-        path = Path(path)
-        self._entries.append(f"{path.name}\t{path.stat().st_size}")
-
     def add_listing(self, entries):
-        """Pre-listed (name, size) pairs, e.g. from one os.scandir pass."""
+        """(name, size) pairs, e.g. from one os.scandir pass: cheap enough for 200k JPEGs."""
         self._entries.extend(f"{name}\t{size}" for name, size in entries)
 
     def add_content(self, path):

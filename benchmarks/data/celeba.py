@@ -45,7 +45,7 @@ def _resolve_root(root):
         if not root:
             raise DataError(f"No CelebA folder given: the CELEBA_ROOT environment variable is "
                             f"not set and no dataset root was passed. {LAYOUT}")
-    base = Path(root)
+    base = Path(root).expanduser().resolve()
     for folder in (base, base / "celeba"):
         if (folder / IMG_DIR).is_dir():
             missing = [n for n in (ATTR_FILE, PARTITION_FILE) if not (folder / n).is_file()]
@@ -196,7 +196,8 @@ def load(root=None, cache_dir=None, limit=None):
     tail = f"-limit{limit}" if limit is not None else ""
     tables, data, files = None, {}, {}
     for split in SPLITS:
-        files[split] = cache_path(cache_dir, f"celeba64-{split}-crop{crop}-bicubic-{SIZE}{tail}-{digest}")
+        key = f"celeba64-{split}-crop{crop}-bicubic-{SIZE}{tail}-{digest}"
+        files[split] = cache_path(cache_dir, key)
         obj = load_cached(files[split], required=("x", "y", "files", "attr_names"))
         if obj is None:
             if tables is None:  # parse the annotation files only when something must be built

@@ -59,23 +59,25 @@ def _download(folder):
 
 def _locate(root, cache_dir):
     if root is not None:
-        folder = Path(root)
+        folder = Path(root).expanduser().resolve()
         found = _find(folder)
         missing = [s for s, p in found.items() if p is None]
         if missing:
             raise DataError(
-                f"Fashion-MNIST root {folder} is missing {', '.join(m + '[.gz]' for m in missing)}. "
-                f"The folder must hold the four official IDX files "
-                f"({', '.join(s + '.gz' for s in _stems())}; gzipped or not). Point `root` at the "
-                f"folder that holds them, install them with `apt-get install dataset-fashion-mnist` "
-                f"(into {SYSTEM_DIR}), or download them from {URL}.")
+                f"Fashion-MNIST root {folder} is missing "
+                f"{', '.join(m + '[.gz]' for m in missing)}. The folder must hold the four "
+                f"official IDX files ({', '.join(s + '.gz' for s in _stems())}; gzipped or not). "
+                f"Point the dataset root at the folder that holds them, install them with "
+                f"`apt-get install dataset-fashion-mnist` (into {SYSTEM_DIR}), or download them "
+                f"from {URL}.")
         return folder, found
 
     candidates = []
     env = os.environ.get("BIGAN_BENCH_DATA")
     if env:
-        candidates += [Path(env) / "fashion-mnist", Path(env)]
-    downloaded = _torchvision_dir(cache_dir) / "FashionMNIST" / "raw"
+        env_dir = Path(env).expanduser().resolve()
+        candidates += [env_dir / "fashion-mnist", env_dir]
+    downloaded = _torchvision_dir(cache_dir).resolve() / "FashionMNIST" / "raw"
     candidates += [SYSTEM_DIR, downloaded]
     for folder in candidates:
         found = _find(folder)
@@ -85,8 +87,9 @@ def _locate(root, cache_dir):
     try:
         _download(_torchvision_dir(cache_dir))
     except Exception as e:  # offline, proxy, mirror down: all the same to the user
+        reason = " ".join(str(e).split())  # torchvision's message spans lines; ours is one paragraph
         raise DataError(
-            f"Fashion-MNIST not found and the download failed ({type(e).__name__}: {e}). "
+            f"Fashion-MNIST not found and the download failed ({type(e).__name__}: {reason}). "
             f"Searched: {', '.join(str(c) for c in candidates)}; the BIGAN_BENCH_DATA environment "
             f"variable {'is ' + repr(env) if env else 'is not set'}. Put the four files "
             f"{', '.join(s + '.gz' for s in _stems())} (gzipped or not) in "

@@ -78,7 +78,7 @@ def load_dataset(name, root=None, cache_dir=None, **options):
     if name not in _LOADERS:
         names = available_datasets()
         close = difflib.get_close_matches(str(name), names, n=3)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"Unknown dataset {name!r}.{hint} "
                           f"Available datasets: {', '.join(names) or '(none)'}.")
     fn = _LOADERS[name]

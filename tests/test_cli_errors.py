@@ -1,0 +1,119 @@
+"""Bad input: one clear paragraph, exit code 2, no traceback, nothing finished lost."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_plugin
+from tests.fixtures import make_celeba, make_fashion_mnist
+
+SMOKE = ("--budget", "smoke")
+
+
+def assert_user_error(result, *needles):
+    code, _, err = result
+    assert code == 2, err
+    assert "Traceback" not in err and "\nerror: " in "\n" + err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+def test_unknown_model(cli):
+    assert_user_error(cli("run", "digits", *SMOKE, "--models", "bigann", "--out", "r"), "bigann", "Did you mean bigan")
+    assert not Path("r").exists()  # nothing written
+
+
+def test_unknown_benchmark_and_budget(cli):
+    assert_user_error(cli("run", "digitz", *SMOKE), "Unknown benchmark 'digitz'", "digits")
+    assert_user_error(cli("run", "digits", "--budget", "huge"), "no budget 'huge'")
+
+
+def test_unknown_config_key(cli, tmp_path):
+    assert_user_error(cli("run", "digits", *SMOKE, "--set", "train.stepz=3"), "train.stepz", "Did you mean 'steps'")
+    assert_user_error(cli("run", "digits", *SMOKE, "--set", "train.steps=many"), "must be an integer")
+    assert_user_error(cli("run", "digits", *SMOKE, "--set", "model_options.bigan.lrr=1"), "no option lrr")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: digits\nmodels: [bigan]\narch: {z_dim: 8, width: 8, depth: 3}\n"
+                   "train: {steps: 1, batch_size: 8}\nbudgets: {smoke: {}, quick: {}, full: {}}\n")
+    assert_user_error(cli("run", bad, *SMOKE), "arch.depth")
+
+
+def test_plugin_that_fails_to_import(cli, tmp_path):
+    broken = write_plugin(tmp_path / "broken.py", "raise ImportError('needs a package you do not have')\n")
+    assert_user_error(cli("list-models", "--plugin", broken), "broken.py", "failed to import", "needs a package")
+    assert_user_error(cli("run", "digits", "--plugin", "no_such_plugin_module"), "no_such_plugin_module")
+    assert_user_error(cli("run", "digits", "--plugin", tmp_path / "missing.py"), "does not exist")
+
+
+def test_output_folder_of_another_config_is_refused_and_kept(cli):
+    assert cli("run", "digits", *SMOKE, "--out", "r")[0] == 0
+    before = Path("r/bigan/seed0/metrics.json").read_text()
+    assert_user_error(cli("run", "digits", *SMOKE, "--out", "r", "--set", "arch.width=16"),
+                      "holds runs of a different config", "arch.width: 32 -> 16")
+    assert_user_error(cli("run", "digits", *SMOKE, "--out", "r", "--set", "model_options.bigan.lr=0.001"),
+                      "refusing to resume", "lr: 0.0002 -> 0.001")
+    assert Path("r/bigan/seed0/metrics.json").read_text() == before
+    assert Path("r/bigan/seed0/checkpoint.pt").exists()
+
+
+def test_missing_celeba(cli):
+    assert_user_error(cli("run", "celeba64", *SMOKE), "CELEBA_ROOT", "img_align_celeba")
+
+
+def test_corrupt_celeba_image(cli, tmp_path, monkeypatch):
+    root = tmp_path / "celeba"
+    make_celeba(root, n=24)
+    (root / "img_align_celeba" / "000003.jpg").write_bytes(b"not a jpeg")
+    monkeypatch.setenv("CELEBA_ROOT", str(root))
+    assert_user_error(cli("run", "celeba64", *SMOKE), "000003.jpg")
+
+
+def test_corrupt_fashion_mnist_file(cli, tmp_path):
+    root = tmp_path / "fm"
+    make_fashion_mnist(root)
+    f = root / "train-images-idx3-ubyte.gz"
+    f.write_bytes(f.read_bytes()[:100])
+    assert_user_error(cli("run", "fashion-mnist", *SMOKE, "--data-root", root), "train-images-idx3-ubyte")
+
+
+def test_bad_device(cli):
+    assert_user_error(cli("run", "digits", *SMOKE, "--device", "tpu"), "--device")
+
+
+def test_report_on_missing_folder(cli):
+    assert_user_error(cli("report", "nowhere"), "does not exist")
+
+
+def test_exit_code_from_a_real_process():
+    p = subprocess.run([sys.executable, "-m", "benchmarks", "run", "nonexistent-benchmark"],
+                       capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "Unknown benchmark" in p.stderr
+
+
+@pytest.mark.parametrize("cfg", ["digits", "fashion-mnist", "celeba64", "toy2d"])
+def test_every_config_resolves_every_budget(cfg):
+    from benchmarks.config import load_config
+
+    for budget in ("smoke", "quick", "full"):
+        c = load_config(cfg, budget=budget)
+        assert c["models"] and c["seeds"] and c["train"]["steps"] > 0
+    assert len(load_config(cfg, budget="smoke")["seeds"]) == 1
+
+
+def test_celeba_smoke_on_generated_folder(cli, tmp_path, monkeypatch):
+    root = tmp_path / "celeba"
+    make_celeba(root, n=40)
+    monkeypatch.setenv("CELEBA_ROOT", str(root))
+    code, _, err = cli("run", "celeba64", *SMOKE, "--out", "r")
+    assert code == 0, err
+    m = json.loads(Path("r/bigan/seed0/metrics.json").read_text())
+    assert m["status"] == "ok" and 0 <= m["probe_acc"] <= 1
+
+
+def test_fashion_mnist_smoke_on_fixture(cli, tmp_path):
+    root = tmp_path / "fm"
+    make_fashion_mnist(root)
+    code, _, err = cli("run", "fashion-mnist", *SMOKE, "--data-root", root, "--out", "r")
+    assert code == 0, err

@@ -1,0 +1,161 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from benchmarks.train import BatchStream
+from tests.conftest import write_plugin
+
+SMOKE = ("--budget", "smoke")
+
+
+def test_batch_stream_is_a_per_seed_permutation_stream():
+    a, b = BatchStream(10, seed=3), BatchStream(10, seed=3)
+    first = torch.cat([a.next(4) for _ in range(5)])  # 20 = two epochs, crossing boundaries
+    assert torch.equal(first, torch.cat([b.next(7), b.next(13)]))  # same order whatever the chunking
+    assert sorted(first[:10].tolist()) == list(range(10)) and sorted(first[10:].tolist()) == list(range(10))
+    assert not torch.equal(first[:10], first[10:])  # a new permutation each epoch
+    assert not torch.equal(first, torch.cat([BatchStream(10, seed=4).next(20)]))
+    resumed = BatchStream(10, seed=3, consumed=13)
+    assert torch.equal(resumed.next(7), first[13:])
+
+
+def test_budget_accounting_follows_the_declared_schedule(tmp_path, cli):
+    plugin = write_plugin(tmp_path / "sched.py", '''
+@models.register("three-batch-gan")
+class ThreeBatch(BiGAN):
+    batches_per_step = 3
+    d_steps_per_step = 2
+    def train_step(self, batch, step):
+        assert batch.shape[0] == 3 * 64
+        return super().train_step(batch[:64], step)
+''')
+    code, _, err = cli("run", "digits", *SMOKE, "--models", "three-batch-gan,bigan", "--plugin", plugin, "--out", "r")
+    assert code == 0, err
+    rows = {r["model"]: r for r in csv.DictReader(open("r/summary.csv"))}
+    assert rows["three-batch-gan"]["g_steps"] == rows["bigan"]["g_steps"] == "30"
+    assert rows["three-batch-gan"]["d_steps"] == "60" and rows["bigan"]["d_steps"] == "30"
+    assert rows["three-batch-gan"]["images_seen"] == str(30 * 3 * 64) and rows["bigan"]["images_seen"] == str(30 * 64)
+    for r in rows.values():
+        assert float(r["train_seconds"]) > 0 and int(r["params_g"]) > 0 and int(r["params_e"]) > 0 and int(r["params_d"]) > 0
+
+
+def test_bigan_end_to_end_writes_summary_with_real_numbers(cli):
+    code, out, err = cli("run", "digits", *SMOKE, "--models", "bigan", "--out", "r")
+    assert code == 0, err
+    row = next(csv.DictReader(open("r/summary.csv")))
+    for col in ("model", "seed", "status", "g_steps", "d_steps", "images_seen", "train_seconds",
+                "params_g", "params_e", "params_d", "recon_mse", "probe_acc"):
+        assert row[col] != "", col
+    assert row["status"] == "ok" and 0 < float(row["recon_mse"]) < 1 and 0.1 < float(row["probe_acc"]) <= 1
+    run = "r/bigan/seed0/"
+    for f in ("config.json", "metrics.json", "losses.csv", "checkpoint.pt", "samples.png", "recon.png"):
+        assert (tmp := __import__("pathlib").Path(run + f)).exists() and tmp.stat().st_size > 0, f
+    assert "| bigan |" in out and "Results: r" in out
+    assert json.load(open(run + "config.json"))["config"]["model_args"]["lr"] == 2e-4
+
+
+INTERRUPT = '''
+import os
+@models.register("NAME")
+class InterruptGAN(BiGAN):
+    def train_step(self, batch, step):
+        flag = os.environ.get("INTERRUPT_FLAG")
+        if step == 15 and flag and os.path.exists(flag):
+            os.remove(flag)
+            raise KeyboardInterrupt
+        return super().train_step(batch, step)
+'''
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, cli, monkeypatch):
+    plugin = write_plugin(tmp_path / "interrupt.py", INTERRUPT.replace("NAME", "interrupt-gan"))
+    args = ("run", "digits", *SMOKE, "--models", "interrupt-gan", "--plugin", plugin,
+            "--set", "train.steps=20", "--set", "train.checkpoint_every=10")
+    flag = tmp_path / "flag"
+    flag.write_text("1")
+    monkeypatch.setenv("INTERRUPT_FLAG", str(flag))
+    code, _, err = cli(*args, "--out", "a")
+    assert code == 130 and "resume" in err
+    run = tmp_path / "a/interrupt-gan/seed0"
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 10
+    assert not (run / "metrics.json").exists()
+
+    code, _, err = cli(*args, "--out", "a")  # the same command resumes
+    assert code == 0, err
+    code, _, err = cli(*args, "--out", "b")  # an uninterrupted twin
+    assert code == 0, err
+    resumed = torch.load(run / "checkpoint.pt", weights_only=False)
+    straight = torch.load(tmp_path / "b/interrupt-gan/seed0/checkpoint.pt", weights_only=False)
+    assert resumed["step"] == straight["step"] == 20
+    for k, v in straight["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
+    steps = [int(r["step"]) for r in csv.DictReader(open(run / "losses.csv"))]
+    assert steps == sorted(set(steps)) and steps[-1] == 19  # no step logged twice
+
+
+def test_resume_with_changed_config_is_refused(tmp_path, cli, monkeypatch):
+    plugin = write_plugin(tmp_path / "interrupt2.py", INTERRUPT.replace("NAME", "interrupt-gan-2"))
+    base = ("run", "digits", *SMOKE, "--models", "interrupt-gan-2", "--plugin", plugin, "--out", "a",
+            "--set", "train.checkpoint_every=10")
+    flag = tmp_path / "flag"
+    flag.write_text("1")
+    monkeypatch.setenv("INTERRUPT_FLAG", str(flag))
+    assert cli(*base, "--set", "train.steps=20")[0] == 130
+    ckpt = (tmp_path / "a/interrupt-gan-2/seed0/checkpoint.pt").read_bytes()
+    code, _, err = cli(*base, "--set", "train.steps=30")
+    assert code == 2 and "different config" in err and "train.steps: 20 -> 30" in err
+    assert (tmp_path / "a/interrupt-gan-2/seed0/checkpoint.pt").read_bytes() == ckpt
+
+
+def test_diverged_run_is_marked_and_the_benchmark_goes_on(tmp_path, cli):
+    plugin = write_plugin(tmp_path / "nan.py", '''
+@models.register("nan-gan")
+class NanGAN(BiGAN):
+    def train_step(self, batch, step):
+        out = super().train_step(batch, step)
+        if step >= 5:
+            out["loss_d"] = math.nan
+        return out
+''')
+    code, out, err = cli("run", "digits", *SMOKE, "--models", "nan-gan,bigan", "--plugin", plugin, "--out", "r")
+    assert code == 0, err
+    rows = {r["model"]: r for r in csv.DictReader(open("r/summary.csv"))}
+    assert rows["nan-gan"]["status"] == "diverged" and rows["nan-gan"]["g_steps"] == "5"
+    assert rows["nan-gan"]["recon_mse"] == ""  # no metrics from a diverged model
+    assert json.load(open("r/nan-gan/seed0/metrics.json"))["diverged_at"] == 5
+    assert rows["bigan"]["status"] == "ok"
+    assert "| nan-gan | 1 | 0 | 1 | 0 |" in out  # counted in the per-model table
+
+
+def test_crashing_model_is_recorded_as_failed(tmp_path, cli):
+    plugin = write_plugin(tmp_path / "crash.py", '''
+@models.register("crash-gan")
+class CrashGAN(BiGAN):
+    def train_step(self, batch, step):
+        raise RuntimeError("boom")
+''')
+    code, _, _ = cli("run", "digits", *SMOKE, "--models", "crash-gan,bigan", "--plugin", plugin, "--out", "r")
+    assert code == 1
+    rows = {r["model"]: r for r in csv.DictReader(open("r/summary.csv"))}
+    assert rows["crash-gan"]["status"] == "failed" and rows["bigan"]["status"] == "ok"
+    assert "boom" in (tmp_path / "r/crash-gan/seed0/error.txt").read_text()
+
+
+def test_finished_runs_are_skipped_unless_forced(cli):
+    assert cli("run", "digits", *SMOKE, "--models", "bigan", "--out", "r")[0] == 0
+    first = open("r/bigan/seed0/metrics.json").read()
+    code, _, err = cli("run", "digits", *SMOKE, "--models", "bigan", "--out", "r")
+    assert code == 0 and "skipped" in err and open("r/bigan/seed0/metrics.json").read() == first
+    code, _, err = cli("run", "digits", *SMOKE, "--models", "bigan", "--out", "r", "--force")
+    assert code == 0 and "skipped" not in err
+    assert json.loads(open("r/bigan/seed0/metrics.json").read())["wall_seconds"] != json.loads(first)["wall_seconds"]
+
+
+@pytest.mark.parametrize("budget", ["smoke"])
+def test_toy2d_smoke(cli, budget):
+    code, _, err = cli("run", "toy2d", "--budget", budget, "--out", "r")
+    assert code == 0, err
+    row = next(csv.DictReader(open("r/summary.csv")))
+    assert row["status"] == "ok" and float(row["recon_mse"]) >= 0
