@@ -22,12 +22,14 @@ SCHEMA = {
     "dataset_options": FREE,
     "models": list,
     "seeds": list,
-    "arch": {"z_dim": int, "width": int},
+    "arch": {"z_dim": int, "width": int, "style": str},
     "model_options": FREE,
     "train": {"steps": int, "batch_size": int, "log_every": int, "checkpoint_every": int},
     "eval": {"probe_max_train": int, "eval_batch_size": int, "grid_size": int},
 }
+ARCH_STYLES = ("shared", "paper")
 DEFAULTS = {
+    "arch": {"style": "shared"},
     "dataset_options": {},
     "seeds": [0],
     "model_options": {},
@@ -144,6 +146,9 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
         raise ConfigError("No models to run: the config's 'models' list (or --models) is empty.")
     if not cfg["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in cfg["seeds"]):
         raise ConfigError(f"Seeds must be a non-empty list of integers, got {cfg['seeds']!r}.")
+    if cfg["arch"]["style"] not in ARCH_STYLES:
+        raise ConfigError(f"arch.style must be one of {', '.join(ARCH_STYLES)}, got {cfg['arch']['style']!r}: "
+                          "'shared' gives every method the same backbone, 'paper' each method its published one.")
     for k in ("steps", "batch_size", "log_every", "checkpoint_every"):
         if cfg["train"][k] <= 0:
             raise ConfigError(f"train.{k} must be positive, got {cfg['train'][k]}.")

@@ -21,7 +21,7 @@ from .train import train
 
 # What a folder of runs must agree on, and what one run must agree on to be resumed.
 FOLDER_KEYS = ("benchmark", "budget", "dataset", "dataset_options", "arch", "train", "eval")
-FIXED_MODEL_ARGS = ("data_shape", "total_steps")
+FIXED_MODEL_ARGS = ("data_shape", "total_steps", "arch")
 
 
 def _jsonable(obj):
@@ -47,7 +47,7 @@ def model_args(cfg, name, data):
     if clash:
         raise ConfigError(f"model_options.{name} may not set {', '.join(clash)}: the harness fixes them for every model.")
     args = {**models.options(name), "data_shape": list(data.shape), "z_dim": cfg["arch"]["z_dim"],
-            "width": cfg["arch"]["width"], "total_steps": cfg["train"]["steps"], **opts}
+            "width": cfg["arch"]["width"], "arch": cfg["arch"]["style"], "total_steps": cfg["train"]["steps"], **opts}
     return args
 
 

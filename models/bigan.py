@@ -23,6 +23,8 @@ BN uses running statistics at evaluation instead of recomputing them over 1000 b
 import torch
 import torch.nn.functional as F
 
+from benchmarks.errors import ConfigError
+
 from .base import BidirectionalGAN, adam, simultaneous_step
 from .blocks import Encoder, Generator, JointDiscriminator, init_normal
 from .registry import register
@@ -43,9 +45,11 @@ def half_then_exp_decay(total_steps, decay_start, final_factor):
 class BiGAN(BidirectionalGAN):
     prior = "uniform"
 
-    def __init__(self, *, data_shape, z_dim, width, total_steps, lr=2e-4, beta1=0.5, beta2=0.999,
+    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4, beta1=0.5, beta2=0.999,
                  weight_decay=2.5e-5, init_std=0.02, decay_start=0.5, final_lr_factor=0.01):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
+        if arch != "shared":
+            raise ConfigError("bigan: arch 'paper' (the released ImageNet 64x64 nets) is not available yet; use arch.style=shared.")
         self.G = Generator(data_shape, z_dim, width)
         self.E = Encoder(data_shape, z_dim, width, head_bias=False)
         self.D = JointDiscriminator(data_shape, z_dim, width)
