@@ -16,12 +16,15 @@ Faithful to the released Theano code (jeffdonahue/bigan), on the shared DCGAN-st
   N(0, 0.02) init. LR constant for the first half of training, then exponential decay to 1%
   over the second half (the paper's 200 + 200 epochs, expressed as a fraction of the budget).
 
-Readings of our own: the final D layer keeps a bias (the shared head), the generator is the
-shared DCGAN G without BiGAN's per-layer z re-injection (so all methods share one G), and
-BN uses running statistics at evaluation instead of recomputing them over 1000 batches.
+Readings of our own: with `arch: shared` (the default) the final D layer keeps a bias (the
+shared head) and the generator is the shared DCGAN G without BiGAN's per-layer z
+re-injection, so all methods share one G. `arch: paper` (64x64 only) builds the released
+ImageNet nets: AlexNet-to-conv5 E, deconvnet_64 G with z re-injected, convnet_64 D. BN uses
+running statistics at evaluation instead of recomputing them over 1000 batches.
 """
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from benchmarks.errors import ConfigError
 
@@ -48,11 +51,17 @@ class BiGAN(BidirectionalGAN):
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4, beta1=0.5, beta2=0.999,
                  weight_decay=2.5e-5, init_std=0.02, decay_start=0.5, final_lr_factor=0.01):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
-        if arch != "shared":
-            raise ConfigError("bigan: arch 'paper' (the released ImageNet 64x64 nets) is not available yet; use arch.style=shared.")
-        self.G = Generator(data_shape, z_dim, width)
-        self.E = Encoder(data_shape, z_dim, width, head_bias=False)
-        self.D = JointDiscriminator(data_shape, z_dim, width)
+        if arch == "paper":
+            if tuple(data_shape[1:]) != (64, 64):
+                raise ConfigError(f"bigan: arch 'paper' is the released 64x64 ImageNet architecture; the data are "
+                                  f"{tuple(data_shape)}. Use arch.style=shared at other resolutions.")
+            self.G = PaperGenerator(data_shape[0], z_dim)
+            self.E = PaperEncoder(data_shape[0], z_dim)
+            self.D = JointDiscriminator(data_shape, z_dim, 64, head_bias=False, bias=False, kernel=5)
+        else:
+            self.G = Generator(data_shape, z_dim, width)
+            self.E = Encoder(data_shape, z_dim, width, head_bias=False)
+            self.D = JointDiscriminator(data_shape, z_dim, width)
         for net in (self.G, self.E, self.D):
             init_normal(net, init_std, zmap_std=lambda layer: init_std * _ksize(layer) ** 2)
         betas = (beta1, beta2)
@@ -84,3 +93,50 @@ class BiGAN(BidirectionalGAN):
 
 def _ksize(layer):
     return layer.kernel_size[0] if hasattr(layer, "kernel_size") else 1
+
+
+# --- arch: paper, the released 64x64 ImageNet nets (train_imagenet.sh, net.py) -------------
+# D is convnet_64 (the shared Trunk with 5x5 bias-free convs, widths 64..512, z added from the
+# second layer on, bias-free FC 1 head). Convs have no bias: BN supplies it.
+
+
+class PaperEncoder(nn.Module):
+    """alexnet_group_padpool through conv5: 64 -> 16 -> 8 -> 8 -> 4 -> 4, then FC to z (no bias)."""
+
+    def __init__(self, channels, z_dim):
+        super().__init__()
+        act = nn.LeakyReLU(0.2)
+
+        def block(cin, cout, k, groups=1, stride=1):
+            return [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), act]
+
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, 96, 11, 4, 5), act, nn.MaxPool2d(3, 2, 1),
+            *block(96, 256, 5, groups=2), nn.MaxPool2d(3, 2, 1),
+            *block(256, 384, 3), *block(384, 384, 3, groups=2), *block(384, 256, 3, groups=2),
+            nn.Flatten())
+        self.head = nn.Linear(256 * 16, z_dim, bias=False)
+
+    def forward(self, x):
+        return self.head(self.net(x))
+
+
+class PaperGenerator(nn.Module):
+    """deconvnet_64: FC 8192 -> 512x4x4, three 5x5 stride-2 deconvs with z added as a bias
+    before each BN (the same `cond` mechanism as D), a last deconv, then 2*sigmoid-1."""
+
+    def __init__(self, channels, z_dim):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(z_dim, 512 * 16, bias=False), nn.BatchNorm1d(512 * 16), nn.ReLU())
+        chans = [512, 256, 128, 64]
+        self.layers = nn.ModuleList(nn.ConvTranspose2d(a, b, 5, 2, 2, output_padding=1, bias=False)
+                                    for a, b in zip(chans, chans[1:]))
+        self.zmaps = nn.ModuleList(nn.Linear(z_dim, b, bias=False) for b in chans[1:])
+        self.norms = nn.ModuleList(nn.BatchNorm2d(b) for b in chans[1:])
+        self.out = nn.ConvTranspose2d(64, channels, 5, 2, 2, output_padding=1, bias=False)
+
+    def forward(self, z):
+        h = self.fc(z).view(-1, 512, 4, 4)
+        for layer, zmap, bn in zip(self.layers, self.zmaps, self.norms):
+            h = torch.relu(bn(layer(h) + zmap(z)[:, :, None, None]))
+        return 2 * torch.sigmoid(self.out(h)) - 1

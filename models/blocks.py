@@ -28,7 +28,7 @@ class Trunk(nn.Module):
     after the first, before BN and the non-linearity (BiGAN's way of feeding z to D).
     `dropout` applies to the input of every layer (ALI's placement)."""
 
-    def __init__(self, data_shape, width, *, z_dim=None, dropout=0.0, norm=True, bias=True, slope=0.2):
+    def __init__(self, data_shape, width, *, z_dim=None, dropout=0.0, norm=True, bias=True, slope=0.2, kernel=4):
         super().__init__()
         self.points = len(data_shape) == 1
         n = n_stages(data_shape)
@@ -39,7 +39,7 @@ class Trunk(nn.Module):
             if self.points:
                 self.layers.append(nn.Linear(in_ch, ch, bias=bias))
             else:
-                self.layers.append(nn.Conv2d(in_ch, ch, 4, 2, 1, bias=bias))
+                self.layers.append(nn.Conv2d(in_ch, ch, kernel, 2, (kernel - 1) // 2, bias=bias))
             use_norm = norm and i > 0
             bn = (nn.BatchNorm1d if self.points else nn.BatchNorm2d)(ch)
             self.norms.append(bn if use_norm else nn.Identity())
@@ -114,9 +114,9 @@ class Generator(nn.Module):
 class JointDiscriminator(nn.Module):
     """D(x, z) -> logit (B,): the shared x-trunk with z added at every layer after the first."""
 
-    def __init__(self, data_shape, z_dim, width, *, dropout=0.0, head_bias=True):
+    def __init__(self, data_shape, z_dim, width, *, head_bias=True, **trunk_options):
         super().__init__()
-        self.trunk = Trunk(data_shape, width, z_dim=z_dim, dropout=dropout)
+        self.trunk = Trunk(data_shape, width, z_dim=z_dim, **trunk_options)
         self.head = nn.Linear(self.trunk.out_dim, 1, bias=head_bias)
 
     def forward(self, x, z):
@@ -136,7 +136,7 @@ def init_normal(module, std, zmap_std=None):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     for m in module.modules():  # second pass, so the generic init above does not overwrite it
-        if isinstance(m, Trunk) and zmap_std is not None:
+        if hasattr(m, "zmaps") and zmap_std is not None:  # Trunk, or a model net with the same z maps
             for layer, zmap in zip(m.layers, m.zmaps):
                 if zmap is not None:
                     nn.init.normal_(zmap.weight, 0.0, zmap_std(layer))

@@ -73,3 +73,18 @@ def test_lr_decays_in_second_half():
         m.train_step(x, step)
     assert lrs[:6] == [2e-4] * 6 and lrs[6] < 2e-4 and lrs[-1] >= 2e-6 * 0.99
     assert m.optimizers["d"].param_groups[1]["weight_decay"] == 0.0  # no decay on BN gains and biases
+
+
+def test_paper_architecture_at_64px():
+    import pytest
+
+    from benchmarks.errors import ConfigError
+
+    m = models.build("bigan", data_shape=(3, 64, 64), z_dim=16, width=8, total_steps=10, arch="paper")
+    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    out = m.train_step(x, 0)
+    assert all(math.isfinite(v) for v in out.values())
+    assert m.decode(m.sample_latent(2)).shape == (2, 3, 64, 64) and m.encode(x).shape == (4, 16)
+    assert m.G.zmaps[0].weight.std() > 0.3  # z maps initialised at 0.02 * 5^2, as released
+    with pytest.raises(ConfigError, match="64x64"):
+        models.build("bigan", **{**KW, "arch": "paper"})
