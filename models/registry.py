@@ -1,6 +1,7 @@
 """Name-keyed model registry, extended from outside (a plugin file registers itself)."""
 import difflib
 import inspect
+from pathlib import Path
 
 from benchmarks.errors import ConfigError
 
@@ -13,13 +14,21 @@ def register(name):
         raise ValueError(f"model name must be a non-empty string without surrounding spaces, got {name!r}")
 
     def deco(cls):
-        if name in _MODELS and _MODELS[name] is not cls:
+        if name in _MODELS and _MODELS[name] is not cls and not _same_source(_MODELS[name], cls):
             raise ValueError(f"model {name!r} is already registered (by {_MODELS[name].__module__}); pick another name")
         _MODELS[name] = cls
         cls.registry_name = name
         return cls
 
     return deco
+
+
+def _same_source(a, b):
+    """The same class loaded twice (a built-in file also passed as --plugin) is not a clash."""
+    try:
+        return a.__qualname__ == b.__qualname__ and Path(inspect.getfile(a)).resolve() == Path(inspect.getfile(b)).resolve()
+    except TypeError:
+        return False
 
 
 def available():

@@ -83,3 +83,13 @@ def test_state_dict_round_trip():
     assert torch.equal(a.encode(x), b.encode(x))
     assert torch.equal(a.decode(z), b.decode(z))
     assert a.optimizers["d"].state_dict()["state"].keys() == b.optimizers["d"].state_dict()["state"].keys()
+
+
+def test_builtin_file_passed_as_plugin_is_not_a_clash(cli):
+    from pathlib import Path
+
+    import models.bigan_qp
+
+    code, out, err = cli("list-models", "--plugin", Path(models.bigan_qp.__file__))
+    assert code == 0, err
+    assert models.get("bigan-qp-simple") is models.bigan_qp.BiGANQPSimple  # the first registration stays
