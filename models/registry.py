@@ -14,10 +14,12 @@ def register(name):
         raise ValueError(f"model name must be a non-empty string without surrounding spaces, got {name!r}")
 
     def deco(cls):
-        if name in _MODELS and _MODELS[name] is not cls and not _same_source(_MODELS[name], cls):
+        cls.registry_name = name
+        if name in _MODELS and _MODELS[name] is not cls:
+            if _same_source(_MODELS[name], cls):
+                return cls  # the first registration stays
             raise ValueError(f"model {name!r} is already registered (by {_MODELS[name].__module__}); pick another name")
         _MODELS[name] = cls
-        cls.registry_name = name
         return cls
 
     return deco
