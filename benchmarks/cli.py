@@ -38,8 +38,9 @@ def build_parser():
                    help="override one config value, e.g. --set train.steps=200 (repeatable)")
     r.add_argument("--force", action="store_true", help="retrain runs that already finished")
 
-    rep = sub.add_parser("report", help="write summary tables for a results folder")
-    rep.add_argument("dir", type=Path)
+    rep = sub.add_parser("report", help="write tables for a results folder (several folders: merged)")
+    rep.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
+    rep.add_argument("--out", type=Path, help="where the merged tables go (default: the first DIR)")
     return p
 
 
@@ -68,9 +69,14 @@ def cmd_run(args):
 
 
 def cmd_report(args):
-    from .report import write_summary
+    from .report import write_report
 
-    print(write_summary(args.dir))
+    missing = [str(d) for d in args.dirs if not d.is_dir()]
+    if missing:
+        raise UserError(f"Results folder {', '.join(missing)} does not exist; `python -m benchmarks run` writes one.")
+    out = args.out or args.dirs[0]
+    out.mkdir(parents=True, exist_ok=True)
+    print(write_report(out, [d for d in args.dirs if d != out]))
     return 0
 
 

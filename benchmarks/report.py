@@ -1,7 +1,11 @@
-"""Summaries of a results folder: one row per (model, seed), and mean +- std per model.
+"""Tables from results folders: per run (summary.*) and per model, mean ± std over seeds (table.*).
 
-Reads only the run folders' metrics.json, so it works on any folder, finished or not."""
+Reads only what runs wrote (metrics.json, config.json, benchmark.json), so it works on any
+folder, finished or partial, and on several folders at once (shards of one benchmark).
+"""
+import datetime
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -9,72 +13,173 @@ import pandas as pd
 from .errors import UserError
 from .io import atomic_write_text
 
-COLUMNS = ["model", "seed", "status", "g_steps", "d_steps", "images_seen", "train_seconds",
-           "params_g", "params_e", "params_d", "recon_mse", "probe_acc"]
-# direction of "better" for the metric columns, shown in the per-model table's header
-BETTER = {"recon_mse": "↓", "probe_acc": "↑"}
+RUN_COLUMNS = ["model", "seed", "status", "g_steps", "d_steps", "images_seen", "train_seconds",
+               "params_g", "params_e", "params_d", "recon_mse", "probe_acc"]
+BUDGET = ["g_steps", "d_steps", "images_seen", "train_seconds", "params_g", "params_e", "params_d"]
+NOT_METRICS = set(BUDGET) | {"model", "seed", "status", "error", "metric_seconds", "wall_seconds", "protocol",
+                             "diverged_at", "diverged_on", "folder"}
+# Which way is better, by column name or prefix. A metric column not listed gets no arrow and no bold.
+HIGHER = ("probe_", "knn_", "semantic_recon", "cs_", "is_", "modes_covered", "high_quality")
+LOWER = ("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kid_", "kl_modes")
 
 
-def collect(out_dir):
+def direction(col):
+    if col.startswith(HIGHER) or col in HIGHER:
+        return "↑"
+    if col.startswith(LOWER) or col in LOWER:
+        return "↓"
+    return None
+
+
+def collect(dirs):
     rows = []
-    for path in sorted(Path(out_dir).glob("*/seed*/metrics.json")):
-        try:
-            rows.append(json.loads(path.read_text()))
-        except ValueError:
-            rows.append({"model": path.parent.parent.name, "seed": path.parent.name[4:], "status": "unreadable"})
+    for d in dirs:
+        for path in sorted(Path(d).glob("*/seed*/metrics.json")):
+            try:
+                row = json.loads(path.read_text())
+            except ValueError:
+                row = {"model": path.parent.parent.name, "seed": path.parent.name[4:], "status": "unreadable"}
+            rows.append({**row, "folder": str(d)})
     df = pd.DataFrame(rows)
-    for c in COLUMNS:
+    for c in RUN_COLUMNS:
         if c not in df:
             df[c] = pd.NA
-    extra = sorted(c for c in df.columns if c not in COLUMNS and c not in ("metric_seconds", "error"))
-    return df[COLUMNS + extra]
+    return df
 
 
-def _fmt(v):
-    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+def metric_columns(df):
+    cols = [c for c in df.columns if c not in NOT_METRICS and direction(c)]
+    known = [c for c in RUN_COLUMNS if c in cols]
+    return known + sorted(c for c in cols if c not in known)
 
 
-def markdown(df):
-    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
-    return head + "".join("| " + " | ".join(_fmt(v) for v in row) + " |\n" for row in df.itertuples(index=False))
-
-
-def per_model(df):
-    """mean ± std over the seeds that finished, with run counts so failures stay visible."""
-    out = []
-    for name, g in df.groupby("model", sort=False):
+def aggregate(df):
+    """One row per model: run counts, mean budget spent, and (mean, std, n) per metric over ok runs."""
+    metrics, out = metric_columns(df), []
+    for name, g in df.groupby("model", sort=True):
         ok = g[g["status"] == "ok"]
         row = {"model": name, "runs": len(g), "ok": len(ok), "diverged": int((g["status"] == "diverged").sum()),
                "failed": int((~g["status"].isin(["ok", "diverged"])).sum())}
-        for col, arrow in BETTER.items():
-            vals = pd.to_numeric(ok[col], errors="coerce").dropna()
-            row[f"{col} {arrow}"] = "" if vals.empty else (
-                f"{vals.mean():.4g} ± {vals.std(ddof=1):.2g}" if len(vals) > 1 else f"{vals.mean():.4g}")
+        for c in BUDGET:
+            vals = pd.to_numeric(g[c], errors="coerce").dropna()
+            row[c] = vals.mean() if len(vals) else math.nan
+        for c in metrics:
+            vals = pd.to_numeric(ok[c], errors="coerce").dropna()
+            row[c] = (vals.mean() if len(vals) else math.nan, vals.std(ddof=1) if len(vals) > 1 else math.nan, len(vals))
         out.append(row)
-    return pd.DataFrame(out)
+    return out, metrics
 
 
-def write_summary(out_dir):
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise UserError(f"Results folder {out_dir} does not exist; `python -m benchmarks run` writes one.")
-    df = collect(out_dir)
-    if df.empty:
-        raise UserError(f"{out_dir} holds no runs (no <model>/seed<k>/metrics.json); nothing to summarise.")
-    df = df.sort_values(["model", "seed"], key=lambda s: s.astype(str), kind="stable")
-    atomic_write_text(out_dir / "summary.csv", df.to_csv(index=False))
-    bench = out_dir / "benchmark.json"
-    header = ""
-    if bench.exists():
+def _num(v, digits=4):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float) and v.is_integer() and abs(v) >= 1000:
+        return f"{int(v)}"
+    return f"{v:.{digits}g}"
+
+
+def _best(rows, metrics):
+    best = {}
+    for c in metrics:
+        means = [r[c][0] for r in rows if not math.isnan(r[c][0])]
+        if means:
+            best[c] = max(means) if direction(c) == "↑" else min(means)
+    return best
+
+
+def _cells(rows, metrics, bold):
+    """Formatted cells per row; `bold` wraps the best mean of each metric column."""
+    best = _best(rows, metrics)
+    table = []
+    for r in rows:
+        cells = [r["model"], str(r["runs"]), str(r["ok"]), str(r["diverged"]), str(r["failed"])]
+        cells += [_num(r[c], 5 if c == "train_seconds" else 6) for c in BUDGET]
+        for c in metrics:
+            mean, std, n = r[c]
+            text = _num(mean) + (f" ± {_num(std, 2)}" if not math.isnan(std) else "")
+            cells.append(bold(text) if text and c in best and mean == best[c] else text)
+        table.append(cells)
+    return table
+
+
+def headers(metrics):
+    return ["model", "runs", "ok", "diverged", "failed"] + BUDGET + [f"{c} {direction(c)}" for c in metrics]
+
+
+def markdown_table(head, rows):
+    return "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n" + "".join(
+        "| " + " | ".join(r) + " |\n" for r in rows)
+
+
+def latex_table(head, rows):
+    esc = lambda s: s.replace("_", r"\_").replace("±", r"$\pm$").replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$")  # noqa: E731
+    lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule", " & ".join(map(esc, head)) + r" \\",
+             r"\midrule"] + [" & ".join(map(esc, r)) + r" \\" for r in rows] + [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def protocol(dirs, df):
+    """What every number in the table depends on, as markdown bullet lines."""
+    lines = []
+    for d in dirs:
+        bench = Path(d) / "benchmark.json"
+        if not bench.exists():
+            continue
         c = json.loads(bench.read_text())["config"]
-        header = (f"Benchmark `{c['benchmark']}`, budget `{c['budget']}`: dataset `{c['dataset']}`, "
-                  f"{c['train']['steps']} G/E steps at batch {c['train']['batch_size']}, "
-                  f"z_dim {c['arch']['z_dim']}, width {c['arch']['width']}. recon_mse: per-pixel MSE of G(E(x)) on "
-                  "the test split, pixels in [0, 1]. probe_acc: logistic regression on E(x), fit on train, test accuracy.\n\n")
-    text = f"# Summary of {out_dir.name}\n\n{header}## Per model (mean ± std over seeds)\n\n{markdown(per_model(df))}\n## Per run\n\n{markdown(df)}"
-    atomic_write_text(out_dir / "summary.md", text)
+        runs = sorted(Path(d).glob("*/seed*/config.json"))
+        rec = json.loads(runs[0].read_text()) if runs else {}
+        meta = rec.get("dataset_meta", {})
+        lines += [
+            f"- benchmark `{c['benchmark']}`, budget `{c['budget']}` ({d})",
+            f"- dataset `{c['dataset']}` {json.dumps(c['dataset_options']) if c['dataset_options'] else ''}: "
+            f"split sizes {json.dumps(meta.get('split_sizes'))}, size {meta.get('size')} px"
+            + (f", crop {meta['crop']} (box {meta.get('crop_box')}, {meta.get('resize_filter')})" if meta.get("crop") else "")
+            + (f", source hash {json.dumps(meta['source_hash'])}" if meta.get("source_hash") else ""),
+            f"- training: {c['train']['steps']} G/E steps at batch {c['train']['batch_size']}, "
+            f"arch `{c['arch'].get('style', 'shared')}` z_dim {c['arch']['z_dim']} width {c['arch']['width']}; "
+            f"seeds {sorted(set(int(s) for s in df['seed'].dropna()))}",
+            f"- evaluation: {json.dumps(c['eval'])}",
+        ]
+        if rec:
+            lines += [f"- device {json.dumps(rec.get('runtime'))}; versions {json.dumps(rec.get('versions'))}",
+                      f"- command: `{rec.get('command')}`" + (f", started {rec['started']}" if rec.get("started") else "")]
+    notes = {}
+    for p in df.get("protocol", pd.Series(dtype=object)).dropna():
+        if isinstance(p, dict):
+            notes.update(p)
+    lines += [f"- `{k}`: {v}" for k, v in sorted(notes.items())]
+    return "\n".join(lines)
+
+
+def write_report(out_dir, extra_dirs=()):
+    """Write summary.{csv,md} (per run) and table.{md,csv,tex} (per model) into `out_dir`."""
+    dirs = [Path(out_dir), *map(Path, extra_dirs)]
+    for d in dirs:
+        if not d.is_dir():
+            raise UserError(f"Results folder {d} does not exist; `python -m benchmarks run` writes one.")
+    df = collect(dirs)
+    if df.empty:
+        raise UserError(f"{', '.join(map(str, dirs))} hold(s) no runs (no <model>/seed<k>/metrics.json); nothing to report.")
+    df = df.sort_values(["model", "seed"], key=lambda s: s.astype(str), kind="stable")
+    out = Path(out_dir)
+    metrics = metric_columns(df)
+    per_run = df[RUN_COLUMNS + [c for c in metrics if c not in RUN_COLUMNS]]
+    atomic_write_text(out / "summary.csv", per_run.to_csv(index=False))
+
+    rows, metrics = aggregate(df)
+    head = headers(metrics)
+    flat = pd.DataFrame([{**{k: r[k] for k in ("model", "runs", "ok", "diverged", "failed", *BUDGET)},
+                          **{f"{c}_{s}": r[c][i] for c in metrics for i, s in enumerate(("mean", "std", "n"))}}
+                         for r in rows])
+    atomic_write_text(out / "table.csv", flat.to_csv(index=False))
+    atomic_write_text(out / "table.tex", latex_table(head, _cells(rows, metrics, lambda t: rf"\textbf{{{t}}}")))
+    md_table = markdown_table(head, _cells(rows, metrics, lambda t: f"**{t}**"))
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = (f"# {out.name}\n\nMean ± std over the seeds that finished (`ok`); diverged and failed runs are counted, "
+            f"not averaged. Best mean per metric in bold; ↑ higher is better, ↓ lower is better. Budget columns "
+            f"are means over all runs. Table written {when}.\n\n{md_table}\n## Protocol\n\n{protocol(dirs, df)}\n")
+    atomic_write_text(out / "table.md", text)
+    per_run_md = markdown_table(list(per_run.columns), [[_num(v) if isinstance(v, float) else ("" if v is pd.NA or v is None else str(v))
+                                                          for v in row] for row in per_run.itertuples(index=False)])
+    atomic_write_text(out / "summary.md", f"# {out.name}: every run\n\n{per_run_md}")
     return text

@@ -89,7 +89,8 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command):
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cfg_path, {"config": ident, "dataset_meta": data.meta, "runtime": runtime.describe(),
-                                 "versions": versions(), "command": command})
+                                 "versions": versions(), "command": command,
+                                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
 
     runtime.seed_everything(seed)
     model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])}).to(runtime.device)
@@ -134,7 +135,7 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False):
             detail = f" at step {row.get('diverged_at')}" if row["status"] == "diverged" else ""
             print(f"[{name} seed {seed}] {how if how == 'skipped' else row['status']}{detail}", file=sys.stderr)
             failed += row["status"] == "failed"
-    table = report.write_summary(out_dir)
+    table = report.write_report(out_dir)
     print(table)
     print(f"\nResults: {out_dir}")
     return 1 if failed else 0

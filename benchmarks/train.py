@@ -105,7 +105,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc=""):
     log = LossLog(run_dir / "losses.csv", start)
 
     def spent(step):
-        return {"g_steps": step, "d_steps": step * model.d_steps_per_step,
+        return {"g_steps": step, "d_steps": model.d_updates(step),
                 "images_seen": step * per_step, "train_seconds": round(elapsed, 3)}
 
     def checkpoint(step):

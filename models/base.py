@@ -51,6 +51,10 @@ class BidirectionalGAN(nn.Module):
     def decode(self, z):
         return self.G(z)
 
+    def d_updates(self, g_steps):
+        """D updates made in the first `g_steps` steps; override when the ratio changes over training."""
+        return g_steps * self.d_steps_per_step
+
     def param_counts(self):
         return {"g": count_params(self.G), "e": count_params(self.E), "d": count_params(self.D)}
 
