@@ -36,6 +36,8 @@ def build_parser():
     r.add_argument("--data-root", help="folder holding the dataset files (else $BIGAN_BENCH_DATA / $CELEBA_ROOT)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.steps=200 (repeatable)")
+    r.add_argument("--fid-weights", help="torch-fidelity's InceptionV3 weights file (else $BIGAN_BENCH_FID_WEIGHTS, "
+                   "the torch hub cache, a download when online)")
     r.add_argument("--force", action="store_true", help="retrain runs that already finished")
 
     rep = sub.add_parser("report", help="write tables for a results folder (several folders: merged)")
@@ -65,7 +67,7 @@ def cmd_run(args):
     check_models(cfg)
     data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
     out = args.out or Path("results") / f"{cfg['benchmark']}-{cfg['budget']}"
-    return run_benchmark(cfg, data, runtime, out, force=args.force)
+    return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights)
 
 
 def cmd_report(args):

@@ -25,7 +25,8 @@ SCHEMA = {
     "arch": {"z_dim": int, "width": int, "style": str},
     "model_options": FREE,
     "train": {"steps": int, "batch_size": int, "log_every": int, "checkpoint_every": int},
-    "eval": {"probe_max_train": int, "eval_batch_size": int, "grid_size": int},
+    "eval": {"probe_max_train": int, "eval_batch_size": int, "grid_size": int, "gen_samples": int,
+             "inception_samples": int},
 }
 ARCH_STYLES = ("shared", "paper")
 DEFAULTS = {
@@ -34,7 +35,8 @@ DEFAULTS = {
     "seeds": [0],
     "model_options": {},
     "train": {"log_every": 25, "checkpoint_every": 1000},
-    "eval": {"probe_max_train": 20000, "eval_batch_size": 500, "grid_size": 64},
+    "eval": {"probe_max_train": 20000, "eval_batch_size": 500, "grid_size": 64, "gen_samples": 2000,
+             "inception_samples": 0},
 }
 
 

@@ -14,7 +14,7 @@ import models
 
 from . import report
 from .errors import ConfigError, UserError
-from .evaluate import evaluate
+from .evaluate import Evaluator
 from .io import atomic_write_json, atomic_write_text
 from .runtime import versions
 from .train import train
@@ -70,7 +70,7 @@ def check_folder(cfg, out_dir):
     atomic_write_json(path, {"config": ident})
 
 
-def run_one(name, seed, cfg, data, runtime, out_dir, force, command):
+def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator):
     run_dir = out_dir / name / f"seed{seed}"
     args = model_args(cfg, name, data)
     ident = _jsonable({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, "model_args": args, "seed": seed})
@@ -84,7 +84,9 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command):
                 "Use another --out, or --force to retrain it from scratch."
             )
         if metrics_path.exists():
-            return json.loads(metrics_path.read_text()), "skipped"
+            row = json.loads(metrics_path.read_text())
+            if row.get("status") in ("ok", "diverged"):  # a failed run is retried, from its checkpoint
+                return row, "skipped"
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,7 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command):
     try:
         row.update(train(model, data.train.x, cfg, run_dir, runtime, seed, desc=f"{name} s{seed}"))
         if row["status"] == "ok":
-            row.update(evaluate(model, data, cfg, runtime, run_dir, seed))
+            row.update(evaluator().evaluate(model, run_dir, seed))
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 - a crashing model is a result to record, not a reason to stop
@@ -122,16 +124,23 @@ def check_models(cfg):
                               f"{', '.join(sorted(models.options(name)))}.")
 
 
-def run_benchmark(cfg, data, runtime, out_dir, force=False):
+def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None):
     """Run the (model x seed) matrix; returns the exit code (1 when a run crashed)."""
     check_models(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_folder(cfg, out_dir)
     command = " ".join(["python -m benchmarks"] + sys.argv[1:]) if sys.argv[0].endswith("__main__.py") else " ".join(sys.argv)
+    built = []
+
+    def evaluator():  # built on first use: a benchmark whose runs are all finished needs none
+        if not built:
+            built.append(Evaluator(data, cfg, runtime, fid_weights))
+        return built[0]
+
     failed = 0
     for name in cfg["models"]:
         for seed in cfg["seeds"]:
-            row, how = run_one(name, seed, cfg, data, runtime, out_dir, force, command)
+            row, how = run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator)
             detail = f" at step {row.get('diverged_at')}" if row["status"] == "diverged" else ""
             print(f"[{name} seed {seed}] {how if how == 'skipped' else row['status']}{detail}", file=sys.stderr)
             failed += row["status"] == "failed"

@@ -1,5 +1,21 @@
-"""Metrics as plain functions on tensors, usable outside the harness."""
-from .probe import linear_probe
-from .reconstruction import reconstruction_mse
+"""Metrics as plain functions on tensors, usable outside the harness.
 
-__all__ = ["linear_probe", "reconstruction_mse"]
+One module per family: frechet (FD, IS, KID formulas on features), inception (the standard
+TF-ported InceptionV3 back end and cached reference statistics), domain (an offline per-dataset
+classifier back end: fd_<dataset>, cs_<dataset>), probe (logistic regression), knn, modes (2-D
+mixture coverage), reconstruction (x and z cycles, label agreement).
+"""
+from .domain import DomainClassifier, classifier_score, get_domain_classifier
+from .frechet import feature_stats, frechet_distance, frechet_from_stats, inception_score, kernel_distance
+from .inception import inception_features, load_inception, reference_stats, resolve_inception_weights, to_uint8
+from .knn import knn_accuracy
+from .modes import mode_coverage
+from .probe import linear_probe
+from .reconstruction import label_agreement, latent_cycle_mse, reconstruction_mse
+
+__all__ = [
+    "DomainClassifier", "classifier_score", "feature_stats", "frechet_distance", "frechet_from_stats",
+    "get_domain_classifier", "inception_features", "inception_score", "kernel_distance", "knn_accuracy",
+    "label_agreement", "latent_cycle_mse", "linear_probe", "load_inception", "mode_coverage",
+    "reconstruction_mse", "reference_stats", "resolve_inception_weights", "to_uint8",
+]

@@ -1,27 +1,182 @@
-"""Linear probe: how linearly decodable the labels are from a representation."""
+"""Linear probe: how linearly decodable the labels are from a representation.
+
+Protocol (anchors §4.4-4.5): features standardised with a scaler fit on train; L2-regularised
+logistic regression; C chosen on a validation slice held out of train (never on test); refit on
+all of train with that C; scored once on test. Two back ends minimise the same objective,
+    sum_i logloss_i + 1/(2C) ||W||^2      (intercept unpenalised),
+multinomial softmax for a multi-class y (N,), one sigmoid per task for a multi-label y (N, K):
+- "sklearn": LogisticRegression(lbfgs) per task (the CPU default);
+- "torch": full-batch L-BFGS, float64, all K binary tasks fit at once as one (d, K) weight
+  matrix (used when `device` is CUDA, or with backend="torch").
+"""
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
+from sklearn.model_selection import train_test_split
+
+DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 2, 7))  # 1e-4 .. 1e2, anchors §4.5
 
 
 def _np(t):
-    return t.detach().cpu().double().numpy() if hasattr(t, "detach") else np.asarray(t, dtype=np.float64)
+    return t.detach().cpu().numpy() if torch.is_tensor(t) else np.asarray(t)
 
 
-def linear_probe(train_x, train_y, test_x, test_y, *, C=1.0, max_iter=2000):
-    """Multinomial logistic regression on standardised features, fit on train, scored on test.
+def _standardise(train, *others):
+    """z-score with train's mean and population std (StandardScaler); constant columns -> scale 1."""
+    mean, std = train.mean(0), train.std(0)
+    std = np.where(std > 0, std, 1.0)
+    return [(a - mean) / std for a in (train, *others)]
 
-    `train_y` of shape (N,) is one multi-class task; of shape (N, K) it is K binary tasks
-    (e.g. CelebA attributes), scored by their mean accuracy. Returns {"accuracy": float}."""
-    scaler = StandardScaler().fit(_np(train_x))
-    ftr, fte = scaler.transform(_np(train_x)), scaler.transform(_np(test_x))
-    ytr, yte = np.asarray(_np(train_y), dtype=np.int64), np.asarray(_np(test_y), dtype=np.int64)
-    tasks = [(ytr, yte)] if ytr.ndim == 1 else [(ytr[:, k], yte[:, k]) for k in range(ytr.shape[1])]
-    accs = []
-    for a, b in tasks:
-        if len(np.unique(a)) < 2:  # a constant label: the probe can only predict it
-            accs.append(float(np.mean(b == a[0])))
+
+def _split_val(y, val_fraction, seed):
+    """Indices (fit, val). Stratified for a multi-class y when every class has >= 2 members and
+    the slice can hold one of each; otherwise (multi-label, rare classes) a seeded random split."""
+    idx = np.arange(len(y))
+    n_val = max(1, int(round(val_fraction * len(y))))
+    stratify = None
+    if y.ndim == 1:
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2 and len(counts) <= min(n_val, len(y) - n_val):
+            stratify = y
+    return train_test_split(idx, test_size=n_val, random_state=seed, stratify=stratify)
+
+
+# --- back ends: fit on (x, y) with one C, return predictions for each array in `evals` ---------
+
+def _fit_sklearn(x, y, C, evals, max_iter):
+    tasks = [y] if y.ndim == 1 else list(y.T)
+    preds = [[] for _ in evals]
+    for t in tasks:
+        classes = np.unique(t)
+        if len(classes) < 2:  # a constant label: the only prediction there is
+            for p, e in zip(preds, evals):
+                p.append(np.full(len(e), classes[0]))
             continue
-        clf = LogisticRegression(C=C, max_iter=max_iter).fit(ftr, a)
-        accs.append(float(clf.score(fte, b)))
-    return {"accuracy": float(np.mean(accs))}
+        clf = LogisticRegression(C=C, max_iter=max_iter).fit(x, t)
+        for p, e in zip(preds, evals):
+            p.append(clf.predict(e))
+    return [p[0] if y.ndim == 1 else np.stack(p, 1) for p in preds]
+
+
+def _lbfgs(loss_fn, params, max_iter):
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, history_size=20,
+                            tolerance_grad=1e-6, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
+def _fit_torch(x, y, C, evals, max_iter, device, init=None):
+    """Same objective as sklearn, divided by N (same minimiser, better-scaled for L-BFGS).
+    Constant tasks (one class in train) are left out of the fit, as on the sklearn path: their
+    optimum is at an infinite bias, which would only burn iterations; they predict the constant."""
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    xt = torch.as_tensor(x, dtype=torch.float64, device=dev)
+    n, d = xt.shape
+    if y.ndim == 1:
+        classes, yi = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            return [np.full(len(e), classes[0]) for e in evals], None
+        k, target = len(classes), torch.as_tensor(yi, device=dev)
+        data_loss = lambda logits: torch.nn.functional.cross_entropy(logits, target, reduction="sum")
+    else:
+        fitted = y.min(0) != y.max(0)
+        k = int(fitted.sum())
+        target = torch.as_tensor(y[:, fitted], dtype=torch.float64, device=dev)
+        data_loss = lambda logits: torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, target, reduction="sum")
+    if init is not None:  # warm start from the previous C of the path (same shapes)
+        w, b = (t.detach().clone().requires_grad_(True) for t in init)
+    else:
+        w = torch.zeros(d, k, dtype=torch.float64, device=dev, requires_grad=True)
+        b = torch.zeros(k, dtype=torch.float64, device=dev, requires_grad=True)
+    if k:
+        _lbfgs(lambda: (data_loss(xt @ w + b) + (w * w).sum() / (2 * C)) / n, [w, b], max_iter)
+    preds = []
+    with torch.no_grad():
+        for e in evals:
+            logits = torch.as_tensor(e, dtype=torch.float64, device=dev) @ w + b
+            if y.ndim == 1:
+                preds.append(classes[logits.argmax(1).cpu().numpy()])
+            else:
+                p = np.repeat(y[:1], len(e), 0)  # constant tasks keep their one value
+                p[:, fitted] = (logits > 0).long().cpu().numpy()
+                preds.append(p)
+    return preds, (w, b)
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+def _accuracy(y, p):
+    return float(np.mean(y == p)) if y.ndim == 1 else float(np.mean(np.mean(y == p, 0)))
+
+
+def _balanced(y, p):
+    """Mean recall over the classes present in y; per task for a 2-D y, then averaged."""
+    if y.ndim == 2:
+        return float(np.mean([_balanced(y[:, j], p[:, j]) for j in range(y.shape[1])]))
+    return float(np.mean([np.mean(p[y == c] == c) for c in np.unique(y)]))
+
+
+def _majority(y_train, y_test):
+    if y_train.ndim == 2:
+        return float(np.mean([_majority(y_train[:, j], y_test[:, j]) for j in range(y_train.shape[1])]))
+    values, counts = np.unique(y_train, return_counts=True)
+    return float(np.mean(y_test == values[counts.argmax()]))  # ties: the smallest label
+
+
+def linear_probe(train_x, train_y, test_x, test_y, *, val_fraction=0.1, Cs=DEFAULT_CS, seed=0,
+                 device=None, backend=None, C=None, val=None, max_iter=1000):
+    """Logistic-regression probe. Returns {"accuracy", "balanced_accuracy", "majority_accuracy",
+    "C", "val_accuracy" ({C: accuracy on the validation slice}), "backend"}.
+
+    y of shape (N,): one multi-class task. y of shape (N, K) in {0, 1}: K binary tasks; the metrics
+    are means over tasks and ONE C is shared by all tasks, chosen by mean validation accuracy
+    (one path of fits instead of K). C selection: the validation slice is `val_fraction` of train
+    (stratified where possible, seeded by `seed`), or `val=(x, y)` (e.g. CelebA's official valid
+    split); ties go to the smallest C (strongest regularisation). `C=` fixes C and skips selection.
+    backend: "sklearn" | "torch" | None (torch when `device` is CUDA, else sklearn)."""
+    if backend is None:
+        backend = "torch" if device is not None and torch.device(device).type == "cuda" else "sklearn"
+    if backend not in ("sklearn", "torch"):
+        raise ValueError(f"backend must be 'sklearn' or 'torch', got {backend!r}")
+    xtr, xte = _np(train_x).astype(np.float64), _np(test_x).astype(np.float64)
+    ytr, yte = _np(train_y).astype(np.int64), _np(test_y).astype(np.int64)
+    if ytr.ndim not in (1, 2) or ytr.shape[:1] != xtr.shape[:1] or yte.shape[:1] != xte.shape[:1]:
+        raise ValueError(f"shape mismatch: x {xtr.shape} / y {ytr.shape}, x {xte.shape} / y {yte.shape}")
+    Cs = sorted(float(c) for c in ((C,) if C is not None else Cs))
+
+    def fit(x, y, c, evals, init=None):
+        if backend == "sklearn":
+            return _fit_sklearn(x, y, c, evals, max_iter), None
+        return _fit_torch(x, y, c, evals, max_iter, device, init)
+
+    val_acc = {}
+    if len(Cs) > 1:
+        if val is not None:
+            xf, yf = xtr, ytr
+            xv, yv = _np(val[0]).astype(np.float64), _np(val[1]).astype(np.int64)
+        else:
+            fi, vi = _split_val(ytr, val_fraction, seed)
+            xf, yf, xv, yv = xtr[fi], ytr[fi], xtr[vi], ytr[vi]
+        # The scaler is fit on the whole train split; the slice is part of it, so nothing leaks
+        # from test, and the final model sees the very same standardisation.
+        mean_std = _standardise(xtr, xf, xv)
+        state = None
+        for c in Cs:  # ascending: each fit warm-starts the next on the torch path
+            (pv,), state = fit(mean_std[1], yf, c, [mean_std[2]], state)
+            val_acc[c] = _accuracy(yv, pv)
+        best = max(val_acc.values())
+        chosen = min(c for c in Cs if val_acc[c] == best)
+    else:
+        chosen = Cs[0]
+    ftr, fte = _standardise(xtr, xte)
+    (pred,), _ = fit(ftr, ytr, chosen, [fte])
+    return {"accuracy": _accuracy(yte, pred), "balanced_accuracy": _balanced(yte, pred),
+            "majority_accuracy": _majority(ytr, yte), "C": chosen, "val_accuracy": val_acc,
+            "backend": backend}

@@ -48,6 +48,11 @@ class BidirectionalGAN(nn.Module):
         """Deterministic code of x (the mean, for a stochastic encoder)."""
         return self.E(x)
 
+    def pooled_features(self, x):
+        """Spatially pooled last feature map of E (for the second probe), or None if E has none."""
+        fn = getattr(self.E, "pooled_features", None)
+        return fn(x) if fn is not None else None
+
     def decode(self, z):
         return self.G(z)
 

@@ -141,15 +141,17 @@ class CrashGAN(BiGAN):
     rows = {r["model"]: r for r in csv.DictReader(open("r/summary.csv"))}
     assert rows["crash-gan"]["status"] == "failed" and rows["bigan"]["status"] == "ok"
     assert "boom" in (tmp_path / "r/crash-gan/seed0/error.txt").read_text()
+    code, _, err = cli("run", "digits", *SMOKE, "--models", "crash-gan", "--plugin", plugin, "--out", "r")
+    assert code == 1 and "[crash-gan seed 0] failed" in err  # retried, not skipped
 
 
 def test_finished_runs_are_skipped_unless_forced(cli):
     assert cli("run", "digits", *SMOKE, "--models", "bigan", "--out", "r")[0] == 0
     first = open("r/bigan/seed0/metrics.json").read()
     code, _, err = cli("run", "digits", *SMOKE, "--models", "bigan", "--out", "r")
-    assert code == 0 and "skipped" in err and open("r/bigan/seed0/metrics.json").read() == first
+    assert code == 0 and "[bigan seed 0] skipped" in err and open("r/bigan/seed0/metrics.json").read() == first
     code, _, err = cli("run", "digits", *SMOKE, "--models", "bigan", "--out", "r", "--force")
-    assert code == 0 and "skipped" not in err
+    assert code == 0 and "[bigan seed 0] ok" in err
     assert json.loads(open("r/bigan/seed0/metrics.json").read())["wall_seconds"] != json.loads(first)["wall_seconds"]
 
 

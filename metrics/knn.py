@@ -1,0 +1,68 @@
+"""k-nearest-neighbour accuracy: the parameter-free companion of the linear probe.
+
+Cosine similarity on L2-normalised features (DINO / solo-learn / lightly convention, anchors
+§4.1-4.4) and an unweighted majority vote among the k most similar training points. We use the
+plain vote rather than the exp(sim/T) weighted one because it has no temperature to tune or
+version (lightly #1840 broke published numbers by changing T). Ties between classes go to the
+tied class whose best-ranked neighbour is nearest (for k = 1 this is the 1-NN rule; for an even
+k on a binary attribute, a 50/50 split goes to the nearest neighbour's value).
+"""
+import torch
+
+_MAX_ELEMENTS = 1 << 24  # similarity-matrix entries per test chunk (64 MB in float32)
+
+
+def _normalise(x, device):
+    x = torch.as_tensor(x).detach().to(device=device, dtype=torch.float32)
+    return torch.nn.functional.normalize(x, dim=1)
+
+
+def _vote(neigh_labels, n_classes):
+    """neigh_labels: (B, k) class indices sorted by decreasing similarity -> (B,) predictions."""
+    b, k = neigh_labels.shape
+    counts = torch.zeros(b, n_classes, device=neigh_labels.device)
+    counts.scatter_add_(1, neigh_labels, torch.ones_like(neigh_labels, dtype=counts.dtype))
+    # Tie-break bonus < 1: (k - rank) / (k + 1) of each class's best-ranked neighbour.
+    rank_bonus = (k - torch.arange(k, device=neigh_labels.device, dtype=counts.dtype)) / (k + 1)
+    bonus = torch.zeros_like(counts).scatter_reduce_(1, neigh_labels, rank_bonus.expand(b, k),
+                                                     reduce="amax")
+    return (counts + bonus).argmax(1)
+
+
+@torch.no_grad()
+def knn_accuracy(train_x, train_y, test_x, test_y, k=20, device=None):
+    """Fraction of test points whose label is the majority label of their k nearest training
+    points (cosine). y (N,): class labels. y (N, K) in {0, 1}: K attributes, each voted on
+    separately; returns the mean accuracy over attributes. Runs in test chunks so the similarity
+    matrix stays under 2^24 entries; `device` defaults to train_x's."""
+    device = device if device is not None else torch.as_tensor(train_x).device
+    xtr, xte = _normalise(train_x, device), _normalise(test_x, device)
+    ytr = torch.as_tensor(train_y).to(device=device, dtype=torch.int64)
+    yte = torch.as_tensor(test_y).to(device=device, dtype=torch.int64)
+    if ytr.shape[:1] != xtr.shape[:1] or yte.shape[:1] != xte.shape[:1] or ytr.dim() != yte.dim():
+        raise ValueError(f"shape mismatch: x {tuple(xtr.shape)} / y {tuple(ytr.shape)}, "
+                         f"x {tuple(xte.shape)} / y {tuple(yte.shape)}")
+    k = min(k, len(xtr))
+    multilabel = ytr.dim() == 2
+    if multilabel:
+        if ((ytr != 0) & (ytr != 1)).any():
+            raise ValueError("a 2-D y must hold 0/1 attributes")
+        ytr_idx = ytr
+    else:
+        classes, ytr_idx = torch.unique(ytr, return_inverse=True)
+    chunk = max(1, _MAX_ELEMENTS // max(1, len(xtr)))
+    correct = torch.zeros(ytr.shape[1] if multilabel else 1, dtype=torch.float64, device=device)
+    for i in range(0, len(xte), chunk):
+        sims = xte[i:i + chunk] @ xtr.T
+        # topk's order among exactly equal similarities is unspecified; lower index first is
+        # not guaranteed, so exact duplicates in train may tie-break either way.
+        nn_idx = sims.topk(k, dim=1).indices  # sorted, most similar first
+        if multilabel:
+            neigh = ytr_idx[nn_idx]  # (B, k, K)
+            b, _, n_att = neigh.shape
+            pred = _vote(neigh.permute(0, 2, 1).reshape(b * n_att, k), 2).reshape(b, n_att)
+            correct += (pred == yte[i:i + chunk]).double().sum(0)
+        else:
+            pred = classes[_vote(ytr_idx[nn_idx], len(classes))]
+            correct += (pred == yte[i:i + chunk]).double().sum()
+    return float((correct / len(xte)).mean())

@@ -1,0 +1,240 @@
+"""The metric formulas against closed forms, hand-built cases and independent implementations."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+import metrics
+from metrics import frechet
+
+
+# --- Fréchet distance ----------------------------------------------------------------------
+
+def test_frechet_closed_form_on_diagonal_gaussians():
+    f64 = dict(dtype=torch.float64)
+    mu1, mu2 = torch.tensor([0.0, 1.0, -2.0], **f64), torch.tensor([1.0, 1.0, 0.5], **f64)
+    v1, v2 = torch.tensor([1.0, 4.0, 0.25], **f64), torch.tensor([2.0, 1.0, 0.25], **f64)
+    by_hand = float(((mu1 - mu2) ** 2).sum() + (v1 + v2 - 2 * (v1 * v2).sqrt()).sum())
+    assert metrics.frechet_from_stats(mu1, torch.diag(v1), mu2, torch.diag(v2)) == pytest.approx(by_hand, rel=1e-12)
+    # From samples: the estimate converges on the same value.
+    g = torch.Generator().manual_seed(0)
+    a = mu1 + v1.sqrt() * torch.randn(200_000, 3, generator=g, dtype=torch.float64)
+    b = mu2 + v2.sqrt() * torch.randn(200_000, 3, generator=g, dtype=torch.float64)
+    assert metrics.frechet_distance(a, b) == pytest.approx(by_hand, abs=0.03)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_frechet_matches_scipy_sqrtm_on_full_covariances():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(400, 16)), rng.normal(size=(300, 16)) @ rng.normal(size=(16, 16)) + 0.3
+    mu1, s1 = a.mean(0), np.cov(a, rowvar=False)
+    mu2, s2 = b.mean(0), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    ref = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    mu, sigma = metrics.feature_stats(torch.from_numpy(a))
+    np.testing.assert_allclose(mu.numpy(), mu1, rtol=1e-12)
+    np.testing.assert_allclose(sigma.numpy(), s1, rtol=1e-10, atol=1e-12)
+    assert metrics.frechet_distance(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(ref, rel=1e-8)
+
+
+def test_feature_stats_chunks_agree_with_one_pass(monkeypatch):
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    whole = metrics.feature_stats(x)
+    monkeypatch.setattr(frechet, "_CHUNK", 7)
+    for u, v in zip(whole, metrics.feature_stats(x.float())):
+        torch.testing.assert_close(u, v, rtol=1e-6, atol=1e-7)
+
+
+# --- Inception Score -----------------------------------------------------------------------
+
+def test_inception_score_known_values():
+    one_hot = torch.eye(10)[torch.arange(100) % 10]  # every split holds each class once
+    mean, std = metrics.inception_score(one_hot, splits=10)
+    assert mean == pytest.approx(10.0) and std == pytest.approx(0.0, abs=1e-12)
+    same = torch.tensor([[0.2, 0.3, 0.5]]).repeat(60, 1)
+    assert metrics.inception_score(same, splits=3)[0] == pytest.approx(1.0)
+
+
+def test_inception_score_matches_torch_fidelity():
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    logits = torch.randn(200, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
+    ref = isc_features_to_metric(logits, splits=5, shuffle=True, rng_seed=2020)
+    mean, std = metrics.inception_score(torch.softmax(logits, 1), splits=5, shuffle_seed=2020)
+    assert mean == pytest.approx(ref["inception_score_mean"], rel=1e-10)
+    assert std == pytest.approx(ref["inception_score_std"], rel=1e-8)
+
+
+# --- KID -------------------------------------------------------------------------------------
+
+def _mmd2_by_loops(x, y):
+    k = lambda a, b: (float(np.dot(a, b)) / len(a) + 1) ** 3
+    m = len(x)
+    xx = sum(k(x[i], x[j]) for i, j in itertools.permutations(range(m), 2))
+    yy = sum(k(y[i], y[j]) for i, j in itertools.permutations(range(m), 2))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m))
+    return xx / (m * (m - 1)) + yy / (m * (m - 1)) - 2 * xy / (m * m)
+
+
+def test_kid_matches_explicit_formula_and_clips_subset_size():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 3)), rng.normal(size=(6, 3)) + 0.5
+    # subset_size >= N: clipped to N, every subset is the whole set, so std is 0.
+    mean, std = metrics.kernel_distance(torch.from_numpy(x), torch.from_numpy(y), subsets=3, subset_size=1000)
+    assert mean == pytest.approx(_mmd2_by_loops(x, y), rel=1e-10)
+    assert std == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kid_matches_torch_fidelity_subsets():
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(80, 5, generator=g, dtype=torch.float64), torch.randn(60, 5, generator=g, dtype=torch.float64)
+    ref = kid_features_to_metric(a, b, kid_subsets=7, kid_subset_size=20, rng_seed=11, verbose=False)
+    mean, std = metrics.kernel_distance(a, b, subsets=7, subset_size=20, seed=11)
+    assert mean == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-9)
+    assert std == pytest.approx(ref["kernel_inception_distance_std"], rel=1e-9)
+
+
+# --- linear probe ----------------------------------------------------------------------------
+
+def _blobs(n, d=10, k=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(k, d, generator=torch.Generator().manual_seed(99)) * 1.2
+    y = torch.randint(k, (n,), generator=g)
+    return centres[y] + torch.randn(n, d, generator=g) * 1.5, y
+
+
+def _attributes(n, d=12, k=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(d, k, generator=torch.Generator().manual_seed(98))
+    x = torch.randn(n, d, generator=g)
+    bias = torch.linspace(-1.5, 1.0, k)  # imbalanced attributes
+    y = ((x @ w / 2 + bias + torch.randn(n, k, generator=g)) > 0).long()
+    return x, y
+
+
+@pytest.mark.parametrize("make", [_blobs, _attributes])
+def test_probe_torch_backend_agrees_with_sklearn(make):
+    xtr, ytr = make(1500, seed=0)
+    xte, yte = make(1000, seed=1)
+    sk = metrics.linear_probe(xtr, ytr, xte, yte)
+    th = metrics.linear_probe(xtr, ytr, xte, yte, backend="torch")
+    assert sk["backend"] == "sklearn" and th["backend"] == "torch"
+    assert abs(sk["accuracy"] - th["accuracy"]) <= 0.005
+    assert abs(sk["balanced_accuracy"] - th["balanced_accuracy"]) <= 0.005
+    assert sk["majority_accuracy"] == th["majority_accuracy"] < sk["accuracy"]
+    assert 0.6 < sk["accuracy"] < 0.99  # neither trivial nor hopeless: the comparison means something
+    # Same fixed C: both fits land on the same optimum, nearly prediction for prediction.
+    for c in (1e-3, 1.0):
+        a = metrics.linear_probe(xtr, ytr, xte, yte, C=c)
+        b = metrics.linear_probe(xtr, ytr, xte, yte, C=c, backend="torch")
+        assert abs(a["accuracy"] - b["accuracy"]) <= 0.005
+
+
+def test_probe_selects_c_on_validation_slice_only():
+    xtr, ytr = _blobs(800, seed=0)
+    xte, yte = _blobs(300, seed=1)
+    res = metrics.linear_probe(xtr, ytr, xte, yte, Cs=(1e-5, 1e-2, 1.0))
+    assert set(res["val_accuracy"]) == {1e-5, 1e-2, 1.0}
+    best = max(res["val_accuracy"].values())
+    assert res["C"] == min(c for c, a in res["val_accuracy"].items() if a == best)
+    assert res["val_accuracy"][1e-5] < best  # over-regularised: visibly worse on the slice
+    scrambled = metrics.linear_probe(xtr, ytr, xte, torch.zeros_like(yte), Cs=(1e-5, 1e-2, 1.0))
+    assert scrambled["C"] == res["C"] and scrambled["val_accuracy"] == res["val_accuracy"]
+    fixed = metrics.linear_probe(xtr, ytr, xte, yte, C=0.5)  # the old call style still works
+    assert fixed["C"] == 0.5 and fixed["val_accuracy"] == {}
+    explicit = metrics.linear_probe(xtr, ytr, xte, yte, Cs=(1e-5, 1.0), val=_blobs(200, seed=2))
+    assert explicit["C"] == 1.0
+
+
+def test_probe_multilabel_reports_means_and_handles_constant_task():
+    xtr, ytr = _attributes(600, seed=0)
+    xte, yte = _attributes(300, seed=1)
+    ytr[:, 0], yte[:, 0] = 1, 1  # a constant attribute: predicted as the constant
+    for backend in ("sklearn", "torch"):
+        res = metrics.linear_probe(xtr, ytr, xte, yte, backend=backend, Cs=(0.01, 1.0))
+        majority = (ytr.float().mean(0) > 0.5).long()  # the more frequent value (ties: 0)
+        maj = float((yte == majority).float().mean(0).mean())
+        assert res["majority_accuracy"] == pytest.approx(maj)
+        assert res["accuracy"] > res["majority_accuracy"]
+        assert 0.5 < res["balanced_accuracy"] <= 1.0
+
+
+def test_probe_balanced_accuracy_by_hand():
+    from metrics.probe import _balanced
+
+    y = np.array([0, 0, 0, 1])
+    assert _balanced(y, np.array([0, 0, 0, 0])) == pytest.approx(0.5)
+    assert _balanced(y, np.array([0, 0, 1, 1])) == pytest.approx((2 / 3 + 1) / 2)
+
+
+# --- kNN -------------------------------------------------------------------------------------
+
+def test_knn_hand_made():
+    # Training points at angles 0, 10, 20 deg (class 0) and 90, 100 deg (class 1); cosine ignores norms.
+    ang = torch.tensor([0.0, 10.0, 20.0, 90.0, 100.0]) * math.pi / 180
+    xtr = torch.stack([ang.cos(), ang.sin()], 1) * torch.tensor([[1.0], [3.0], [0.5], [2.0], [1.0]])
+    ytr = torch.tensor([0, 0, 0, 1, 1])
+    test_ang = torch.tensor([5.0, 95.0, 58.0]) * math.pi / 180
+    xte, yte = torch.stack([test_ang.cos(), test_ang.sin()], 1), torch.tensor([0, 1, 1])
+    # Neighbours of 58 deg by similarity: 90 (1), 20 (0), 100 (1), 10 (0), 0 (0).
+    assert metrics.knn_accuracy(xtr, ytr, xte, yte, k=1) == pytest.approx(1.0)
+    assert metrics.knn_accuracy(xtr, ytr, xte, yte, k=3) == pytest.approx(1.0)  # 2 votes to 1
+    # k=4: 58 and 95 deg both see a 2-2 tie; it goes to the nearest neighbour's class (1), not to
+    # the smaller class index.
+    assert metrics.knn_accuracy(xtr, ytr, xte, yte, k=4) == pytest.approx(1.0)
+    # k=5 (all points): class 0 wins 3-2 everywhere.
+    assert metrics.knn_accuracy(xtr, ytr, xte, yte, k=5) == pytest.approx(1 / 3)
+    assert metrics.knn_accuracy(xtr, ytr, xte, yte, k=50) == pytest.approx(1 / 3)  # k clipped to N
+    # Multi-label: attribute 0 = class, attribute 1 = always 1 -> perfect on attribute 1.
+    y2 = torch.stack([ytr, torch.ones_like(ytr)], 1)
+    assert metrics.knn_accuracy(xtr, y2, xte, torch.tensor([[0, 1], [1, 1], [0, 1]]), k=1) == pytest.approx(
+        (2 / 3 + 1) / 2)
+    assert metrics.knn_accuracy(xtr, y2, xte, torch.tensor([[0, 1], [1, 1], [1, 1]]), k=4) == pytest.approx(1.0)
+
+
+def test_knn_chunking_does_not_change_the_answer(monkeypatch):
+    from metrics import knn
+
+    xtr, ytr = _blobs(300, seed=0)
+    xte, yte = _blobs(100, seed=1)
+    whole = metrics.knn_accuracy(xtr, ytr, xte, yte, k=7)
+    monkeypatch.setattr(knn, "_MAX_ELEMENTS", 1000)  # chunks of 3 test points
+    assert metrics.knn_accuracy(xtr, ytr, xte, yte, k=7) == whole > 0.5
+
+
+# --- mode coverage -------------------------------------------------------------------------
+
+def test_mode_coverage_hand_placed():
+    grid = torch.tensor([[i, j] for i in range(-2, 3) for j in range(-2, 3)], dtype=torch.float32) * 2.0
+    on_seven = grid[:7].repeat(100, 1)  # 700 samples exactly on 7 of 25 centres
+    res = metrics.mode_coverage(on_seven, grid, 0.05)
+    assert res["modes_covered"] == 7 and res["high_quality"] == 1.0
+    assert res["kl_modes"] == pytest.approx(math.log(25 / 7))
+    assert res["min_count"] == 700 // (5 * 25)
+    far = torch.full((50, 2), 1.0)  # halfway between centres: nearest is 1.41 away >> 3 * 0.05
+    res = metrics.mode_coverage(torch.cat([on_seven, far]), grid, 0.05)
+    assert res["modes_covered"] == 7 and res["high_quality"] == pytest.approx(700 / 750)
+    assert metrics.mode_coverage(far, grid, 0.05)["kl_modes"] is None
+    # Uniform over all modes: KL 0. A mode with too few samples is not covered.
+    assert metrics.mode_coverage(grid.repeat(4, 1), grid, 0.05)["kl_modes"] == pytest.approx(0.0)
+    sparse = torch.cat([grid[:1].repeat(99, 1), grid[1:2]])
+    assert metrics.mode_coverage(sparse, grid, 0.05, min_count=2)["modes_covered"] == 1
+
+
+# --- reconstruction ----------------------------------------------------------------------------
+
+def test_reconstruction_helpers():
+    z = torch.zeros(4, 3)
+    assert metrics.latent_cycle_mse(z, z + 2) == pytest.approx(4.0)
+    assert metrics.reconstruction_mse(z, z + 0.5) == pytest.approx(0.25)
+    assert metrics.label_agreement(torch.tensor([1, 2, 3, 4]), torch.tensor([1, 2, 0, 4])) == 0.75
+    a = torch.tensor([[1, 0], [1, 1], [0, 0], [0, 1]])
+    b = torch.tensor([[1, 1], [1, 1], [0, 1], [1, 1]])
+    assert metrics.label_agreement(a, b) == pytest.approx((3 / 4 + 2 / 4) / 2)
+    with pytest.raises(ValueError):
+        metrics.latent_cycle_mse(z, torch.zeros(4, 2))
