@@ -192,21 +192,29 @@ class BiGANQP(BidirectionalGAN):
 
 @register("bigan-qp-simple")
 class BiGANQPSimple(BiGANQP):
+    """BiGAN-QP, unary critic ΔT = T(x,E(x)) − T(G(z),z), stop-gradient guidance (the released code)."""
+
     full, stop_gradient = False, True
 
 
 @register("bigan-qp-simple-nosg")
 class BiGANQPSimpleNoSG(BiGANQP):
+    """BiGAN-QP, unary critic, guidance terms without stop-gradient."""
+
     full, stop_gradient = False, False
 
 
 @register("bigan-qp-full")
 class BiGANQPFull(BiGANQP):
+    """BiGAN-QP, pairwise antisymmetric critic T(a;b) − T(b;a), stop-gradient guidance."""
+
     full, stop_gradient = True, True
 
 
 @register("bigan-qp-full-nosg")
 class BiGANQPFullNoSG(BiGANQP):
+    """BiGAN-QP, pairwise antisymmetric critic, guidance terms without stop-gradient."""
+
     full, stop_gradient = True, False
 
 
