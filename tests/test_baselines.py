@@ -10,21 +10,16 @@ import models
 import models.autoencoder  # noqa: F401  (registers "autoencoder")
 import models.gan_posthoc_encoder  # noqa: F401  (registers "gan-posthoc-encoder")
 from benchmarks.errors import ConfigError
+from tests.helpers import batch as _batch
+from tests.helpers import snapshot
+
+
+def _snapshot(module):
+    return snapshot(module, buffers=True)  # parameters and BN buffers
 
 KW = dict(data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=10)
 PKW = dict(data_shape=(2,), z_dim=2, width=16, total_steps=10)
 B = 16
-
-
-def _batch(kw, n, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    if len(kw["data_shape"]) == 1:
-        return torch.randn(n, *kw["data_shape"], generator=g)
-    return torch.rand(n, *kw["data_shape"], generator=g) * 2 - 1
-
-
-def _snapshot(module):
-    return {n: t.detach().clone() for n, t in module.state_dict().items()}  # parameters and BN buffers
 
 
 def _changed(module, before):

@@ -7,23 +7,14 @@ import torch
 import models
 import models.bigan_qp  # noqa: F401  (registers the four variants)
 from benchmarks.errors import ConfigError
+from tests.helpers import batch as _batch
+from tests.helpers import snapshot as _snapshot
 from models.bigan_qp import qp_critic_loss, qp_distance
 
 NAMES = ["bigan-qp-simple", "bigan-qp-simple-nosg", "bigan-qp-full", "bigan-qp-full-nosg"]
 KW = dict(data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=100)
 PKW = dict(data_shape=(2,), z_dim=2, width=16, total_steps=100)
 B = 16
-
-
-def _batch(kw, n, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    if len(kw["data_shape"]) == 1:
-        return torch.randn(n, *kw["data_shape"], generator=g)
-    return torch.rand(n, *kw["data_shape"], generator=g) * 2 - 1
-
-
-def _snapshot(m):
-    return {n: p.detach().clone() for n, p in m.named_parameters()}
 
 
 @pytest.mark.parametrize("name", NAMES)
