@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import write_plugin
 from tests.fixtures import make_celeba, make_fashion_mnist
 
-SMOKE = ("--budget", "smoke")
+SMOKE = ("--budget", "smoke", "--models", "bigan")  # one model keeps the suite fast
 
 
 def assert_user_error(result, *needles):

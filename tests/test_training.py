@@ -157,7 +157,7 @@ def test_finished_runs_are_skipped_unless_forced(cli):
 
 @pytest.mark.parametrize("budget", ["smoke"])
 def test_toy2d_smoke(cli, budget):
-    code, _, err = cli("run", "toy2d", "--budget", budget, "--out", "r")
+    code, _, err = cli("run", "toy2d", "--budget", budget, "--models", "bigan,bigan-qp-full", "--out", "r")
     assert code == 0, err
     row = next(csv.DictReader(open("r/summary.csv")))
     assert row["status"] == "ok" and float(row["recon_mse"]) >= 0
