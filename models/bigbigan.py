@@ -63,7 +63,6 @@ Readings of our own:
 * `width` is ignored (BigBiGAN brings its own BigGAN networks) and `arch` has no effect: its
   only architecture is the paper's, at either value. 2-D points are refused (image model).
 """
-import inspect
 
 import torch
 import torch.nn.functional as F
@@ -72,22 +71,8 @@ from benchmarks.errors import ConfigError
 # Absolute imports, so that `--plugin models/bigbigan.py` can load this file on its own.
 from models.base import BidirectionalGAN, adam
 from models.biggan_blocks import BigGANGenerator, JointD, StochasticEncoder, z_chunks
-from models.registry import available, get, register
+from models.registry import register
 
-
-def register_once(name):
-    """`register(name)`, unless this very file already registered it under another module
-    name (loaded both as models.bigbigan and through --plugin): then a no-op."""
-
-    def deco(cls):
-        if name in available():
-            prev = get(name)
-            if prev.__qualname__ == cls.__qualname__ and inspect.getfile(prev) == inspect.getfile(cls):
-                cls.registry_name = name
-                return cls
-        return register(name)(cls)
-
-    return deco
 
 SIZES = {
     "tiny": dict(res=(16, 32, 64), g_ch=4, d_ch=4, shared=8, attn="half", hj=(32, 1),
@@ -147,7 +132,7 @@ def ema_schedule(total_steps, decay, start, ref_steps):
     return int(round(start * f)), (1 - 1 / window if window > 1 else 0.0)
 
 
-@register_once("bigbigan")
+@register("bigbigan")
 class BigBiGAN(BidirectionalGAN):
     prior = "normal"
     batches_per_step = 3  # a fresh batch for each of the 2 D steps and for the E/G step
