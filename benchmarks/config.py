@@ -100,6 +100,11 @@ def parse_override(text):
         parsed = yaml.safe_load(value)
     except yaml.YAMLError as e:
         raise ConfigError(f"Override {text!r}: the value is not valid YAML ({e.problem}).") from None
+    if isinstance(parsed, str):  # YAML 1.1 reads 4e-4 (no dot) as text; a number was meant
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
     return key.strip().split("."), parsed
 
 

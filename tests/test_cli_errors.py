@@ -117,3 +117,10 @@ def test_fashion_mnist_smoke_on_fixture(cli, tmp_path):
     make_fashion_mnist(root)
     code, _, err = cli("run", "fashion-mnist", *SMOKE, "--data-root", root, "--out", "r")
     assert code == 0, err
+
+
+def test_override_reads_exponent_numbers():
+    from benchmarks.config import parse_override
+
+    assert parse_override("model_options.bigan.lr=4e-4") == (["model_options", "bigan", "lr"], 4e-4)
+    assert parse_override("dataset_options.variant=ring8")[1] == "ring8"
