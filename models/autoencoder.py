@@ -20,7 +20,7 @@ from torch import nn
 
 from benchmarks.errors import ConfigError
 
-from models.base import BidirectionalGAN, adam
+from models.base import BidirectionalGAN, adam, simultaneous_step
 from models.blocks import Encoder, Generator, init_normal
 from models.registry import register
 
@@ -48,9 +48,5 @@ class Autoencoder(BidirectionalGAN):
 
     def train_step(self, batch, step):
         loss = self.reconstruction_loss(batch)
-        opt = self.optimizers["ae"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        simultaneous_step((loss, self.optimizers["ae"]))
         return {"loss_rec": loss.item()}

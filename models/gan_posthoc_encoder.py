@@ -34,7 +34,7 @@ from torch import nn
 
 from benchmarks.errors import ConfigError
 
-from models.base import BidirectionalGAN, adam
+from models.base import BidirectionalGAN, adam, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk, init_normal
 from models.registry import register
 
@@ -117,9 +117,5 @@ class GANPosthocEncoder(BidirectionalGAN):
 
     def _encoder_step(self, n):
         loss_e = self.encoder_loss(self.sample_latent(n))
-        opt = self.optimizers["e"]
-        opt.zero_grad(set_to_none=True)
-        loss_e.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        simultaneous_step((loss_e, self.optimizers["e"]))
         return {"loss_e": loss_e.item()}

@@ -9,6 +9,7 @@ import models
 import models.ali  # noqa: F401  (registers "ali")
 from benchmarks.errors import ConfigError
 from tests.helpers import batch as _batch
+from tests.helpers import hand_simultaneous_step
 from tests.helpers import snapshot as _snapshot
 
 KW = dict(data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=100)
@@ -108,14 +109,7 @@ def test_one_step_matches_softplus_losses_and_simultaneous_update():
     data, sample = logits[:B], logits[B:]
     loss_d = F.softplus(-data).mean() + F.softplus(sample).mean()
     loss_ge = F.softplus(data).mean() + F.softplus(-sample).mean()
-    d_params = list(ref.D.parameters())
-    ge_params = list(ref.G.parameters()) + list(ref.E.parameters())
-    gd = torch.autograd.grad(loss_d, d_params, retain_graph=True)
-    gge = torch.autograd.grad(loss_ge, ge_params)
-    for p, g in zip(d_params + ge_params, gd + gge):
-        p.grad = g
-    ref.optimizers["d"].step()
-    ref.optimizers["ge"].step()
+    hand_simultaneous_step(ref, loss_d, loss_ge)
     for (n, a), b in zip(m.named_parameters(), ref.parameters()):
         assert torch.allclose(a, b, atol=1e-6), n
 
