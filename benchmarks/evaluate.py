@@ -147,7 +147,7 @@ class Evaluator:
         if self.images:
             self._timed(sec, "generation", lambda: out.update(self._generation(model, g, x_test, rec)))
         else:
-            samples = self._generate(model, g, ec["gen_samples"], lambda b: b.float().cpu())
+            samples = torch.cat(list(self._samples(model, g, ec["gen_samples"])))
             cov = self._timed(sec, "modes_covered", lambda: metrics.mode_coverage(samples, data.meta["centres"], data.meta["std"]))
             out.update({k: cov[k] for k in ("modes_covered", "high_quality", "kl_modes")})
 
@@ -158,41 +158,28 @@ class Evaluator:
         out["protocol"] = dict(self.notes)
         return out
 
-    def _generate(self, model, g, n, consume):
-        """Decode n prior samples in batches, handing each batch to `consume`; returns the concatenation."""
-        bs, parts = self.ec["eval_batch_size"], []
+    def _samples(self, model, g, n):
+        """n decoded prior samples, in eval-size batches, as float tensors on the CPU."""
+        bs = self.ec["eval_batch_size"]
         for i in range(0, n, bs):
-            parts.append(consume(model.decode(model.sample_latent(min(bs, n - i), generator=g))))
-        return torch.cat(parts) if parts and parts[0] is not None else None
+            yield model.decode(model.sample_latent(min(bs, n - i), generator=g)).float().cpu()
 
     def _generation(self, model, g, x_test, rec):
-        name, out = self.data.name, {}
-        clf = self.domain
-        n_gen = self.ec["gen_samples"]
-        n_inc = self.ec["inception_samples"] if self.inception is not None else 0
-        feats, probs, inc_feats, inc_probs = [], [], [], []
-
-        def consume(batch):
-            u8 = metrics.to_uint8(batch.float().cpu())
+        name, out, clf = self.data.name, {}, self.domain
+        feats, probs = [], []
+        for batch in self._samples(model, g, self.ec["gen_samples"]):
+            u8 = metrics.to_uint8(batch)
             feats.append(clf.features(u8))
             probs.append(clf.probs(u8))
-            return None
-
-        self._generate(model, g, n_gen, consume)
         mu, sigma = metrics.feature_stats(torch.cat(feats))
         out[f"fd_{name}"] = metrics.frechet_from_stats(self.domain_ref["mu"], self.domain_ref["sigma"], mu, sigma)
         out[f"cs_{name}"] = metrics.classifier_score(torch.cat(probs), multilabel=clf.multilabel)[0]
         out["semantic_recon"] = metrics.label_agreement(clf.predict(x_test), clf.predict(metrics.to_uint8(rec)))
-        if n_inc:
-            def consume_inc(batch):
-                f, p = metrics.inception_features([metrics.to_uint8(batch.float().cpu())], self.inception, self.runtime.device)
-                inc_feats.append(f)
-                inc_probs.append(p)
-                return None
-
-            self._generate(model, g, n_inc, consume_inc)
-            f, p, ref = torch.cat(inc_feats), torch.cat(inc_probs), self.inception_ref
-            tag = _count_tag(n_inc)
+        if self.inception is not None:
+            n, ref = self.ec["inception_samples"], self.inception_ref
+            f, p = metrics.inception_features((metrics.to_uint8(b) for b in self._samples(model, g, n)),
+                                              self.inception, self.runtime.device)
+            tag = _count_tag(n)
             out[f"fid_{tag}"] = metrics.frechet_from_stats(ref["mu"], ref["sigma"], *metrics.feature_stats(f))
             out[f"is_{tag}"] = metrics.inception_score(p, splits=min(10, len(p)))[0]
             out[f"kid_{tag}"] = metrics.kernel_distance(ref["kid_feats"], f.float())[0]

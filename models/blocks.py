@@ -9,7 +9,6 @@ R=16 has 2 stages, 32 has 3, 64 has 4. Points (shape (2,)) use an MLP of the sam
 """
 import math
 
-import torch
 from torch import nn
 
 
