@@ -26,7 +26,8 @@ SCHEMA = {
     "model_options": FREE,
     "train": {"steps": int, "batch_size": int, "log_every": int, "checkpoint_every": int},
     "eval": {"probe_max_train": int, "eval_batch_size": int, "grid_size": int, "gen_samples": int,
-             "inception_samples": int},
+             "inception_samples": int, "truncation": list, "truncation_samples": int, "track_every": int,
+             "track_samples": int},
 }
 ARCH_STYLES = ("shared", "paper")
 DEFAULTS = {
@@ -35,8 +36,11 @@ DEFAULTS = {
     "seeds": [0],
     "model_options": {},
     "train": {"log_every": 25, "checkpoint_every": 1000},
+    # truncation: thresholds of the truncation sweep (Gaussian priors); track_every: steps between
+    # the generation-metric points of the training curve (0: none)
     "eval": {"probe_max_train": 20000, "eval_batch_size": 500, "grid_size": 64, "gen_samples": 2000,
-             "inception_samples": 0},
+             "inception_samples": 0, "truncation": [0.25, 0.5, 1.0, 1.5, 2.0], "truncation_samples": 2000,
+             "track_every": 0, "track_samples": 1000},
 }
 
 
@@ -159,6 +163,12 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
     for k in ("steps", "batch_size", "log_every", "checkpoint_every"):
         if cfg["train"][k] <= 0:
             raise ConfigError(f"train.{k} must be positive, got {cfg['train'][k]}.")
+    ts = cfg["eval"]["truncation"]
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in ts):
+        raise ConfigError(f"eval.truncation must be a list of positive thresholds, e.g. [0.5, 1.0, 2.0], got {ts!r}.")
+    for k in ("track_every", "truncation_samples", "track_samples"):
+        if cfg["eval"][k] < 0:
+            raise ConfigError(f"eval.{k} must be zero or positive, got {cfg['eval'][k]}.")
     cfg["benchmark"] = path.stem
     cfg["budget"] = budget
     return cfg

@@ -4,20 +4,25 @@
 classifier, the Inception network and the real-data reference statistics. Models are used
 only through encode / decode / sample_latent / pooled_features.
 """
+import csv
+import io
+import math
 import os
 import sys
 import time
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torchvision.utils import save_image  # noqa: E402
+import metrics
 
-import metrics  # noqa: E402
+from . import figures
+from .figures import to_unit as _to_unit
+from .io import atomic_write_text
 
 EVAL_NOISE_OFFSET = 10_000  # the fixed noise of seed s comes from generator seed s + offset
+FIGURE_SEED = 0  # which test images the interpolation and neighbour figures show: the same for every model
+INTERP_PAIRS, INTERP_STEPS = 6, 8
+NN_QUERIES, NN_K = 6, 8
 
 
 def _subset(split, n, seed=0):
@@ -32,9 +37,13 @@ def _count_tag(n):
     return f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
 
-def _to_unit(x):
-    """Model space -> the space metrics are reported in: pixels in [0, 1]; points unchanged."""
-    return (x.float() + 1) / 2 if x.dim() == 4 else x.float()
+def truncated_latent(model, n, threshold, generator):
+    """n prior draws with every coordinate outside [-threshold, threshold] redrawn until inside
+    (BigGAN's truncation trick). threshold None: the untruncated prior."""
+    z = model.sample_latent(n, generator=generator)
+    while threshold is not None and (bad := z.abs() > threshold).any():
+        z = torch.where(bad, model.sample_latent(n, generator=generator), z)
+    return z
 
 
 def crelu(h):
@@ -146,62 +155,101 @@ class Evaluator:
 
         if self.images:
             self._timed(sec, "generation", lambda: out.update(self._generation(model, g, x_test, rec)))
+            self._timed(sec, "figures", lambda: self._latent_figures(model, x_test, z_test, run_dir))
         else:
-            samples = torch.cat(list(self._samples(model, g, ec["gen_samples"])))
-            cov = self._timed(sec, "modes_covered", lambda: metrics.mode_coverage(samples, data.meta["centres"], data.meta["std"]))
-            out.update({k: cov[k] for k in ("modes_covered", "high_quality", "kl_modes")})
+            prior = lambda k: model.sample_latent(k, generator=g)  # noqa: E731
+            out.update(self._timed(sec, "modes_covered", lambda: self._scores(self._samples(model, prior, ec["gen_samples"]))))
+        self._timed(sec, "truncation", lambda: self._truncation_sweep(model, seed, run_dir))
 
         grid = model.decode(model.sample_latent(ec["grid_size"], generator=torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET))).float().cpu()
         n_rec = min(32, len(x_test))
-        _draw(grid, real_unit[:n_rec], _to_unit(rec[:n_rec]), data, run_dir)
+        figures.samples_and_recon(grid, self.runtime.batch(x_test[:n_rec]).cpu(), rec[:n_rec], data, run_dir)
         out["metric_seconds"] = sec
         out["protocol"] = dict(self.notes)
         return out
 
-    def _samples(self, model, g, n):
-        """n decoded prior samples, in eval-size batches, as float tensors on the CPU."""
+    def _samples(self, model, latent, n):
+        """n decoded samples of the latents `latent(k)` draws, in eval-size batches, as float CPU tensors."""
         bs = self.ec["eval_batch_size"]
         for i in range(0, n, bs):
-            yield model.decode(model.sample_latent(min(bs, n - i), generator=g)).float().cpu()
+            yield model.decode(latent(min(bs, n - i))).float().cpu()
 
-    def _generation(self, model, g, x_test, rec):
-        name, out, clf = self.data.name, {}, self.domain
-        feats, probs = [], []
-        for batch in self._samples(model, g, self.ec["gen_samples"]):
+    def _scores(self, batches):
+        """The generation metric and its IS analogue on decoded samples: images, the domain
+        classifier's Frechet distance and score; 2-D points, mode coverage."""
+        if not self.images:
+            cov = metrics.mode_coverage(torch.cat(list(batches)), self.data.meta["centres"], self.data.meta["std"])
+            return {k: cov[k] for k in ("modes_covered", "high_quality", "kl_modes")}
+        name, clf, feats, probs = self.data.name, self.domain, [], []
+        for batch in batches:
             u8 = metrics.to_uint8(batch)
             feats.append(clf.features(u8))
             probs.append(clf.probs(u8))
         mu, sigma = metrics.feature_stats(torch.cat(feats))
-        out[f"fd_{name}"] = metrics.frechet_from_stats(self.domain_ref["mu"], self.domain_ref["sigma"], mu, sigma)
-        out[f"cs_{name}"] = metrics.classifier_score(torch.cat(probs), multilabel=clf.multilabel)[0]
+        return {f"fd_{name}": metrics.frechet_from_stats(self.domain_ref["mu"], self.domain_ref["sigma"], mu, sigma),
+                f"cs_{name}": metrics.classifier_score(torch.cat(probs), multilabel=clf.multilabel)[0]}
+
+    @torch.no_grad()
+    def track(self, model, seed):
+        """The generation scores on `track_samples` draws of the fixed noise, for the curve the
+        training loop logs every `track_every` steps. Leaves the model in train mode and every RNG
+        as it found it, so a tracked run trains exactly as an untracked one."""
+        rng = self.runtime.rng_state()
+        model.eval()
+        try:
+            g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
+            out = self._scores(self._samples(model, lambda k: model.sample_latent(k, generator=g), self.ec["track_samples"]))
+            return {k: float(v) for k, v in out.items() if v is not None}
+        finally:
+            model.train()
+            self.runtime.set_rng_state(rng)
+
+    def _truncation_sweep(self, model, seed, run_dir):
+        """truncation.csv: the generation scores against the truncation threshold, the same noise
+        stream at every threshold; Gaussian-prior models only (a uniform prior has no tails)."""
+        if model.prior != "normal" or not self.ec["truncation"]:
+            return
+        rows = []
+        for t in sorted(self.ec["truncation"]) + [None]:
+            g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
+            draw = lambda k: truncated_latent(model, k, t, g)  # noqa: E731
+            rows.append({"threshold": math.inf if t is None else t,
+                         **self._scores(self._samples(model, draw, self.ec["truncation_samples"]))})
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(run_dir / "truncation.csv", buf.getvalue())
+
+    def _latent_figures(self, model, x_test, z_test, run_dir):
+        """interp.png (decoded straight lines between the codes of pairs of test images, the real
+        pair at the ends) and neighbours_{euclidean,cosine}.png (a test image, then its nearest
+        test images in E's code space); the same images for every model."""
+        idx = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(FIGURE_SEED))
+        real = lambda i: self.runtime.batch(x_test[i]).cpu()  # noqa: E731
+        pairs = min(INTERP_PAIRS, len(idx) // 2)
+        a, b = idx[:pairs], idx[pairs:2 * pairs]
+        t = torch.linspace(0, 1, INTERP_STEPS).view(1, -1, 1)
+        z = ((1 - t) * z_test[a].unsqueeze(1) + t * z_test[b].unsqueeze(1)).flatten(0, 1)
+        frames = self._batched(model.decode, z).view(pairs, INTERP_STEPS, *x_test.shape[1:])
+        figures.image_rows([torch.cat([real(a[p:p + 1]), frames[p], real(b[p:p + 1])]) for p in range(pairs)],
+                           run_dir / "interp.png")
+        q = idx[:min(NN_QUERIES, len(idx))]
+        for metric in ("euclidean", "cosine"):
+            nn_idx = metrics.nearest_neighbours(z_test[q], z_test, NN_K, metric, exclude=q)
+            figures.image_rows([real(torch.cat([q[i:i + 1], nn_idx[i]])) for i in range(len(q))],
+                               run_dir / f"neighbours_{metric}.png")
+
+    def _generation(self, model, g, x_test, rec):
+        clf, n_gen = self.domain, self.ec["gen_samples"]
+        out = self._scores(self._samples(model, lambda k: model.sample_latent(k, generator=g), n_gen))
         out["semantic_recon"] = metrics.label_agreement(clf.predict(x_test), clf.predict(metrics.to_uint8(rec)))
         if self.inception is not None:
             n, ref = self.ec["inception_samples"], self.inception_ref
-            f, p = metrics.inception_features((metrics.to_uint8(b) for b in self._samples(model, g, n)),
-                                              self.inception, self.runtime.device)
+            batches = self._samples(model, lambda k: model.sample_latent(k, generator=g), n)
+            f, p = metrics.inception_features((metrics.to_uint8(b) for b in batches), self.inception, self.runtime.device)
             tag = _count_tag(n)
             out[f"fid_{tag}"] = metrics.frechet_from_stats(ref["mu"], ref["sigma"], *metrics.feature_stats(f))
             out[f"is_{tag}"] = metrics.inception_score(p, splits=min(10, len(p)))[0]
             out[f"kid_{tag}"] = metrics.kernel_distance(ref["kid_feats"], f.float())[0]
         return out
-
-
-def _draw(samples, real, rec, data, run_dir):
-    if samples.dim() == 4:
-        save_image(_to_unit(samples), run_dir / "samples.png", nrow=8)
-        pairs = torch.stack([real, rec], 1).flatten(0, 1)  # original beside its reconstruction
-        save_image(pairs, run_dir / "recon.png", nrow=8)
-        return
-    centres = torch.tensor(data.meta.get("centres", []), dtype=torch.float32).reshape(-1, 2)
-    for name, parts in (("samples.png", [(samples, "G(z)", "tab:blue")]),
-                        ("recon.png", [(real, "x", "tab:gray"), (rec, "G(E(x))", "tab:red")])):
-        fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-        for pts, label, colour in parts:
-            ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.6, label=label, c=colour)
-        if len(centres):
-            ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="k", s=20, label="mode centres")
-        ax.set_aspect("equal")
-        ax.legend(fontsize=7, loc="upper right")
-        fig.tight_layout()
-        fig.savefig(run_dir / name)
-        plt.close(fig)

@@ -94,13 +94,15 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator):
                                  "versions": versions(), "command": command,
                                  "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
 
+    # Built before seeding: building the evaluator trains (or loads) its classifier, which draws random numbers.
+    monitor = (lambda m, ev=evaluator(): ev.track(m, seed)) if cfg["eval"]["track_every"] else None
     runtime.seed_everything(seed)
     model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])}).to(runtime.device)
     counts = model.param_counts()
     row = {"model": name, "seed": seed, "params_g": counts["g"], "params_e": counts["e"], "params_d": counts["d"]}
     t0 = time.perf_counter()
     try:
-        row.update(train(model, data.train.x, cfg, run_dir, runtime, seed, desc=f"{name} s{seed}"))
+        row.update(train(model, data.train.x, cfg, run_dir, runtime, seed, desc=f"{name} s{seed}", monitor=monitor))
         if row["status"] == "ok":
             row.update(evaluator().evaluate(model, run_dir, seed))
     except UserError:

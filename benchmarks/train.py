@@ -85,8 +85,11 @@ def load_checkpoint(path):
         ) from None
 
 
-def train(model, train_x, cfg, run_dir, runtime, seed, desc=""):
+def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
     """Train until `cfg['train']['steps']` G/E updates; resume from run_dir/checkpoint.pt.
+
+    `monitor(model)`, if given, returns generation scores; they are logged to track.csv every
+    `cfg['eval']['track_every']` steps, outside the timed training.
 
     Returns the spend record: status ("ok" or "diverged"), g_steps, d_steps, images_seen,
     train_seconds, and diverged_at/diverged_on for a diverged run."""
@@ -103,6 +106,8 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc=""):
         runtime.set_rng_state(state["rng"])
         start, elapsed, stream.consumed = state["step"], state["train_seconds"], state["consumed"]
     log = LossLog(run_dir / "losses.csv", start)
+    track = LossLog(run_dir / "track.csv", start) if monitor else None
+    track_every = cfg["eval"]["track_every"]
 
     def spent(step):
         return {"g_steps": step, "d_steps": model.d_updates(step),
@@ -110,6 +115,8 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc=""):
 
     def checkpoint(step):
         log.flush()
+        if track:
+            track.flush()
         atomic_torch_save({"model": model.state_dict(), "optim": model.optimizer_state(),
                            "rng": runtime.rng_state(), "step": step, "consumed": stream.consumed,
                            "train_seconds": elapsed}, ckpt_path)
@@ -130,6 +137,10 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc=""):
         if step % tc["log_every"] == 0 or step == steps - 1:
             log.append(step, out)
             bar.set_postfix({k: f"{v:.3g}" for k, v in out.items()}, refresh=False)
+        if track and (step + 1) % track_every == 0:
+            elapsed += time.perf_counter() - tick
+            track.append(step, monitor(model))
+            tick = time.perf_counter()
         if (step + 1) % tc["checkpoint_every"] == 0 and step + 1 < steps:
             elapsed += time.perf_counter() - tick
             tick = time.perf_counter()

@@ -8,7 +8,7 @@ mixture coverage), reconstruction (x and z cycles, label agreement).
 from .domain import DomainClassifier, classifier_score, get_domain_classifier
 from .frechet import feature_stats, frechet_distance, frechet_from_stats, inception_score, kernel_distance
 from .inception import inception_features, load_inception, reference_stats, resolve_inception_weights, to_uint8
-from .knn import knn_accuracy
+from .knn import knn_accuracy, nearest_neighbours
 from .modes import mode_coverage
 from .probe import linear_probe
 from .reconstruction import label_agreement, latent_cycle_mse, reconstruction_mse
@@ -16,6 +16,6 @@ from .reconstruction import label_agreement, latent_cycle_mse, reconstruction_ms
 __all__ = [
     "DomainClassifier", "classifier_score", "feature_stats", "frechet_distance", "frechet_from_stats",
     "get_domain_classifier", "inception_features", "inception_score", "kernel_distance", "knn_accuracy",
-    "label_agreement", "latent_cycle_mse", "linear_probe", "load_inception", "mode_coverage",
+    "label_agreement", "latent_cycle_mse", "linear_probe", "load_inception", "mode_coverage", "nearest_neighbours",
     "reconstruction_mse", "reference_stats", "resolve_inception_weights", "to_uint8",
 ]

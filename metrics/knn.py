@@ -66,3 +66,22 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k=20, device=None):
             pred = classes[_vote(ytr_idx[nn_idx], len(classes))]
             correct += (pred == yte[i:i + chunk]).double().sum()
     return float((correct / len(xte)).mean())
+
+
+@torch.no_grad()
+def nearest_neighbours(queries, gallery, k, metric="euclidean", exclude=None):
+    """Indices (Q, k) of the k gallery rows nearest each query, nearest first.
+
+    metric: "euclidean" (L2 distance) or "cosine" (largest cosine similarity). `exclude` (Q,)
+    gallery indices never returned for their query (the query itself when it is in the gallery).
+    The BiGAN-QP post shows both readings of "similar in latent space"."""
+    q, gal = torch.as_tensor(queries).float(), torch.as_tensor(gallery).float()
+    if metric == "euclidean":
+        score = -torch.cdist(q, gal)
+    elif metric == "cosine":
+        score = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(gal, dim=1).T
+    else:
+        raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
+    if exclude is not None:
+        score[torch.arange(len(q)), torch.as_tensor(exclude)] = -float("inf")
+    return score.topk(min(k, gal.shape[0] - (exclude is not None)), dim=1).indices

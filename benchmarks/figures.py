@@ -1,0 +1,44 @@
+"""Pictures of one trained model, written into its run folder at evaluation time.
+
+`report` later assembles them into per-benchmark figures, so a committed results folder (which
+holds no checkpoints) can rebuild every plot without the models.
+"""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torchvision.utils import save_image  # noqa: E402
+
+
+def to_unit(x):
+    """Model space -> the space metrics and pictures use: pixels in [0, 1]; points unchanged."""
+    return (x.float() + 1) / 2 if x.dim() == 4 else x.float()
+
+
+def image_rows(rows, path):
+    """One picture, one row per entry of `rows` (each (n, C, H, W) in [-1, 1], the same n)."""
+    save_image(to_unit(torch.cat(rows)).clamp(0, 1), path, nrow=len(rows[0]), padding=1, pad_value=1.0)
+
+
+def samples_and_recon(samples, real, rec, data, run_dir):
+    """samples.png (G on the fixed noise) and recon.png (each x beside G(E(x))); for 2-D points,
+    scatter plots over the true mode centres."""
+    if samples.dim() == 4:
+        save_image(to_unit(samples), run_dir / "samples.png", nrow=8)
+        pairs = torch.stack([real, rec], 1).flatten(0, 1)  # original beside its reconstruction
+        save_image(to_unit(pairs), run_dir / "recon.png", nrow=8)
+        return
+    centres = torch.tensor(data.meta.get("centres", []), dtype=torch.float32).reshape(-1, 2)
+    for name, parts in (("samples.png", [(samples, "G(z)", "tab:blue")]),
+                        ("recon.png", [(real, "x", "tab:gray"), (rec, "G(E(x))", "tab:red")])):
+        fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+        for pts, label, colour in parts:
+            ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.6, label=label, c=colour)
+        if len(centres):
+            ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="k", s=20, label="mode centres")
+        ax.set_aspect("equal")
+        ax.legend(fontsize=7, loc="upper right")
+        fig.tight_layout()
+        fig.savefig(run_dir / name)
+        plt.close(fig)
