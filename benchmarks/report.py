@@ -1,4 +1,5 @@
-"""Tables from results folders: per run (summary.*) and per model, mean ± std over seeds (table.*).
+"""Tables and figures from results folders: per run (summary.*), per model with mean ± std over
+seeds (table.*), figures under plots/ and report.md, which puts them together.
 
 Reads only what runs wrote (metrics.json, config.json, benchmark.json), so it works on any
 folder, finished or partial, and on several folders at once (shards of one benchmark).
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import plots
 from .errors import UserError
 from .io import atomic_write_text
 
@@ -175,11 +177,30 @@ def write_report(out_dir, extra_dirs=()):
     atomic_write_text(out / "table.tex", latex_table(head, _cells(rows, metrics, lambda t: rf"\textbf{{{t}}}")))
     md_table = markdown_table(head, _cells(rows, metrics, lambda t: f"**{t}**"))
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = (f"# {out.name}\n\nMean ± std over the seeds that finished (`ok`); diverged and failed runs are counted, "
-            f"not averaged. Best mean per metric in bold; ↑ higher is better, ↓ lower is better. Budget columns "
-            f"are means over all runs. Table written {when}.\n\n{md_table}\n## Protocol\n\n{protocol(dirs, df)}\n")
+    how = (f"Mean ± std over the seeds that finished (`ok`); diverged and failed runs are counted, not averaged. "
+           f"Best mean per metric in bold; ↑ higher is better, ↓ lower is better. Budget columns are means over "
+           f"all runs. Written {when} by `python -m benchmarks report`.")
+    proto = protocol(dirs, df)
+    text = f"# {out.name}\n\n{how}\n\n{md_table}\n## Protocol\n\n{proto}\n"
     atomic_write_text(out / "table.md", text)
     per_run_md = markdown_table(list(per_run.columns), [[_num(v) if isinstance(v, float) else ("" if v is pd.NA or v is None else str(v))
                                                           for v in row] for row in per_run.itertuples(index=False)])
     atomic_write_text(out / "summary.md", f"# {out.name}: every run\n\n{per_run_md}")
+    figures = plots.all_figures(df, metrics, direction, out / "plots")
+    for stale in set((out / "plots").glob("*.png")) - {out / "plots" / f for f, _ in figures}:
+        stale.unlink()  # a figure this folder no longer supports (a removed model or metric)
+    atomic_write_text(out / "report.md", report_markdown(out, how, md_table, proto, figures, df))
     return text
+
+
+def report_markdown(out, how, md_table, proto, figures, df):
+    """The results folder as one page: the table, every figure with a sentence on reading it, the protocol."""
+    counts = df["status"].value_counts().to_dict()
+    runs = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    parts = [f"# {out.name}\n", f"{len(df)} runs ({runs}) of {df['model'].nunique()} models. {how}\n",
+             "## Table\n", md_table, "Per-run numbers: [summary.md](summary.md); also [table.csv](table.csv) and "
+             "[table.tex](table.tex).\n", "## Figures\n"]
+    for name, caption in figures:
+        parts.append(f"### {Path(name).stem}\n\n{caption}\n\n![{Path(name).stem}](plots/{name})\n")
+    parts += ["## Protocol\n", proto + "\n"]
+    return "\n".join(parts)

@@ -1,0 +1,228 @@
+"""Figures of a results folder, drawn from what the runs wrote (metrics.json, losses.csv,
+track.csv, truncation.csv and the run-time pictures), so `report` rebuilds them without models.
+
+Every function takes the per-run table of `report.collect` and writes PNGs under `out`; it
+returns [(file name, one sentence on how to read it)] for report.md, empty when the folder holds
+nothing to draw (a partial folder, a benchmark without that figure).
+"""
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.image as mpimg  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+# Run-time pictures assembled into one panel per model (the first finished seed), with captions.
+RUN_PICTURES = {
+    "samples.png": "Samples of each model from the shared fixed evaluation noise (toy2d: generated points over the "
+                   "true mode centres, marked x).",
+    "recon.png": "Reconstructions: each test input beside G(E(x)), the same inputs for every model.",
+    "interp.png": "Latent interpolations: two real test images at the ends, between them G of the straight line "
+                  "between their codes E(x); smooth, realistic frames mean a well-organised latent space.",
+    "neighbours_euclidean.png": "Nearest neighbours in latent space by Euclidean distance: the first image of a row "
+                                "is a test image, the others are the test images whose codes E(x) lie closest.",
+    "neighbours_cosine.png": "Nearest neighbours in latent space by cosine similarity, as the row above but by angle.",
+}
+
+
+def _save(fig, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _ok_values(df, model, col):
+    rows = df[(df["model"] == model) & (df["status"] == "ok")]
+    return pd.to_numeric(rows[col], errors="coerce").dropna() if col in rows else pd.Series(dtype=float)
+
+
+def _run_dir(row):
+    return Path(row["folder"]) / str(row["model"]) / f"seed{row['seed']}"
+
+
+def _grid(n, ncols=3, panel=(3.2, 2.6)):
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows), dpi=100, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:n])
+
+
+def bar_charts(df, metrics, direction, out):
+    """One bar chart per metric: the mean over finished seeds, one dot per seed."""
+    models, made = sorted(df["model"].unique()), []
+    for col in metrics:
+        vals = [_ok_values(df, m, col) for m in models]
+        if not any(len(v) for v in vals):
+            continue
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(models) + 1.5), 3.2), dpi=110)
+        for i, v in enumerate(vals):
+            if len(v):
+                ax.bar(i, v.mean(), color="C0", alpha=0.55)
+                ax.scatter(i + np.linspace(-0.15, 0.15, len(v)) if len(v) > 1 else [i], v, c="k", s=12, zorder=3)
+        ax.set_xticks(range(len(models)), models, rotation=35, ha="right", fontsize=8)
+        ax.set_ylabel(f"{col} {direction(col)}")
+        ax.set_title(f"{col} ({direction(col)} better); dots: seeds", fontsize=9)
+        _save(fig, out / f"bar_{col}.png")
+        made.append((f"bar_{col}.png", f"`{col}` per model: bar = mean over finished seeds, dots = single seeds "
+                                       f"({'higher' if direction(col) == '↑' else 'lower'} is better)."))
+    return made
+
+
+def generation_column(columns):
+    """The headline generation metric of a table: FID when computed, else the domain FD, else modes."""
+    for prefix in ("fid_", "fd_", "modes_covered"):
+        found = sorted(c for c in columns if c.startswith(prefix))
+        if found:
+            return found[0]
+    return None
+
+
+def tradeoff(df, direction, out):
+    """Generation metric against probe accuracy, one point per model, error bars = std over seeds."""
+    gen = generation_column(df.columns)
+    if gen is None or "probe_acc" not in df:
+        return []
+    fig, ax = plt.subplots(figsize=(5.2, 4.0), dpi=110)
+    drawn = 0
+    for i, m in enumerate(sorted(df["model"].unique())):
+        x, y = _ok_values(df, m, "probe_acc"), _ok_values(df, m, gen)
+        if not len(x) or not len(y):
+            continue
+        sd = lambda v: v.std(ddof=1) if len(v) > 1 else 0.0  # noqa: E731
+        ax.errorbar(x.mean(), y.mean(), xerr=sd(x), yerr=sd(y), fmt="o", color=f"C{i % 10}", capsize=3, label=m)
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return []
+    ax.set_xlabel("probe_acc ↑")
+    ax.set_ylabel(f"{gen} {direction(gen)}")
+    ax.legend(fontsize=7, loc="best")
+    _save(fig, out / "tradeoff.png")
+    best = "top right" if direction(gen) == "↑" else "bottom right"
+    return [("tradeoff.png", f"Generation (`{gen}`) against representation (`probe_acc`), mean ± std over seeds: "
+                             f"the best models sit {best}.")]
+
+
+def _read_csvs(df, name):
+    """{model: [DataFrame of name per finished run]}."""
+    out = {}
+    for _, row in df[df["status"] == "ok"].iterrows():
+        path = _run_dir(row) / name
+        if path.exists():
+            try:
+                out.setdefault(row["model"], []).append(pd.read_csv(path))
+            except (ValueError, pd.errors.ParserError):
+                continue  # an unreadable log is left out of the plot, the table still counts the run
+    return out
+
+
+def _mean_by(frames, key):
+    return pd.concat(frames).apply(pd.to_numeric, errors="coerce").groupby(key).mean().sort_index()
+
+
+def loss_curves(df, out):
+    """Per model, each logged loss against the step, the mean over finished seeds."""
+    logs = _read_csvs(df, "losses.csv")
+    if not logs:
+        return []
+    fig, axes = _grid(len(logs))
+    for ax, (m, frames) in zip(axes, sorted(logs.items())):
+        mean = _mean_by(frames, "step")
+        for col in mean.columns:
+            ax.plot(mean.index, mean[col], label=col, lw=1)
+        ax.set_title(m, fontsize=9)
+        ax.set_xlabel("G/E step", fontsize=8)
+        ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    _save(fig, out / "curves_losses.png")
+    return [("curves_losses.png", "Training losses per model (mean over seeds); a discriminator loss near 0 with a "
+                                  "rising generator loss means D has won.")]
+
+
+def track_curves(df, direction, out):
+    """The periodic generation metric against the step: one line per model, band = min..max over seeds."""
+    tracks = _read_csvs(df, "track.csv")
+    cols = sorted({c for frames in tracks.values() for f in frames for c in f.columns if c != "step"})
+    made = []
+    for col in cols:
+        fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
+        for i, (m, frames) in enumerate(sorted(tracks.items())):
+            per_seed = [f.set_index("step")[col] for f in frames if col in f]
+            if not per_seed:
+                continue
+            table = pd.concat(per_seed, axis=1)
+            ax.plot(table.index, table.mean(axis=1), color=f"C{i % 10}", label=m, lw=1.2)
+            if table.shape[1] > 1:
+                ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=f"C{i % 10}", alpha=0.15)
+        ax.set_xlabel("G/E step")
+        ax.set_ylabel(f"{col} {direction(col) or ''}")
+        ax.legend(fontsize=7, loc="best")
+        _save(fig, out / f"curves_{col}.png")
+        made.append((f"curves_{col}.png", f"`{col}` measured during training on a fixed noise batch (mean over seeds, "
+                                          "band = min to max): how fast each model improves and whether it is stable."))
+    return made
+
+
+def truncation(df, direction, out):
+    """The truncation sweep of Gaussian-prior models: each score against the threshold."""
+    sweeps = _read_csvs(df, "truncation.csv")
+    if not sweeps:
+        return []
+    cols = [c for c in next(iter(sweeps.values()))[0].columns if c != "threshold"]
+    fig, axes = plt.subplots(1, len(cols), figsize=(4.6 * len(cols), 3.6), dpi=110, squeeze=False)
+    ticks = None
+    for i, (m, frames) in enumerate(sorted(sweeps.items())):
+        mean = _mean_by(frames, "threshold")
+        finite = [t for t in mean.index if math.isfinite(t)]
+        xs = [t if math.isfinite(t) else max(finite, default=1.0) * 1.4 for t in mean.index]
+        ticks = (xs, [f"{t:g}" if math.isfinite(t) else "none" for t in mean.index])
+        for ax, col in zip(axes[0], cols):
+            ax.plot(xs, mean[col], "o-", color=f"C{i % 10}", label=m, ms=3, lw=1.2)
+    for ax, col in zip(axes[0], cols):
+        ax.set_xticks(*ticks)
+        ax.set_xlabel("truncation threshold (none = the untruncated prior)")
+        ax.set_ylabel(f"{col} {direction(col) or ''}")
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    _save(fig, out / "truncation.png")
+    return [("truncation.png", f"Truncation sweep (Gaussian-prior models): {', '.join(f'`{c}`' for c in cols)} against "
+                               "the threshold; a smaller threshold trades diversity for fidelity (BigGAN's trade-off).")]
+
+
+def montages(df, out):
+    """One panel per model of each run-time picture, from its first finished seed."""
+    made = []
+    ok = df[df["status"] == "ok"].sort_values(["model", "seed"], key=lambda s: s.astype(str))
+    for name, caption in RUN_PICTURES.items():
+        panels = {}
+        for _, row in ok.iterrows():
+            path = _run_dir(row) / name
+            if row["model"] not in panels and path.exists():
+                panels[row["model"]] = (row["seed"], path)
+        if not panels:
+            continue
+        images = {m: (s, mpimg.imread(p)) for m, (s, p) in panels.items()}
+        h, w = max(im.shape[0] for _, im in images.values()), max(im.shape[1] for _, im in images.values())
+        scale = min(6.0, max(2.6, w / 100)) / w
+        fig, axes = _grid(len(images), panel=(w * scale + 0.2, h * scale + 0.45))
+        for ax, (m, (seed, im)) in zip(axes, sorted(images.items())):
+            ax.imshow(im, interpolation="nearest")
+            ax.set_title(f"{m} (seed {seed})", fontsize=8)
+            ax.axis("off")
+        fig.tight_layout()
+        _save(fig, out / name)
+        made.append((name, caption))
+    return made
+
+
+def all_figures(df, metrics, direction, out):
+    """Every figure of a results folder into `out` (the plots/ folder); [(file, caption)]."""
+    out = Path(out)
+    return (bar_charts(df, metrics, direction, out) + tradeoff(df, direction, out) + loss_curves(df, out)
+            + track_curves(df, direction, out) + truncation(df, direction, out) + montages(df, out))
