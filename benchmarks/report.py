@@ -128,9 +128,13 @@ def protocol(dirs, df):
         if not bench.exists():
             continue
         c = json.loads(bench.read_text())["config"]
-        runs = sorted(Path(d).glob("*/seed*/config.json"))
-        rec = json.loads(runs[0].read_text()) if runs else {}
-        meta = rec.get("dataset_meta", {})
+        recs = []
+        for path in sorted(Path(d).glob("*/seed*/config.json")):
+            try:
+                recs.append(json.loads(path.read_text()))
+            except ValueError:
+                continue  # an unreadable record: its run shows as unreadable in the tables
+        meta = recs[0].get("dataset_meta", {}) if recs else {}
         lines += [
             f"- benchmark `{c['benchmark']}`, budget `{c['budget']}` ({d})",
             f"- dataset `{c['dataset']}` {json.dumps(c['dataset_options']) if c['dataset_options'] else ''}: "
@@ -142,9 +146,14 @@ def protocol(dirs, df):
             f"seeds {sorted(set(int(s) for s in df['seed'].dropna()))}",
             f"- evaluation: {json.dumps(c['eval'])}",
         ]
-        if rec:
-            lines += [f"- device {json.dumps(rec.get('runtime'))}; versions {json.dumps(rec.get('versions'))}",
-                      f"- command: `{rec.get('command')}`" + (f", started {rec['started']}" if rec.get("started") else "")]
+        # Every distinct value over the runs, not the first run's: a folder may be filled by
+        # several commands (seed subsets, shards, resumes) on several machines.
+        distinct = lambda f: sorted({f(r) for r in recs})  # noqa: E731
+        lines += [f"- device: {'; '.join(distinct(lambda r: json.dumps(r.get('runtime'), sort_keys=True)))}",
+                  f"- versions: {'; '.join(distinct(lambda r: json.dumps({k: v for k, v in (r.get('versions') or {}).items() if k != 'git_commit'}, sort_keys=True)))}",
+                  f"- code (git commit): {', '.join(distinct(lambda r: str((r.get('versions') or {}).get('git_commit'))))}",
+                  f"- started: {min(distinct(lambda r: r.get('started') or '?'))} to {max(distinct(lambda r: r.get('started') or '?'))}",
+                  *[f"- command: `{cmd}`" for cmd in distinct(lambda r: r.get("command") or "?")]] if recs else []
     notes = {}
     for p in df.get("protocol", pd.Series(dtype=object)).dropna():
         if isinstance(p, dict):
