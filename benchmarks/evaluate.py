@@ -157,8 +157,7 @@ class Evaluator:
             self._timed(sec, "generation", lambda: out.update(self._generation(model, g, x_test, rec)))
             self._timed(sec, "figures", lambda: self._latent_figures(model, x_test, z_test, run_dir))
         else:
-            prior = lambda k: model.sample_latent(k, generator=g)  # noqa: E731
-            out.update(self._timed(sec, "modes_covered", lambda: self._scores(self._samples(model, prior, ec["gen_samples"]))))
+            out.update(self._timed(sec, "modes_covered", lambda: self._scores(self._samples(model, g, ec["gen_samples"]))))
         self._timed(sec, "truncation", lambda: self._truncation_sweep(model, seed, run_dir))
 
         grid = model.decode(model.sample_latent(ec["grid_size"], generator=torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET))).float().cpu()
@@ -168,11 +167,12 @@ class Evaluator:
         out["protocol"] = dict(self.notes)
         return out
 
-    def _samples(self, model, latent, n):
-        """n decoded samples of the latents `latent(k)` draws, in eval-size batches, as float CPU tensors."""
+    def _samples(self, model, g, n, threshold=None):
+        """n decoded prior samples drawn with generator g (truncated at `threshold` if given), in
+        eval-size batches, as float CPU tensors."""
         bs = self.ec["eval_batch_size"]
         for i in range(0, n, bs):
-            yield model.decode(latent(min(bs, n - i))).float().cpu()
+            yield model.decode(truncated_latent(model, min(bs, n - i), threshold, g)).float().cpu()
 
     def _scores(self, batches):
         """The generation metric and its IS analogue on decoded samples: images, the domain
@@ -198,7 +198,7 @@ class Evaluator:
         model.eval()
         try:
             g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
-            out = self._scores(self._samples(model, lambda k: model.sample_latent(k, generator=g), self.ec["track_samples"]))
+            out = self._scores(self._samples(model, g, self.ec["track_samples"]))
             return {k: float(v) for k, v in out.items() if v is not None}
         finally:
             model.train()
@@ -212,9 +212,8 @@ class Evaluator:
         rows = []
         for t in sorted(self.ec["truncation"]) + [None]:
             g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
-            draw = lambda k: truncated_latent(model, k, t, g)  # noqa: E731
             rows.append({"threshold": math.inf if t is None else t,
-                         **self._scores(self._samples(model, draw, self.ec["truncation_samples"]))})
+                         **self._scores(self._samples(model, g, self.ec["truncation_samples"], t))})
         buf = io.StringIO()
         w = csv.DictWriter(buf, list(rows[0]))
         w.writeheader()
@@ -242,11 +241,11 @@ class Evaluator:
 
     def _generation(self, model, g, x_test, rec):
         clf, n_gen = self.domain, self.ec["gen_samples"]
-        out = self._scores(self._samples(model, lambda k: model.sample_latent(k, generator=g), n_gen))
+        out = self._scores(self._samples(model, g, n_gen))
         out["semantic_recon"] = metrics.label_agreement(clf.predict(x_test), clf.predict(metrics.to_uint8(rec)))
         if self.inception is not None:
             n, ref = self.ec["inception_samples"], self.inception_ref
-            batches = self._samples(model, lambda k: model.sample_latent(k, generator=g), n)
+            batches = self._samples(model, g, n)
             f, p = metrics.inception_features((metrics.to_uint8(b) for b in batches), self.inception, self.runtime.device)
             tag = _count_tag(n)
             out[f"fid_{tag}"] = metrics.frechet_from_stats(ref["mu"], ref["sigma"], *metrics.feature_stats(f))

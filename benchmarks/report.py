@@ -148,12 +148,15 @@ def protocol(dirs, df):
         ]
         # Every distinct value over the runs, not the first run's: a folder may be filled by
         # several commands (seed subsets, shards, resumes) on several machines.
-        distinct = lambda f: sorted({f(r) for r in recs})  # noqa: E731
-        lines += [f"- device: {'; '.join(distinct(lambda r: json.dumps(r.get('runtime'), sort_keys=True)))}",
-                  f"- versions: {'; '.join(distinct(lambda r: json.dumps({k: v for k, v in (r.get('versions') or {}).items() if k != 'git_commit'}, sort_keys=True)))}",
-                  f"- code (git commit): {', '.join(distinct(lambda r: str((r.get('versions') or {}).get('git_commit'))))}",
-                  f"- started: {min(distinct(lambda r: r.get('started') or '?'))} to {max(distinct(lambda r: r.get('started') or '?'))}",
-                  *[f"- command: `{cmd}`" for cmd in distinct(lambda r: r.get("command") or "?")]] if recs else []
+        if recs:
+            versions = [dict(r.get("versions") or {}) for r in recs]
+            commits = sorted({str(v.pop("git_commit", None)) for v in versions})
+            started = sorted({r.get("started") or "?" for r in recs})
+            lines += [f"- device: {'; '.join(sorted({json.dumps(r.get('runtime'), sort_keys=True) for r in recs}))}",
+                      f"- versions: {'; '.join(sorted({json.dumps(v, sort_keys=True) for v in versions}))}",
+                      f"- code (git commit): {', '.join(commits)}",
+                      f"- started: {started[0]} to {started[-1]}",
+                      *[f"- command: `{cmd}`" for cmd in sorted({r.get('command') or '?' for r in recs})]]
     notes = {}
     for p in df.get("protocol", pd.Series(dtype=object)).dropna():
         if isinstance(p, dict):
