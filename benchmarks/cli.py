@@ -39,6 +39,11 @@ def build_parser():
     r.add_argument("--fid-weights", help="torch-fidelity's InceptionV3 weights file (else $BIGAN_BENCH_FID_WEIGHTS, "
                    "the torch hub cache, a download when online)")
     r.add_argument("--force", action="store_true", help="retrain runs that already finished")
+    r.add_argument("--shard", metavar="I/N", help="run only the I-th of N deterministic parts of the (model, seed) "
+                   "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders")
+    r.add_argument("--plain", action="store_true", help="fp32 eager with host-side data even on CUDA "
+                   "(the fast path is the default there: device-resident data, bf16 autocast, compile)")
+    r.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
 
     rep = sub.add_parser("report", help="write tables for a results folder (several folders: merged)")
     rep.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
@@ -59,15 +64,20 @@ def cmd_list_models(args):
 def cmd_run(args):
     from .config import load_config
     from .data import load_dataset
-    from .run import check_models, run_benchmark
+    from . import parallel
+    from .run import check_models, parse_shard, run_benchmark
     from .runtime import Runtime
 
     cfg = load_config(args.config, budget=args.budget, overrides=args.overrides, models=args.models, seeds=args.seeds)
-    runtime = Runtime(args.device)
+    shard = parse_shard(args.shard) if args.shard else None
     check_models(cfg)
-    data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
-    out = args.out or Path("results") / f"{cfg['benchmark']}-{cfg['budget']}"
-    return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights)
+    runtime = Runtime(args.device, fast=False if args.plain else None, compile=False if args.no_compile else None)
+    try:
+        data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
+        out = args.out or Path("results") / f"{cfg['benchmark']}-{cfg['budget']}"
+        return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard)
+    finally:
+        parallel.shutdown()
 
 
 def cmd_report(args):

@@ -24,18 +24,22 @@ SCHEMA = {
     "seeds": list,
     "arch": {"z_dim": int, "width": int, "style": str},
     "model_options": FREE,
-    "train": {"steps": int, "batch_size": int, "log_every": int, "checkpoint_every": int},
+    "train": {"steps": int, "batch_size": int, "log_every": int, "checkpoint_every": int, "hflip": bool},
     "eval": {"probe_max_train": int, "eval_batch_size": int, "grid_size": int, "gen_samples": int,
              "inception_samples": int, "truncation": list, "truncation_samples": int, "track_every": int,
              "track_samples": int},
 }
 ARCH_STYLES = ("shared", "paper")
+# Keys added after results were first published, with the value that reproduces the older
+# behaviour: a results folder recorded before a key existed is read as having that value.
+BACKFILL = {("train", "hflip"): False}
 DEFAULTS = {
     "arch": {"style": "shared"},
     "dataset_options": {},
     "seeds": [0],
     "model_options": {},
-    "train": {"log_every": 25, "checkpoint_every": 1000},
+    # hflip: mirror each training image left-right with probability 1/2 (drawn per epoch and seed)
+    "train": {"log_every": 25, "checkpoint_every": 1000, "hflip": False},
     # truncation: thresholds of the truncation sweep (Gaussian priors); track_every: steps between
     # the generation-metric points of the training curve (0: none)
     "eval": {"probe_max_train": 20000, "eval_batch_size": 500, "grid_size": 64, "gen_samples": 2000,

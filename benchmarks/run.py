@@ -12,7 +12,8 @@ import traceback
 
 import models
 
-from . import report
+from . import parallel, report
+from .config import BACKFILL
 from .errors import ConfigError, UserError
 from .evaluate import Evaluator
 from .io import atomic_write_json, atomic_write_text
@@ -26,6 +27,15 @@ FIXED_MODEL_ARGS = ("data_shape", "total_steps", "arch")
 
 def _jsonable(obj):
     return json.loads(json.dumps(obj))
+
+
+def _backfilled(old):
+    """A recorded config with the keys added since it was written set to their old behaviour."""
+    old = json.loads(json.dumps(old))
+    for (section, key), value in BACKFILL.items():
+        if isinstance(old.get(section), dict):
+            old[section].setdefault(key, value)
+    return old
 
 
 def _diff(old, new, prefix=""):
@@ -51,13 +61,13 @@ def model_args(cfg, name, data):
     return args
 
 
-def check_folder(cfg, out_dir):
+def check_folder(cfg, out_dir, write=True):
     """Refuse to mix runs of different configs in one folder; record the config on first use."""
     ident = _jsonable({k: cfg[k] for k in FOLDER_KEYS})
     path = out_dir / "benchmark.json"
     if path.exists():
         try:
-            old = json.loads(path.read_text())["config"]
+            old = _backfilled(json.loads(path.read_text())["config"])
         except (ValueError, KeyError):
             raise ConfigError(f"{path} is not a benchmark record; this folder is not a results folder, choose another --out.") from None
         changes = _diff(old, ident)
@@ -67,7 +77,8 @@ def check_folder(cfg, out_dir):
                 "Nothing was changed. Use another --out, or move that folder away to start over."
             )
         return
-    atomic_write_json(path, {"config": ident})
+    if write:
+        atomic_write_json(path, {"config": ident})
 
 
 def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator):
@@ -75,8 +86,9 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator):
     args = model_args(cfg, name, data)
     ident = _jsonable({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, "model_args": args, "seed": seed})
     cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
+    parallel.barrier()  # every process decides on the same files
     if cfg_path.exists() and not force:
-        old = json.loads(cfg_path.read_text())["config"]
+        old = _backfilled(json.loads(cfg_path.read_text())["config"])
         changes = _diff(old, ident)
         if changes:
             raise ConfigError(
@@ -87,15 +99,19 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator):
             row = json.loads(metrics_path.read_text())
             if row.get("status") in ("ok", "diverged"):  # a failed run is retried, from its checkpoint
                 return row, "skipped"
-    if force and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg_path, {"config": ident, "dataset_meta": data.meta, "runtime": runtime.describe(),
-                                 "versions": versions(), "command": command,
-                                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
+    parallel.barrier()
+    if runtime.is_main:
+        if force and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cfg_path, {"config": ident, "dataset_meta": data.meta, "runtime": runtime.describe(),
+                                     "versions": versions(), "command": command,
+                                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
+    parallel.barrier()  # the folder (and any checkpoint to resume from) is in place for every process
 
     # Built before seeding: building the evaluator trains (or loads) its classifier, which draws random numbers.
-    monitor = (lambda m, ev=evaluator(): ev.track(m, seed)) if cfg["eval"]["track_every"] else None
+    track = cfg["eval"]["track_every"] and runtime.is_main
+    monitor = (lambda m, ev=evaluator(): ev.track(m, seed)) if track else None
     runtime.seed_everything(seed)
     model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])}).to(runtime.device)
     counts = model.param_counts()
@@ -103,16 +119,40 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator):
     t0 = time.perf_counter()
     try:
         row.update(train(model, data.train.x, cfg, run_dir, runtime, seed, desc=f"{name} s{seed}", monitor=monitor))
-        if row["status"] == "ok":
+        if row["status"] == "ok" and runtime.is_main:
             row.update(evaluator().evaluate(model, run_dir, seed))
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 - a crashing model is a result to record, not a reason to stop
+        if runtime.world > 1:
+            raise  # the other processes are waiting in a collective: stop them all (torchrun does)
         atomic_write_text(run_dir / "error.txt", traceback.format_exc())
         row.update({"status": "failed", "error": f"{type(e).__name__}: {e}"})
     row["wall_seconds"] = round(time.perf_counter() - t0, 3)
-    atomic_write_json(metrics_path, row)
+    if runtime.is_main:
+        atomic_write_json(metrics_path, row)
     return row, row["status"]
+
+
+def parse_shard(text):
+    """'i/n' (1 <= i <= n) -> (i, n)."""
+    try:
+        i, n = (int(t) for t in text.split("/"))
+    except ValueError:
+        i = n = 0
+    if not 1 <= i <= n:
+        raise ConfigError(f"--shard {text!r} must be i/n with 1 <= i <= n, e.g. --shard 2/4 for the second of four.")
+    return i, n
+
+
+def shard_matrix(model_names, seeds, shard=None):
+    """The (model, seed) pairs one shard runs: pair k of the model-major matrix goes to shard
+    k mod n + 1, so n shards cover the matrix exactly once and each gets every model it can."""
+    pairs = [(m, s) for m in model_names for s in seeds]
+    if shard is None:
+        return pairs
+    i, n = shard
+    return [p for k, p in enumerate(pairs) if k % n == i - 1]
 
 
 def check_models(cfg):
@@ -126,12 +166,16 @@ def check_models(cfg):
                               f"{', '.join(sorted(models.options(name)))}.")
 
 
-def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None):
-    """Run the (model x seed) matrix; returns the exit code (1 when a run crashed)."""
+def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, shard=None):
+    """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run crashed)."""
     check_models(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    check_folder(cfg, out_dir)
+    if runtime.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    parallel.barrier()
+    check_folder(cfg, out_dir, write=runtime.is_main)
     command = " ".join(["python -m benchmarks"] + sys.argv[1:]) if sys.argv[0].endswith("__main__.py") else " ".join(sys.argv)
+    if runtime.world > 1:
+        command = f"torchrun ({runtime.world} processes) " + command.replace("python ", "", 1)
     built = []
 
     def evaluator():  # built on first use: a benchmark whose runs are all finished needs none
@@ -140,13 +184,14 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None):
         return built[0]
 
     failed = 0
-    for name in cfg["models"]:
-        for seed in cfg["seeds"]:
-            row, how = run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator)
-            detail = f" at step {row.get('diverged_at')}" if row["status"] == "diverged" else ""
+    for name, seed in shard_matrix(cfg["models"], cfg["seeds"], shard):
+        row, how = run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator)
+        detail = f" at step {row.get('diverged_at')}" if row["status"] == "diverged" else ""
+        if runtime.is_main:
             print(f"[{name} seed {seed}] {how if how == 'skipped' else row['status']}{detail}", file=sys.stderr)
-            failed += row["status"] == "failed"
-    table = report.write_report(out_dir)
-    print(table)
-    print(f"\nResults: {out_dir}")
+        failed += row["status"] == "failed"
+    parallel.barrier()
+    if runtime.is_main:
+        print(report.write_report(out_dir))
+        print(f"\nResults: {out_dir}")
     return 1 if failed else 0

@@ -10,34 +10,72 @@ import time
 import torch
 from tqdm.auto import tqdm
 
+from . import parallel
 from .errors import UserError
 from .io import atomic_torch_save
 
 
 class BatchStream:
     """A deterministic order over the training set for one seed: epoch e is a permutation
-    drawn from (seed, e). The whole state is the number of examples consumed, so every
-    model sees the same examples in the same order, and a resumed run continues exactly."""
+    (and, with `hflip`, a left-right flip bit per example) drawn from (seed, e). The whole
+    state is the number of examples consumed, so every model sees the same examples in the
+    same order, and a resumed run continues exactly. The epoch's tensors move to `device`
+    once, so cutting a batch costs no host-to-device copy."""
 
-    def __init__(self, n, seed, consumed=0):
+    def __init__(self, n, seed, consumed=0, device="cpu", hflip=False):
         self.n, self.seed, self.consumed = n, seed, consumed
-        self._epoch, self._perm = None, None
+        self.device, self.hflip = torch.device(device), hflip
+        self._epoch, self._perm, self._flip = None, None, None
 
-    def _permutation(self, epoch):
+    def _epoch_order(self, epoch):
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
-        return self._perm
+            perm = torch.randperm(self.n, generator=g)
+            flip = torch.rand(self.n, generator=g) < 0.5 if self.hflip else None
+            self._epoch, self._perm = epoch, perm.to(self.device)
+            self._flip = flip.to(self.device) if flip is not None else None
+        return self._perm, self._flip
 
     def next(self, k):
-        out = []
+        """(indices, flip bits or None) of the next k examples."""
+        idx, flips = [], []
         while k > 0:
             epoch, pos = divmod(self.consumed, self.n)
             take = min(k, self.n - pos)
-            out.append(self._permutation(epoch)[pos:pos + take])
+            perm, flip = self._epoch_order(epoch)
+            idx.append(perm[pos:pos + take])
+            if flip is not None:
+                flips.append(flip[perm[pos:pos + take]])
             self.consumed += take
             k -= take
-        return torch.cat(out)
+        return torch.cat(idx), (torch.cat(flips) if flips else None)
+
+
+class LossReader:
+    """Loss values as the model returns them (device tensors, or floats from a plug-in),
+    read to the host in one transfer per window: the training step never waits for the GPU.
+    Under data parallelism the values are averaged over the processes: the global batch's."""
+
+    def __init__(self, runtime):
+        self.runtime, self.pending = runtime, []
+
+    def add(self, step, out):
+        self.pending.append((step, out))
+
+    def read(self):
+        """[(step, {name: float})] for the pending steps, oldest first."""
+        if not self.pending:
+            return []
+        dev = self.runtime.device
+        flat = [v.detach().float().reshape(()) if torch.is_tensor(v) else torch.tensor(float(v), device=dev)
+                for _, out in self.pending for v in out.values()]
+        values = self.runtime.mean_over_processes(torch.stack([v.to(dev) for v in flat])).tolist()
+        rows, i = [], 0
+        for step, out in self.pending:
+            rows.append((step, dict(zip(out, values[i:i + len(out)]))))
+            i += len(out)
+        self.pending = []
+        return rows
 
 
 class LossLog:
@@ -89,7 +127,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
     """Train until `cfg['train']['steps']` G/E updates; resume from run_dir/checkpoint.pt.
 
     `monitor(model)`, if given, returns generation scores; they are logged to track.csv every
-    `cfg['eval']['track_every']` steps, outside the timed training.
+    `cfg['eval']['track_every']` steps, outside the timed training (main process only).
 
     Returns the spend record: status ("ok" or "diverged"), g_steps, d_steps, images_seen,
     train_seconds, and diverged_at/diverged_on for a diverged run."""
@@ -97,7 +135,8 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
     steps, batch_size = tc["steps"], tc["batch_size"]
     per_step = model.batches_per_step * batch_size
     ckpt_path = run_dir / "checkpoint.pt"
-    stream = BatchStream(len(train_x), seed)
+    data = runtime.place(train_x)
+    stream = BatchStream(len(train_x), seed, device=data.device, hflip=tc["hflip"])
     start, elapsed = 0, 0.0
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
@@ -105,47 +144,66 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
         model.load_optimizer_state(state["optim"])
         runtime.set_rng_state(state["rng"])
         start, elapsed, stream.consumed = state["step"], state["train_seconds"], state["consumed"]
-    log = LossLog(run_dir / "losses.csv", start)
-    track = LossLog(run_dir / "track.csv", start) if monitor else None
+    runtime.prepare(model)
+    main = runtime.is_main
+    log = LossLog(run_dir / "losses.csv", start) if main else None
+    track = LossLog(run_dir / "track.csv", start) if monitor and main else None
     track_every = cfg["eval"]["track_every"]
+    reader = LossReader(runtime)
 
     def spent(step):
         return {"g_steps": step, "d_steps": model.d_updates(step),
                 "images_seen": step * per_step, "train_seconds": round(elapsed, 3)}
 
     def checkpoint(step):
+        if not main:
+            return
         log.flush()
         if track:
             track.flush()
-        atomic_torch_save({"model": model.state_dict(), "optim": model.optimizer_state(),
+        atomic_torch_save({"model": parallel.plain_state_dict(model), "optim": model.optimizer_state(),
                            "rng": runtime.rng_state(), "step": step, "consumed": stream.consumed,
                            "train_seconds": elapsed}, ckpt_path)
 
     model.train()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc=desc, dynamic_ncols=True, leave=False)
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc=desc, dynamic_ncols=True, leave=False,
+               disable=not main)
     tick = time.perf_counter()
     for step in bar:
-        batch = runtime.batch(train_x[stream.next(per_step)])
-        out = model.train_step(batch, step)
-        bad = sorted(k for k, v in out.items() if not math.isfinite(v))
-        if bad:
+        idx, flip = stream.next(per_step)
+        idx = runtime.my_rows(idx, model.batches_per_step)
+        flip = runtime.my_rows(flip, model.batches_per_step) if flip is not None else None
+        with runtime.autocast():
+            reader.add(step, model.train_step(runtime.batch(data[idx], flip), step))
+        due_track = track_every and monitor and (step + 1) % track_every == 0
+        due_ckpt = (step + 1) % tc["checkpoint_every"] == 0 and step + 1 < steps
+        if not (len(reader.pending) >= runtime.sync_every or due_track or due_ckpt or step == steps - 1):
+            continue
+        for s, out in reader.read():  # the one host synchronisation of the window
+            bad = sorted(k for k, v in out.items() if not math.isfinite(v))
+            if bad:
+                elapsed += time.perf_counter() - tick
+                if main:
+                    log.append(s, out)
+                    log.flush()  # the checkpoint keeps the last finite state; the log shows the blow-up
+                bar.close()
+                runtime.release(model)
+                return {"status": "diverged", "diverged_at": s, "diverged_on": ",".join(bad), **spent(s)}
+            if main and (s % tc["log_every"] == 0 or s == steps - 1):
+                log.append(s, out)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in out.items()}, refresh=False)
+        if due_track:
             elapsed += time.perf_counter() - tick
-            log.append(step, out)
-            log.flush()  # the checkpoint keeps the last finite state; the log shows the blow-up
-            bar.close()
-            return {"status": "diverged", "diverged_at": step, "diverged_on": ",".join(bad), **spent(step)}
-        if step % tc["log_every"] == 0 or step == steps - 1:
-            log.append(step, out)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in out.items()}, refresh=False)
-        if track and (step + 1) % track_every == 0:
-            elapsed += time.perf_counter() - tick
-            track.append(step, monitor(model))
+            if main:
+                track.append(step, monitor(model))
+            parallel.barrier()
             tick = time.perf_counter()
-        if (step + 1) % tc["checkpoint_every"] == 0 and step + 1 < steps:
+        if due_ckpt:
             elapsed += time.perf_counter() - tick
             tick = time.perf_counter()
             checkpoint(step + 1)
     elapsed += time.perf_counter() - tick
     bar.close()
+    runtime.release(model)
     checkpoint(steps)
     return {"status": "ok", **spent(steps)}

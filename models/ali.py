@@ -222,14 +222,18 @@ class ALI(BidirectionalGAN):
         returns sigma for logging."""
         mu, log_sigma = self.posterior(x)
         sigma = torch.exp(log_sigma)
-        return mu + sigma * torch.randn_like(mu), sigma
+        return mu + sigma * self.noise_like(mu), sigma
 
     def encode(self, x):
         return self.posterior(x)[0]
 
     @torch.no_grad()
     def _init_output_bias(self, x):
-        m = ((x + 1) / 2).mean(0).clamp(1e-7, 1 - 1e-7)
+        m = ((x + 1) / 2).mean(0)
+        if self.shard[1] > 1:  # data-parallel: the mean over the global batch, the same on every process
+            torch.distributed.all_reduce(m)
+            m /= self.shard[1]
+        m = m.clamp(1e-7, 1 - 1e-7)
         self.G.out_bias.copy_(torch.log(m / (1 - m)))
         self.logodds_pending.fill_(False)
 
@@ -246,6 +250,6 @@ class ALI(BidirectionalGAN):
         loss_d = F.softplus(-data).mean() + F.softplus(sample).mean()
         loss_ge = F.softplus(data).mean() + F.softplus(-sample).mean()
         simultaneous_step((loss_d, self.optimizers["d"]), (loss_ge, self.optimizers["ge"]))
-        return {"loss_d": loss_d.item(), "loss_ge": loss_ge.item(),
-                "d_real": torch.sigmoid(data).mean().item(), "d_fake": torch.sigmoid(sample).mean().item(),
-                "sigma": sigma.mean().item()}
+        return {"loss_d": loss_d.detach(), "loss_ge": loss_ge.detach(),
+                "d_real": torch.sigmoid(data).mean().detach(), "d_fake": torch.sigmoid(sample).mean().detach(),
+                "sigma": sigma.mean().detach()}

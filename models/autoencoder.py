@@ -49,4 +49,4 @@ class Autoencoder(BidirectionalGAN):
     def train_step(self, batch, step):
         loss = self.reconstruction_loss(batch)
         simultaneous_step((loss, self.optimizers["ae"]))
-        return {"loss_rec": loss.item()}
+        return {"loss_rec": loss.detach()}

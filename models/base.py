@@ -18,6 +18,12 @@ class BidirectionalGAN(nn.Module):
     batches_per_step = 1
     #: D (critic) updates per G/E update
     d_steps_per_step = 1
+    #: (rank, processes) of a data-parallel run, set by the runtime. Every process draws the
+    #: global batch's noise from the same stream and keeps its own rows, so a run on n
+    #: processes draws exactly what a single process would.
+    shard = (0, 1)
+    #: networks the fast path must run in fp32 rather than under bf16 autocast
+    fp32_networks = ()
 
     def __init__(self, *, data_shape, z_dim):
         super().__init__()
@@ -36,13 +42,20 @@ class BidirectionalGAN(nn.Module):
         """n draws from the prior, on the model's device. With a CPU `generator`, the draws
         are the same on every device (fixed evaluation noise)."""
         gen_device = generator.device if generator is not None else self.device
+        rank, world = self.shard if generator is None else (0, 1)
         if self.prior == "normal":
-            z = torch.randn(n, self.z_dim, generator=generator, device=gen_device)
+            z = torch.randn(n * world, self.z_dim, generator=generator, device=gen_device)
         elif self.prior == "uniform":
-            z = torch.rand(n, self.z_dim, generator=generator, device=gen_device) * 2 - 1
+            z = torch.rand(n * world, self.z_dim, generator=generator, device=gen_device) * 2 - 1
         else:
             raise ValueError(f"unknown prior {self.prior!r}")
-        return z.to(self.device)
+        return z[rank * n:(rank + 1) * n].to(self.device)
+
+    def noise_like(self, t):
+        """Standard normal noise shaped like `t` (a batch), this process's rows of the global draw."""
+        rank, world = self.shard
+        n = t.shape[0]
+        return torch.randn(n * world, *t.shape[1:], device=t.device, dtype=t.dtype)[rank * n:(rank + 1) * n]
 
     def encode(self, x):
         """Deterministic code of x (the mean, for a stochastic encoder)."""
@@ -98,14 +111,13 @@ def simultaneous_step(*pairs):
     parameters before any optimiser steps (BiGAN's and ALI's schedule).
 
     `pairs` are (loss, optimizer); each loss is differentiated only w.r.t. its own
-    optimizer's parameters."""
-    all_grads = []
+    optimizer's parameters. `backward(inputs=...)` rather than `autograd.grad`, because
+    DistributedDataParallel averages gradients in hooks that only backward triggers."""
+    for _, opt in pairs:
+        opt.zero_grad(set_to_none=True)
     for i, (loss, opt) in enumerate(pairs):
         params = [p for g in opt.param_groups for p in g["params"]]
-        grads = torch.autograd.grad(loss, params, retain_graph=i < len(pairs) - 1, allow_unused=True)
-        all_grads.append((opt, params, grads))
-    for opt, params, grads in all_grads:
-        for p, g in zip(params, grads):
-            p.grad = g
+        loss.backward(inputs=params, retain_graph=i < len(pairs) - 1)
+    for _, opt in pairs:
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -87,8 +87,8 @@ class BiGAN(BidirectionalGAN):
         simultaneous_step((loss_d, self.optimizers["d"]), (loss_ge, self.optimizers["ge"]))
         for s in self.schedulers.values():
             s.step()
-        return {"loss_d": loss_d.item(), "loss_ge": loss_ge.item(),
-                "d_real": torch.sigmoid(real).mean().item(), "d_fake": torch.sigmoid(fake).mean().item()}
+        return {"loss_d": loss_d.detach(), "loss_ge": loss_ge.detach(),
+                "d_real": torch.sigmoid(real).mean().detach(), "d_fake": torch.sigmoid(fake).mean().detach()}
 
 
 def _ksize(layer):

@@ -184,7 +184,7 @@ class BigBiGAN(BidirectionalGAN):
     def sample_posterior(self, x):
         """z = mu + sigma * eps, the stochastic encoder's sample (used in training)."""
         mu, sigma = self.E(x)
-        return mu + sigma * torch.randn_like(mu)
+        return mu + sigma * self.noise_like(mu)
 
     def scores(self, x_real, z_enc, x_gen, z_prior):
         """D on encoder pairs and generator pairs in one call -> (real, fake), each
@@ -197,7 +197,7 @@ class BigBiGAN(BidirectionalGAN):
         xs = batch.chunk(self.batches_per_step)
         b = xs[0].shape[0]
         opt_d = self.optimizers["d"]
-        loss_d = 0.0
+        loss_d = 0.0  # a device tensor after the first step: read by the harness, never here
         for x in xs[:self.d_steps_per_step]:
             z = self.sample_latent(b)
             with torch.no_grad():
@@ -207,12 +207,12 @@ class BigBiGAN(BidirectionalGAN):
             opt_d.zero_grad(set_to_none=True)
             ld.backward()
             opt_d.step()
-            loss_d += ld.item() / self.d_steps_per_step
+            loss_d = loss_d + ld.detach() / self.d_steps_per_step
 
         x = xs[-1]
         z = self.sample_latent(b)
         mu, sigma = self.E(x)
-        z_enc = mu + sigma * torch.randn_like(mu)
+        z_enc = mu + sigma * self.noise_like(mu)
         real, fake = self.scores(x, z_enc, self.G(z), z)
         loss = eg_loss(real, fake)
         opts = (self.optimizers["g"], self.optimizers["e"])
@@ -224,10 +224,10 @@ class BigBiGAN(BidirectionalGAN):
             o.step()
         self.update_ema(z, step)
 
-        out = {"loss_d": loss_d, "loss_eg": loss.item(), "sigma": sigma.mean().item(),
-               "mu_std": mu.std(0).mean().item()}
+        out = {"loss_d": loss_d, "loss_eg": loss.detach(), "sigma": sigma.mean().detach(),
+               "mu_std": mu.std(0).mean().detach()}
         for name, r, f in zip(("sx", "sz", "sxz"), real, fake):
-            out[f"{name}_real"], out[f"{name}_fake"] = r.mean().item(), f.mean().item()
+            out[f"{name}_real"], out[f"{name}_fake"] = r.mean().detach(), f.mean().detach()
         return out
 
     @torch.no_grad()

@@ -103,8 +103,8 @@ class GANPosthocEncoder(BidirectionalGAN):
         opt_g.step()
         opt_g.zero_grad(set_to_none=True)
         opt_d.zero_grad(set_to_none=True)  # drop D's grads from the G pass
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "d_real": torch.sigmoid(real_logit).mean().item(), "d_fake": torch.sigmoid(fake_logit).mean().item()}
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+                "d_real": torch.sigmoid(real_logit).mean().detach(), "d_fake": torch.sigmoid(fake_logit).mean().detach()}
 
     def encoder_loss(self, z):
         """mean((E(G(z)) - z)^2) with G frozen and in eval mode; gradients reach E only."""
@@ -118,4 +118,4 @@ class GANPosthocEncoder(BidirectionalGAN):
     def _encoder_step(self, n):
         loss_e = self.encoder_loss(self.sample_latent(n))
         simultaneous_step((loss_e, self.optimizers["e"]))
-        return {"loss_e": loss_e.item()}
+        return {"loss_e": loss_e.detach()}

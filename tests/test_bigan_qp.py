@@ -123,7 +123,7 @@ def test_delta_is_antisymmetric(name):
     x, z = _batch(KW, B, 1), m.sample_latent(B)
     with torch.no_grad():
         ex, gz = m.E(x), m.G(z)
-        forward, backward = m.D.delta(x, ex, gz, z), m.D.delta(gz, z, x, ex)
+        forward, backward = m.D(x, ex, gz, z), m.D(gz, z, x, ex)
     assert forward.shape == (B,)
     assert torch.allclose(forward, -backward, atol=1e-6)
     assert forward.abs().max() > 0
@@ -136,8 +136,8 @@ def test_full_critic_is_pairwise():
     x, z = _batch(KW, 2), m.sample_latent(2)
     with torch.no_grad():
         ex, gz = m.E(x), m.G(z)
-        d1 = m.D.delta(x[:1], ex[:1], gz[:1], z[:1]) - m.D.delta(x[:1], ex[:1], gz[1:], z[1:])
-        t_f = m.D.delta(gz[1:], z[1:], gz[:1], z[:1])  # unary T would give d1 == this
+        d1 = m.D(x[:1], ex[:1], gz[:1], z[:1]) - m.D(x[:1], ex[:1], gz[1:], z[1:])
+        t_f = m.D(gz[1:], z[1:], gz[:1], z[:1])  # unary T would give d1 == this
     assert m.D.mlp[0].in_features == 4 * KW["z_dim"]
     assert not torch.allclose(d1, t_f, atol=1e-5)
 

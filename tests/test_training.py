@@ -12,13 +12,25 @@ SMOKE = ("--budget", "smoke")
 
 def test_batch_stream_is_a_per_seed_permutation_stream():
     a, b = BatchStream(10, seed=3), BatchStream(10, seed=3)
-    first = torch.cat([a.next(4) for _ in range(5)])  # 20 = two epochs, crossing boundaries
-    assert torch.equal(first, torch.cat([b.next(7), b.next(13)]))  # same order whatever the chunking
+    first = torch.cat([a.next(4)[0] for _ in range(5)])  # 20 = two epochs, crossing boundaries
+    assert torch.equal(first, torch.cat([b.next(7)[0], b.next(13)[0]]))  # same order whatever the chunking
     assert sorted(first[:10].tolist()) == list(range(10)) and sorted(first[10:].tolist()) == list(range(10))
     assert not torch.equal(first[:10], first[10:])  # a new permutation each epoch
-    assert not torch.equal(first, torch.cat([BatchStream(10, seed=4).next(20)]))
+    assert not torch.equal(first, torch.cat([BatchStream(10, seed=4).next(20)[0]]))
     resumed = BatchStream(10, seed=3, consumed=13)
-    assert torch.equal(resumed.next(7), first[13:])
+    assert torch.equal(resumed.next(7)[0], first[13:])
+    assert a.next(3)[1] is None  # no flips unless asked
+
+
+def test_batch_stream_flips_are_per_example_and_epoch_and_leave_the_order_alone():
+    plain, flipping = BatchStream(1000, seed=5), BatchStream(1000, seed=5, hflip=True)
+    idx, flip = flipping.next(2000)
+    assert torch.equal(idx, plain.next(2000)[0])  # flipping draws after the permutation
+    assert 400 < int(flip[:1000].sum()) < 600
+    by_example = [dict(zip(idx[e * 1000:(e + 1) * 1000].tolist(), flip[e * 1000:(e + 1) * 1000].tolist())) for e in (0, 1)]
+    assert by_example[0] != by_example[1]  # redrawn each epoch
+    again = BatchStream(1000, seed=5, hflip=True, consumed=700)
+    assert torch.equal(again.next(300)[1], flip[700:1000])  # resume continues the same flips
 
 
 def test_budget_accounting_follows_the_declared_schedule(tmp_path, cli):

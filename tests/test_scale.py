@@ -1,0 +1,79 @@
+"""Scaling out: sharded benchmark matrices merge into one table, and a data-parallel run on two
+processes (torchrun, gloo) trains like one process with the same global batch."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.errors import ConfigError
+from benchmarks.run import parse_shard, shard_matrix
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 30])
+def test_shards_cover_the_matrix_exactly_once(n):
+    names, seeds = [f"m{i}" for i in range(9)], [0, 1, 2]
+    parts = [shard_matrix(names, seeds, (i, n)) for i in range(1, n + 1)]
+    flat = [p for part in parts for p in part]
+    assert sorted(flat) == sorted(shard_matrix(names, seeds)) and len(flat) == 27
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1  # balanced
+    assert parts == [shard_matrix(names, seeds, (i, n)) for i in range(1, n + 1)]  # deterministic
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0"])
+def test_bad_shard_is_a_config_error(text):
+    with pytest.raises(ConfigError, match="--shard"):
+        parse_shard(text)
+
+
+def test_shard_runs_merge_into_one_report(cli):
+    common = ("toy2d", "--budget", "smoke", "--models", "autoencoder", "--seeds", "0,1,2",
+              "--set", "train.steps=5", "--set", "eval.truncation=[]")
+    for i in (1, 2):
+        code, _, err = cli("run", *common, "--shard", f"{i}/2", "--out", f"part{i}")
+        assert code == 0, err
+    runs = {p.relative_to(f"part{i}").parts[:2] for i in (1, 2) for p in Path(f"part{i}").glob("*/seed*/metrics.json")}
+    assert runs == {("autoencoder", "seed0"), ("autoencoder", "seed1"), ("autoencoder", "seed2")}
+    assert len(list(Path("part2").glob("*/seed*/metrics.json"))) == 1
+    code, out, err = cli("report", "part1", "part2", "--out", "merged")
+    assert code == 0, err
+    rows = list(csv.DictReader(open("merged/table.csv")))
+    assert [(r["model"], r["runs"], r["ok"]) for r in rows] == [("autoencoder", "3", "3")]
+
+
+def _bench(tmp_path, out, nproc=None, extra=()):
+    args = ["toy2d", "--budget", "smoke", "--models", "bigan", "--device", "cpu", "--out", str(out),
+            "--set", "train.steps=8", "--set", "train.log_every=1", "--set", "train.checkpoint_every=4",
+            "--set", "eval.truncation=[]", *extra]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)] \
+        if nproc else [sys.executable]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([*launcher, "-m", "benchmarks", "run", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_two_process_data_parallel_run_matches_one_process(tmp_path):
+    single = _bench(tmp_path, tmp_path / "single")
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = _bench(tmp_path, tmp_path / "ddp", nproc=2)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+
+    def losses(d):
+        return list(csv.DictReader(open(d / "bigan" / "seed0" / "losses.csv")))
+
+    a, b = losses(tmp_path / "single"), losses(tmp_path / "ddp")
+    assert [r["step"] for r in a] == [r["step"] for r in b] == [str(s) for s in range(8)]  # rank 0 alone wrote
+    for ra, rb in zip(a, b):
+        for k in ra:
+            assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-3, abs=1e-4), (ra["step"], k)
+    ma = json.load(open(tmp_path / "single" / "bigan" / "seed0" / "metrics.json"))
+    mb = json.load(open(tmp_path / "ddp" / "bigan" / "seed0" / "metrics.json"))
+    assert ma["images_seen"] == mb["images_seen"]  # the global batch is the configured batch
+    assert mb["modes_covered"] == pytest.approx(ma["modes_covered"], abs=2)
+    cfg = json.load(open(tmp_path / "ddp" / "bigan" / "seed0" / "config.json"))
+    assert cfg["runtime"]["processes"] == 2 and cfg["command"].startswith("torchrun")
