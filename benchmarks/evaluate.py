@@ -23,6 +23,8 @@ EVAL_NOISE_OFFSET = 10_000  # the fixed noise of seed s comes from generator see
 FIGURE_SEED = 0  # which test images the interpolation and neighbour figures show: the same for every model
 INTERP_PAIRS, INTERP_STEPS = 6, 8
 NN_QUERIES, NN_K = 6, 8
+# Images per InceptionV3 forward at 299 px: activation memory, not speed, bounds it on a CPU.
+INCEPTION_BATCH = {"cuda": 500, "cpu": 64}
 
 
 def _subset(split, n, seed=0):
@@ -109,7 +111,7 @@ class Evaluator:
         seconds[key] = round(time.perf_counter() - t, 3)
         return out
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def evaluate(self, model, run_dir, seed):
         """{metric: value, "metric_seconds": {...}, "protocol": {...}}; writes the figures."""
         model.eval()
@@ -169,16 +171,18 @@ class Evaluator:
 
     def _samples(self, model, g, n, threshold=None):
         """n decoded prior samples drawn with generator g (truncated at `threshold` if given), in
-        eval-size batches, as float CPU tensors."""
+        eval-size batches, left on the device: they stream into the feature extractors, and no
+        more than one batch of images exists at a time."""
         bs = self.ec["eval_batch_size"]
         for i in range(0, n, bs):
-            yield model.decode(truncated_latent(model, min(bs, n - i), threshold, g)).float().cpu()
+            yield model.decode(truncated_latent(model, min(bs, n - i), threshold, g)).float()
 
     def _scores(self, batches):
         """The generation metric and its IS analogue on decoded samples: images, the domain
         classifier's Frechet distance and score; 2-D points, mode coverage."""
         if not self.images:
-            cov = metrics.mode_coverage(torch.cat(list(batches)), self.data.meta["centres"], self.data.meta["std"])
+            cov = metrics.mode_coverage(torch.cat([b.cpu() for b in batches]), self.data.meta["centres"],
+                                        self.data.meta["std"])
             return {k: cov[k] for k in ("modes_covered", "high_quality", "kl_modes")}
         name, clf, feats, probs = self.data.name, self.domain, [], []
         for batch in batches:
@@ -246,7 +250,8 @@ class Evaluator:
         if self.inception is not None:
             n, ref = self.ec["inception_samples"], self.inception_ref
             batches = self._samples(model, g, n)
-            f, p = metrics.inception_features((metrics.to_uint8(b) for b in batches), self.inception, self.runtime.device)
+            f, p = metrics.inception_features((metrics.to_uint8(b) for b in batches), self.inception, self.runtime.device,
+                                              batch_size=INCEPTION_BATCH[self.runtime.device.type])
             tag = _count_tag(n)
             out[f"fid_{tag}"] = metrics.frechet_from_stats(ref["mu"], ref["sigma"], *metrics.feature_stats(f))
             out[f"is_{tag}"] = metrics.inception_score(p, splits=min(10, len(p)))[0]
