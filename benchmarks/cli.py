@@ -41,9 +41,28 @@ def build_parser():
     r.add_argument("--force", action="store_true", help="retrain runs that already finished")
     r.add_argument("--shard", metavar="I/N", help="run only the I-th of N deterministic parts of the (model, seed) "
                    "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders")
+    r.add_argument("--jobs", type=int, default=1, metavar="N", help="run the matrix as N local shard processes "
+                   "sharing the CPU cores (faster than one process on a small CPU), then report once")
     r.add_argument("--plain", action="store_true", help="fp32 eager with host-side data even on CUDA "
                    "(the fast path is the default there: device-resident data, bf16 autocast, compile)")
     r.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
+
+    pf = sub.add_parser("perf", help="training and evaluation throughput: the harness against a plain PyTorch loop")
+    pf.add_argument("config", help="benchmark name or .yaml (sizes from its budget)")
+    pf.add_argument("--budget", help="whose sizes to time (default: full on CUDA, smoke on CPU)")
+    pf.add_argument("--models", type=_csv(str), help="comma-separated model names (default: the config's list)")
+    pf.add_argument("--steps", type=int, default=50, help="timed training steps per model and path (default 50)")
+    pf.add_argument("--warmup", type=int, default=10, help="untimed steps first, compilation included (default 10)")
+    pf.add_argument("--path", choices=("auto", "fast", "plain"), default="auto",
+                    help="the harness path to time (default: fast on CUDA, plain on CPU)")
+    pf.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
+    pf.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    pf.add_argument("--data-root", help="folder holding the dataset files (else $BIGAN_BENCH_DATA / $CELEBA_ROOT)")
+    pf.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one config value (repeatable)")
+    pf.add_argument("--fid-weights", help="InceptionV3 weights file (else random weights, labelled, for timing)")
+    pf.add_argument("--plugin", action="append", default=[], help="module or .py file that registers models")
+    pf.add_argument("--out", default="results/perf", help="folder for <device>.md and .json (default results/perf)")
 
     rep = sub.add_parser("report", help="write tables for a results folder (several folders: merged)")
     rep.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
@@ -71,6 +90,13 @@ def cmd_run(args):
     cfg = load_config(args.config, budget=args.budget, overrides=args.overrides, models=args.models, seeds=args.seeds)
     shard = parse_shard(args.shard) if args.shard else None
     check_models(cfg)
+    if args.jobs != 1:
+        from .run import run_jobs
+
+        if args.jobs < 1 or args.shard or parallel.launched():
+            raise UserError("--jobs N needs N >= 1 and goes without --shard and torchrun (it makes the shards itself).")
+        out = args.out or Path("results") / f"{cfg['benchmark']}-{cfg['budget']}"
+        return run_jobs(args.argv, args.jobs, out)
     runtime = Runtime(args.device, fast=False if args.plain else None, compile=False if args.no_compile else None)
     try:
         data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
@@ -78,6 +104,14 @@ def cmd_run(args):
         return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard)
     finally:
         parallel.shutdown()
+
+
+def cmd_perf(args):
+    from .perf import main_perf
+
+    if args.steps < 1 or args.warmup < 0:
+        raise UserError("--steps must be at least 1 and --warmup at least 0.")
+    return main_perf(args)
 
 
 def cmd_report(args):
@@ -94,13 +128,14 @@ def cmd_report(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         from .plugins import load_plugin
 
         import models  # noqa: F401 - registers the built-in models before plugins add theirs
         for spec in getattr(args, "plugin", []):
             load_plugin(spec)
-        return {"list-models": cmd_list_models, "run": cmd_run, "report": cmd_report}[args.command](args)
+        return {"list-models": cmd_list_models, "run": cmd_run, "report": cmd_report, "perf": cmd_perf}[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

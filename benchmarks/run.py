@@ -5,7 +5,9 @@ figures and metrics.json. Finished runs are skipped, interrupted ones resume, a 
 crashed run is recorded and the benchmark goes on.
 """
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -195,3 +197,26 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
         print(report.write_report(out_dir))
         print(f"\nResults: {out_dir}")
     return 1 if failed else 0
+
+
+def run_jobs(argv, jobs, out_dir):
+    """`run ... --jobs N`: N shard processes of this very command on this machine, the CPU cores
+    split between them (small convolutions use two threads poorly; two processes use them
+    fully), then one report over the whole folder. Returns the worst exit code."""
+    rest, skip = [], False
+    for a in argv:  # the command without its --jobs
+        if skip or a == "--jobs":
+            skip = not skip
+            continue
+        if not a.startswith("--jobs="):
+            rest.append(a)
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks", *rest, "--shard", f"{i}/{jobs}"], env=env)
+             for i in range(1, jobs + 1)]
+    codes = [p.wait() for p in procs]
+    if (out_dir / "benchmark.json").exists():
+        print(report.write_report(out_dir))
+        print(f"\nResults: {out_dir}")
+    bad = [c for c in codes if c]
+    return (bad[0] if bad[0] > 0 else 1) if bad else 0  # a shard killed by a signal has a negative code

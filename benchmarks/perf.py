@@ -1,0 +1,213 @@
+"""`python -m benchmarks perf CONFIG`: how fast the harness trains and scores, against a baseline.
+
+For each model, in one process, the same number of training steps twice:
+* baseline: fp32 eager, a DataLoader over the uint8 cache, one host-to-device copy per batch,
+  the losses read with `.item()` every step (what a straightforward PyTorch loop does);
+* harness: the runtime's own path (on CUDA the fast path: device-resident data, bf16
+  autocast, channels_last, fused Adam, torch.compile, losses read every `SYNC_EVERY` steps).
+Warm-up steps (compilation included) are not timed. Then InceptionV3 feature throughput and
+the linear probe on the GPU/torch back end against scikit-learn on the same features.
+Writes results/perf/<device>.md (and .json) with the device, versions and command.
+"""
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+import metrics
+import models
+
+from .evaluate import INCEPTION_BATCH, _subset
+from .io import atomic_write_json, atomic_write_text
+from .run import model_args
+from .runtime import Runtime, versions
+from .train import BatchStream, LossReader
+
+
+def _build(name, cfg, data, runtime, seed=0):
+    runtime.seed_everything(seed)
+    args = model_args(cfg, name, data)
+    return models.build(name, **{**args, "data_shape": tuple(args["data_shape"])}).to(runtime.device)
+
+
+def _timed_steps(step_fn, steps, warmup, runtime):
+    """Seconds for `steps` calls of step_fn after `warmup` untimed ones."""
+    for i in range(warmup):
+        step_fn(i)
+    runtime.synchronize()
+    t = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        step_fn(i)
+    runtime.synchronize()
+    return time.perf_counter() - t
+
+
+def baseline_speed(name, cfg, data, steps, warmup, device):
+    """The straightforward loop: DataLoader, per-batch copy, fp32 eager, .item() every step."""
+    runtime = Runtime(device, fast=False, compile=False)
+    model = _build(name, cfg, data, runtime)
+    per_step = model.batches_per_step * cfg["train"]["batch_size"]
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data.train.x), batch_size=per_step,
+                                         shuffle=True, drop_last=True, pin_memory=runtime.device.type == "cuda",
+                                         generator=torch.Generator().manual_seed(0))
+    batches = iter(())
+
+    def step(i):
+        nonlocal batches
+        x = next(batches, None)
+        if x is None:
+            batches = iter(loader)
+            x = next(batches)
+        out = model.train_step(runtime.batch(x[0]), i)
+        return {k: float(v) for k, v in out.items()}
+
+    model.train()
+    return _timed_steps(step, steps, warmup, runtime), per_step
+
+
+def harness_speed(name, cfg, data, steps, warmup, runtime):
+    """The training loop's own path (`train.py` without logging and checkpoints)."""
+    model = _build(name, cfg, data, runtime)
+    per_step = model.batches_per_step * cfg["train"]["batch_size"]
+    x = runtime.place(data.train.x)
+    stream = BatchStream(len(x), seed=0, device=x.device, hflip=cfg["train"]["hflip"])
+    reader = LossReader(runtime)
+    runtime.prepare(model)
+    model.train()
+
+    def step(i):
+        idx, flip = stream.next(per_step)
+        with runtime.autocast():
+            reader.add(i, model.train_step(runtime.batch(x[idx], flip), i))
+        if len(reader.pending) >= runtime.sync_every:
+            reader.read()
+
+    seconds = _timed_steps(step, steps, warmup, runtime)
+    reader.read()
+    runtime.release(model)
+    return seconds, per_step, model
+
+
+def inception_speed(data, runtime, n, fid_weights=None):
+    """(images/s, what was timed). Throughput does not depend on the weights, so without the
+    standard file the same architecture is timed with random weights, and says so."""
+    net, reason = metrics.load_inception(fid_weights, runtime.device)
+    label = "standard weights"
+    if net is None:
+        import unittest.mock as mock
+
+        import torch_fidelity.feature_extractor_inceptionv3 as fe
+        with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: {}), \
+                mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, strict=True: None):
+            net = fe.FeatureExtractorInceptionV3(metrics.inception.BACKBONE, metrics.inception.FEATURES).to(runtime.device)
+        label = "random weights (standard file unavailable; speed only)"
+    net.eval()
+    images, _ = _subset(data.test if len(data.test) >= n else data.train, n)
+    bs = INCEPTION_BATCH[runtime.device.type]
+    metrics.inception_features([images[:bs]], net, runtime.device, batch_size=bs)  # warm-up
+    runtime.synchronize()
+    t = time.perf_counter()
+    metrics.inception_features([images], net, runtime.device, batch_size=bs)
+    runtime.synchronize()
+    return len(images) / (time.perf_counter() - t), f"{label}, batch {bs}, {len(images)} images {tuple(images.shape[1:])}"
+
+
+def probe_speed(model, data, runtime, n_train):
+    """The linear probe on E's features, torch back end on the device against scikit-learn."""
+    x_tr, y_tr = _subset(data.train, n_train)
+    with torch.inference_mode():
+        enc = lambda x: torch.cat([model.encode(runtime.batch(x[i:i + 500])).float().cpu()  # noqa: E731
+                                   for i in range(0, len(x), 500)])
+        f_tr, f_te = enc(x_tr), enc(data.test.x)
+    out = {}
+    for backend in ("torch", "sklearn"):
+        t = time.perf_counter()
+        r = metrics.linear_probe(f_tr, y_tr, f_te, data.test.y, device=runtime.device, backend=backend)
+        out[backend] = {"seconds": round(time.perf_counter() - t, 3), "accuracy": round(r["accuracy"], 4)}
+    out["setting"] = f"{len(x_tr)} train, {len(f_te)} test, {f_tr.shape[1]}-d E(x), labels {tuple(data.test.y.shape[1:]) or 'classes'}"
+    return out
+
+
+def device_slug(runtime, default_path=True):
+    """File name: the device, plus the path when it is not that device's default."""
+    name = "cpu" if runtime.device.type == "cpu" else torch.cuda.get_device_name(runtime.device)
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug if default_path else f"{slug}-{'fast' if runtime.fast else 'plain'}"
+
+
+def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, inception_images=None, default_path=True):
+    rows = []
+    for name in tqdm(cfg["models"], desc="perf", dynamic_ncols=True):
+        base_s, per_step = baseline_speed(name, cfg, data, steps, warmup, runtime.device)
+        fast_s, _, model = harness_speed(name, cfg, data, steps, warmup, runtime)
+        rows.append({"model": name, "images_per_step": per_step,
+                     "baseline_img_s": round(steps * per_step / base_s, 1), "harness_img_s": round(steps * per_step / fast_s, 1),
+                     "baseline_ms_per_g_step": round(1000 * base_s / steps, 2), "harness_ms_per_g_step": round(1000 * fast_s / steps, 2),
+                     "speedup": round(base_s / fast_s, 2)})
+    n_inc = inception_images or (5000 if runtime.device.type == "cuda" else 128)
+    inc_rate, inc_label = inception_speed(data, runtime, n_inc, fid_weights)
+    probe = probe_speed(model, data, runtime, cfg["eval"]["probe_max_train"])
+    record = {"device": device_name(runtime), "runtime": runtime.describe(), "versions": versions(),
+              "command": " ".join(["python -m benchmarks"] + sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "benchmark": cfg["benchmark"], "budget": cfg["budget"],
+              "sizes": {"batch_size": cfg["train"]["batch_size"], **cfg["arch"], "data_shape": list(data.shape)},
+              "steps": steps, "warmup": warmup, "training": rows,
+              "inception": {"images_per_s": round(inc_rate, 1), "setting": inc_label}, "probe": probe}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = device_slug(runtime, default_path)
+    atomic_write_json(out_dir / f"{slug}.json", record)
+    text = to_markdown(record)
+    atomic_write_text(out_dir / f"{slug}.md", text)
+    return text
+
+
+def device_name(runtime):
+    if runtime.device.type == "cuda":
+        return torch.cuda.get_device_name(runtime.device)
+    import platform
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def to_markdown(r):
+    rt = r["runtime"]
+    lines = [f"# Throughput on {r['device']}", "",
+             f"- command: `{r['command']}`", f"- date: {r['date']}",
+             f"- benchmark: {r['benchmark']} ({r['budget']} sizes: {r['sizes']})",
+             f"- harness path: {rt['path']}, compile {rt['compile']}, losses read every {rt['sync_every']} steps"
+             + (f", {rt['precision']}" if "precision" in rt else ""),
+             "- baseline: fp32 eager, DataLoader over the uint8 cache, host-to-device copy per batch, `.item()` every step",
+             f"- {r['steps']} timed steps after {r['warmup']} warm-up steps (compilation not timed), one process",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()), "",
+             "## Training", "",
+             "| model | images/step | baseline img/s | harness img/s | speed-up | baseline ms/G step | harness ms/G step |",
+             "|---|---|---|---|---|---|---|"]
+    for row in r["training"]:
+        lines.append(f"| {row['model']} | {row['images_per_step']} | {row['baseline_img_s']} | {row['harness_img_s']} | "
+                     f"{row['speedup']}x | {row['baseline_ms_per_g_step']} | {row['harness_ms_per_g_step']} |")
+    p = r["probe"]
+    lines += ["", "Images/s counts the real images D consumes (BiGAN-QP and BigBiGAN take several batches per G step).",
+              "", "## Evaluation", "",
+              f"- InceptionV3 features: {r['inception']['images_per_s']} images/s ({r['inception']['setting']})",
+              f"- linear probe ({p['setting']}): torch back end {p['torch']['seconds']} s (accuracy "
+              f"{p['torch']['accuracy']}), scikit-learn {p['sklearn']['seconds']} s (accuracy {p['sklearn']['accuracy']})", ""]
+    return "\n".join(lines)
+
+
+def main_perf(args):
+    from .config import load_config
+    from .data import load_dataset
+    from .run import check_models
+
+    path = {"auto": None, "fast": True, "plain": False}[args.path]
+    runtime = Runtime(args.device, fast=path, compile=False if args.no_compile else None)
+    budget = args.budget or ("full" if runtime.device.type == "cuda" else "smoke")
+    cfg = load_config(args.config, budget=budget, overrides=args.overrides, models=args.models)
+    check_models(cfg)
+    data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
+    print(run_perf(cfg, data, runtime, args.steps, args.warmup, Path(args.out), args.fid_weights,
+                   default_path=path is None or path == (runtime.device.type == "cuda")))
+    return 0
