@@ -48,8 +48,8 @@ class Runtime:
         self.compile = self.fast and cuda if compile is None else bool(compile)
         self.sync_every = max(1, int(sync_every)) if self.fast else 1
         if self.fast and cuda:
+            # Autotuned convolution kernels. TF32 matmuls stay off: the fp32 islands are meant as fp32.
             torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     @property
     def is_main(self):
