@@ -31,48 +31,45 @@ def test_bad_shard_is_a_config_error(text):
         parse_shard(text)
 
 
-def test_shard_runs_merge_into_one_report(cli):
-    common = ("toy2d", "--budget", "smoke", "--models", "autoencoder", "--seeds", "0,1,2",
+def test_a_shard_runs_only_its_part_and_report_merges_shard_folders(cli):
+    common = ("toy2d", "--budget", "smoke", "--models", "autoencoder", "--seeds", "0,1",
               "--set", "train.steps=5", "--set", "eval.truncation=[]")
-    for i in (1, 2):
-        code, _, err = cli("run", *common, "--shard", f"{i}/2", "--out", f"part{i}")
-        assert code == 0, err
-    runs = {p.relative_to(f"part{i}").parts[:2] for i in (1, 2) for p in Path(f"part{i}").glob("*/seed*/metrics.json")}
-    assert runs == {("autoencoder", "seed0"), ("autoencoder", "seed1"), ("autoencoder", "seed2")}
-    assert len(list(Path("part2").glob("*/seed*/metrics.json"))) == 1
+    code, _, err = cli("run", *common, "--shard", "2/2", "--out", "part2")
+    assert code == 0, err
+    assert [p.parent.name for p in Path("part2").glob("*/seed*/metrics.json")] == ["seed1"]
+    first = Path("part1/autoencoder/seed0")  # shard 1/2, as another machine would have written it
+    first.mkdir(parents=True)
+    (Path("part1") / "benchmark.json").write_text(Path("part2/benchmark.json").read_text())
+    row = json.loads(Path("part2/autoencoder/seed1/metrics.json").read_text())
+    (first / "metrics.json").write_text(json.dumps({**row, "seed": 0}))
     code, out, err = cli("report", "part1", "part2", "--out", "merged")
     assert code == 0, err
     rows = list(csv.DictReader(open("merged/table.csv")))
-    assert [(r["model"], r["runs"], r["ok"]) for r in rows] == [("autoencoder", "3", "3")]
+    assert [(r["model"], r["runs"], r["ok"]) for r in rows] == [("autoencoder", "2", "2")]
 
 
-def _bench(tmp_path, out, nproc=None, extra=()):
-    args = ["toy2d", "--budget", "smoke", "--models", "bigan", "--device", "cpu", "--out", str(out),
-            "--set", "train.steps=8", "--set", "train.log_every=1", "--set", "train.checkpoint_every=4",
-            "--set", "eval.truncation=[]", *extra]
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)] \
-        if nproc else [sys.executable]
+ARGS = ("toy2d", "--budget", "smoke", "--models", "bigan", "--device", "cpu", "--set", "train.steps=8",
+        "--set", "train.log_every=1", "--set", "train.checkpoint_every=4", "--set", "eval.truncation=[]")
+
+
+def test_two_process_data_parallel_run_matches_one_process(tmp_path, cli):
+    code, _, err = cli("run", *ARGS, "--out", "single")
+    assert code == 0, err
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([*launcher, "-m", "benchmarks", "run", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_two_process_data_parallel_run_matches_one_process(tmp_path):
-    single = _bench(tmp_path, tmp_path / "single")
-    assert single.returncode == 0, single.stderr[-3000:]
-    ddp = _bench(tmp_path, tmp_path / "ddp", nproc=2)
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "benchmarks", "run", *ARGS, "--out", "ddp"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
 
     def losses(d):
-        return list(csv.DictReader(open(d / "bigan" / "seed0" / "losses.csv")))
+        return list(csv.DictReader(open(tmp_path / d / "bigan" / "seed0" / "losses.csv")))
 
-    a, b = losses(tmp_path / "single"), losses(tmp_path / "ddp")
+    a, b = losses("single"), losses("ddp")
     assert [r["step"] for r in a] == [r["step"] for r in b] == [str(s) for s in range(8)]  # rank 0 alone wrote
     for ra, rb in zip(a, b):
         for k in ra:
             assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-3, abs=1e-4), (ra["step"], k)
-    ma = json.load(open(tmp_path / "single" / "bigan" / "seed0" / "metrics.json"))
-    mb = json.load(open(tmp_path / "ddp" / "bigan" / "seed0" / "metrics.json"))
+    ma, mb = (json.load(open(tmp_path / d / "bigan" / "seed0" / "metrics.json")) for d in ("single", "ddp"))
     assert ma["images_seen"] == mb["images_seen"]  # the global batch is the configured batch
     assert mb["modes_covered"] == pytest.approx(ma["modes_covered"], abs=2)
     cfg = json.load(open(tmp_path / "ddp" / "bigan" / "seed0" / "config.json"))
