@@ -90,17 +90,16 @@ def cmd_run(args):
     cfg = load_config(args.config, budget=args.budget, overrides=args.overrides, models=args.models, seeds=args.seeds)
     shard = parse_shard(args.shard) if args.shard else None
     check_models(cfg)
+    out = args.out or Path("results") / f"{cfg['benchmark']}-{cfg['budget']}"
     if args.jobs != 1:
         from .run import run_jobs
 
         if args.jobs < 1 or args.shard or parallel.launched():
             raise UserError("--jobs N needs N >= 1 and goes without --shard and torchrun (it makes the shards itself).")
-        out = args.out or Path("results") / f"{cfg['benchmark']}-{cfg['budget']}"
         return run_jobs(args.argv, args.jobs, out)
     runtime = Runtime(args.device, fast=False if args.plain else None, compile=False if args.no_compile else None)
     try:
         data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
-        out = args.out or Path("results") / f"{cfg['benchmark']}-{cfg['budget']}"
         return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard)
     finally:
         parallel.shutdown()

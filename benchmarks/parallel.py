@@ -23,6 +23,14 @@ from .errors import ConfigError
 NETWORKS = ("G", "E", "D")  # what every model trains; other modules (an EMA copy) follow them
 
 
+def networks(model, ema=False):
+    """(name, module) of the model's G, E, D that exist, plus its EMA generator if `ema`."""
+    for name in NETWORKS + (("G_ema",) if ema else ()):
+        net = getattr(model, name, None)
+        if net is not None:
+            yield name, net
+
+
 def launched():
     """True inside a torchrun process with more than one worker."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -83,11 +91,8 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 def sync_batchnorm(model, device):
     """Every BatchNorm of the model's networks (an EMA copy included) replaced by its
     synchronised form, parameters and buffers shared, so the optimisers keep their tensors."""
-    for name in NETWORKS + ("G_ema",):
-        net = getattr(model, name, None)
-        if net is not None:
-            setattr(model, name, nn.SyncBatchNorm.convert_sync_batchnorm(net) if device.type == "cuda"
-                    else _convert(net))
+    for name, net in list(networks(model, ema=True)):
+        setattr(model, name, nn.SyncBatchNorm.convert_sync_batchnorm(net) if device.type == "cuda" else _convert(net))
 
 
 def _convert(module):
@@ -119,9 +124,8 @@ class _DDP(DistributedDataParallel):
 
 def wrap(model, device):
     """Wrap each trained network of `model` in DDP, in place."""
-    for name in NETWORKS:
-        net = getattr(model, name, None)
-        if net is not None and any(p.requires_grad for p in net.parameters()):
+    for name, net in list(networks(model)):
+        if any(p.requires_grad for p in net.parameters()):
             # Buffers (BN running statistics, spectral-norm vectors) evolve identically on every
             # process because statistics and weights are global: no per-forward broadcast.
             setattr(model, name, _DDP(net, device_ids=[device.index] if device.type == "cuda" else None,
@@ -130,15 +134,14 @@ def wrap(model, device):
 
 def unwrap(model):
     """Undo `wrap`'s DDP shells (checkpoints and evaluation see the plain networks)."""
-    for name in NETWORKS:
-        net = getattr(model, name, None)
+    for name, net in list(networks(model)):
         if isinstance(net, DistributedDataParallel):
             setattr(model, name, net.module)
 
 
 def plain_state_dict(model):
     """model.state_dict() with the keys of the unwrapped networks, whatever is wrapped."""
-    wrapped = [n for n in NETWORKS if isinstance(getattr(model, n, None), DistributedDataParallel)]
+    wrapped = [n for n, net in networks(model) if isinstance(net, DistributedDataParallel)]
     out = {}
     for k, v in model.state_dict().items():
         head, _, rest = k.partition(".")

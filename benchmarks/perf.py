@@ -25,7 +25,7 @@ from .evaluate import INCEPTION_BATCH, _subset
 from .io import atomic_write_json, atomic_write_text
 from .run import model_args
 from .runtime import Runtime, versions
-from .train import BatchStream, LossReader
+from .train import BatchStream, LossReader, step_fn
 
 
 def _build(name, cfg, data, runtime, seed=0):
@@ -76,13 +76,12 @@ def harness_speed(name, cfg, data, steps, warmup, runtime):
     x = runtime.place(data.train.x)
     stream = BatchStream(len(x), seed=0, device=x.device, hflip=cfg["train"]["hflip"])
     reader = LossReader(runtime)
+    train_step = step_fn(model, x, stream, runtime, reader, per_step)
     runtime.prepare(model)
     model.train()
 
     def step(i):
-        idx, flip = stream.next(per_step)
-        with runtime.autocast():
-            reader.add(i, model.train_step(runtime.batch(x[idx], flip), i))
+        train_step(i)
         if len(reader.pending) >= runtime.sync_every:
             reader.read()
 

@@ -203,12 +203,11 @@ def run_jobs(argv, jobs, out_dir):
     """`run ... --jobs N`: N shard processes of this very command on this machine, the CPU cores
     split between them (small convolutions use two threads poorly; two processes use them
     fully), then one report over the whole folder. Returns the worst exit code."""
-    rest, skip = [], False
-    for a in argv:  # the command without its --jobs
-        if skip or a == "--jobs":
-            skip = not skip
-            continue
-        if not a.startswith("--jobs="):
+    rest, args = [], iter(argv)
+    for a in args:  # the command without its --jobs
+        if a == "--jobs":
+            next(args, None)
+        elif not a.startswith("--jobs="):
             rest.append(a)
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}

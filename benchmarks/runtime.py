@@ -74,7 +74,7 @@ class Runtime:
 
     def my_rows(self, idx, parts):
         """This process's share of `parts` concatenated global batches (all of it when alone)."""
-        if self.world == 1:
+        if self.world == 1 or idx is None:
             return idx
         rows = idx.view(parts, -1)
         if rows.shape[1] % self.world:
@@ -90,15 +90,13 @@ class Runtime:
         if self.world > 1:
             parallel.sync_batchnorm(model, self.device)
         if self.fast:
-            model.to(memory_format=torch.channels_last)
+            _channels_last(model)
             for opt in model.optimizers.values():
                 _fuse(opt)
             _mixed_precision(model, self.device.type)
             if self.compile:
-                for name in parallel.NETWORKS:
-                    net = getattr(model, name, None)
-                    if net is not None and any(True for _ in net.parameters()):
-                        net.compile()
+                for _, net in parallel.networks(model):
+                    net.compile()
         if self.world > 1:
             parallel.wrap(model, self.device)
         return model
@@ -154,20 +152,27 @@ class Runtime:
         return info
 
 
+def _channels_last(model):
+    """4-D weights, and the optimiser moments of a resumed run beside them, in channels_last."""
+    model.to(memory_format=torch.channels_last)
+    for opt in model.optimizers.values():
+        for p, state in opt.state.items():
+            if p.dim() == 4:
+                for k, v in state.items():
+                    if torch.is_tensor(v) and v.shape == p.shape:
+                        state[k] = v.contiguous(memory_format=torch.channels_last)
+
+
 def _fuse(opt):
-    """Switch an Adam built by a model to the fused kernel; its step counters move to the
-    parameters' device, where the fused kernel expects them."""
+    """Switch an Adam built by a model to the fused kernel; the step counters of a resumed run
+    move to the parameters' device, where the fused kernel expects them."""
     if not isinstance(opt, torch.optim.Adam):
         return
     for group in opt.param_groups:
         group["fused"], group["foreach"] = True, False
-        for p in group["params"]:
-            state = opt.state.get(p)
-            if state and "step" in state:
-                state["step"] = state["step"].to(p.device, torch.float32)
-            for k, v in (state or {}).items():
-                if torch.is_tensor(v) and v.shape == p.shape:
-                    state[k] = v.to(memory_format=torch.channels_last) if p.dim() == 4 else v
+    for p, state in opt.state.items():
+        if "step" in state:
+            state["step"] = state["step"].to(p.device, torch.float32)
 
 
 def _to_float(out):
@@ -191,10 +196,8 @@ def _mixed_precision(model, device_type):
     network outputs (so every loss is computed in fp32), the networks a model declares in
     `fp32_networks`, batch norm (its statistics and running averages) and weight
     parametrisations (the spectral-norm power iteration)."""
-    for name in parallel.NETWORKS + ("G_ema",):
-        net = getattr(model, name, None)
-        if net is not None:
-            net.register_forward_hook(lambda module, args, out: _to_float(out))
+    for _, net in parallel.networks(model, ema=True):
+        net.register_forward_hook(lambda module, args, out: _to_float(out))
     for name in model.fp32_networks:
         net = getattr(model, name)
         net.forward = _fp32(net.forward, device_type)

@@ -67,9 +67,9 @@ class LossReader:
         if not self.pending:
             return []
         dev = self.runtime.device
-        flat = [v.detach().float().reshape(()) if torch.is_tensor(v) else torch.tensor(float(v), device=dev)
-                for _, out in self.pending for v in out.values()]
-        values = self.runtime.mean_over_processes(torch.stack([v.to(dev) for v in flat])).tolist()
+        flat = torch.stack([torch.as_tensor(v).detach().float().reshape(()).to(dev)
+                            for _, out in self.pending for v in out.values()])
+        values = self.runtime.mean_over_processes(flat).tolist()
         rows, i = [], 0
         for step, out in self.pending:
             rows.append((step, dict(zip(out, values[i:i + len(out)]))))
@@ -113,6 +113,20 @@ class LossLog:
         self.written = len(self.rows)
 
 
+def step_fn(model, data, stream, runtime, reader, per_step):
+    """One training step on the runtime's path: cut this process's rows of the next batch,
+    run the model's update under the runtime's precision, queue its losses for `reader`."""
+
+    def step(i):
+        idx, flip = stream.next(per_step)
+        idx = runtime.my_rows(idx, model.batches_per_step)
+        flip = runtime.my_rows(flip, model.batches_per_step)
+        with runtime.autocast():
+            reader.add(i, model.train_step(runtime.batch(data[idx], flip), i))
+
+    return step
+
+
 def load_checkpoint(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
@@ -150,6 +164,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
     track = LossLog(run_dir / "track.csv", start) if monitor and main else None
     track_every = cfg["eval"]["track_every"]
     reader = LossReader(runtime)
+    train_step = step_fn(model, data, stream, runtime, reader, per_step)
 
     def spent(step):
         return {"g_steps": step, "d_steps": model.d_updates(step),
@@ -170,12 +185,10 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
                disable=not main)
     tick = time.perf_counter()
     for step in bar:
-        idx, flip = stream.next(per_step)
-        idx = runtime.my_rows(idx, model.batches_per_step)
-        flip = runtime.my_rows(flip, model.batches_per_step) if flip is not None else None
-        with runtime.autocast():
-            reader.add(step, model.train_step(runtime.batch(data[idx], flip), step))
-        due_track = track_every and monitor and (step + 1) % track_every == 0
+        train_step(step)
+        # Every process stops at the tracking points (only the main one has a monitor), so
+        # they all meet at the barrier below.
+        due_track = track_every and (step + 1) % track_every == 0
         due_ckpt = (step + 1) % tc["checkpoint_every"] == 0 and step + 1 < steps
         if not (len(reader.pending) >= runtime.sync_every or due_track or due_ckpt or step == steps - 1):
             continue
@@ -194,7 +207,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
                 bar.set_postfix({k: f"{v:.3g}" for k, v in out.items()}, refresh=False)
         if due_track:
             elapsed += time.perf_counter() - tick
-            if main:
+            if track:
                 track.append(step, monitor(model))
             parallel.barrier()
             tick = time.perf_counter()

@@ -49,7 +49,8 @@ def test_a_shard_runs_only_its_part_and_report_merges_shard_folders(cli):
 
 
 ARGS = ("toy2d", "--budget", "smoke", "--models", "bigan", "--device", "cpu", "--set", "train.steps=8",
-        "--set", "train.log_every=1", "--set", "train.checkpoint_every=4", "--set", "eval.truncation=[]")
+        "--set", "train.log_every=1", "--set", "train.checkpoint_every=4", "--set", "eval.truncation=[]",
+        "--set", "eval.track_every=8", "--set", "eval.track_samples=200")  # tracking: rank 0 alone evaluates
 
 
 def test_two_process_data_parallel_run_matches_one_process(tmp_path, cli):
@@ -72,5 +73,6 @@ def test_two_process_data_parallel_run_matches_one_process(tmp_path, cli):
     ma, mb = (json.load(open(tmp_path / d / "bigan" / "seed0" / "metrics.json")) for d in ("single", "ddp"))
     assert ma["images_seen"] == mb["images_seen"]  # the global batch is the configured batch
     assert mb["modes_covered"] == pytest.approx(ma["modes_covered"], abs=2)
+    assert len(list(csv.DictReader(open(tmp_path / "ddp" / "bigan" / "seed0" / "track.csv")))) == 1
     cfg = json.load(open(tmp_path / "ddp" / "bigan" / "seed0" / "config.json"))
     assert cfg["runtime"]["processes"] == 2 and cfg["command"].startswith("torchrun")
