@@ -18,6 +18,24 @@ def _csv(kind):
     return parse
 
 
+def _compile_options(parser):
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--no-compile", dest="compile", action="store_false", default=None,
+                       help="no torch.compile (it is on by default on the CUDA fast path)")
+    group.add_argument("--compile", dest="compile", action="store_true",
+                       help="torch.compile the networks on any device and path (reproduces the GPU path on a CPU)")
+    parser.add_argument("--compile-backend", default="inductor", metavar="NAME",
+                        help="torch.compile backend (default inductor; aot_eager traces the same graphs "
+                             "without generating code)")
+
+
+def runtime_from(args, fast=None):
+    """The Runtime the command line asks for."""
+    from .runtime import Runtime
+
+    return Runtime(args.device, fast=fast, compile=args.compile, compile_backend=args.compile_backend)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m benchmarks", description="BiGAN Bench: train and score bidirectional GANs.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -43,9 +61,13 @@ def build_parser():
                    "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders")
     r.add_argument("--jobs", type=int, default=1, metavar="N", help="run the matrix as N local shard processes "
                    "sharing the CPU cores (faster than one process on a small CPU), then report once")
-    r.add_argument("--plain", action="store_true", help="fp32 eager with host-side data even on CUDA "
-                   "(the fast path is the default there: device-resident data, bf16 autocast, compile)")
-    r.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
+    path = r.add_mutually_exclusive_group()
+    path.add_argument("--plain", dest="fast", action="store_false", default=None,
+                      help="fp32 eager with host-side data even on CUDA "
+                           "(the fast path is the default there: device-resident data, bf16 autocast, compile)")
+    path.add_argument("--fast", dest="fast", action="store_true",
+                      help="the fast path on any device (on a CPU only to reproduce the GPU path: it is slower there)")
+    _compile_options(r)
 
     pf = sub.add_parser("perf", help="training and evaluation throughput: the harness against a plain PyTorch loop")
     pf.add_argument("config", help="benchmark name or .yaml (sizes from its budget)")
@@ -55,7 +77,7 @@ def build_parser():
     pf.add_argument("--warmup", type=int, default=10, help="untimed steps first, compilation included (default 10)")
     pf.add_argument("--path", choices=("auto", "fast", "plain"), default="auto",
                     help="the harness path to time (default: fast on CUDA, plain on CPU)")
-    pf.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
+    _compile_options(pf)
     pf.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     pf.add_argument("--data-root", help="folder holding the dataset files (else $BIGAN_BENCH_DATA / $CELEBA_ROOT)")
     pf.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -85,8 +107,6 @@ def cmd_run(args):
     from .data import load_dataset
     from . import parallel
     from .run import check_models, parse_shard, run_benchmark
-    from .runtime import Runtime
-
     cfg = load_config(args.config, budget=args.budget, overrides=args.overrides, models=args.models, seeds=args.seeds)
     shard = parse_shard(args.shard) if args.shard else None
     check_models(cfg)
@@ -97,7 +117,7 @@ def cmd_run(args):
         if args.jobs < 1 or args.shard or parallel.launched():
             raise UserError("--jobs N needs N >= 1 and goes without --shard and torchrun (it makes the shards itself).")
         return run_jobs(args.argv, args.jobs, out)
-    runtime = Runtime(args.device, fast=False if args.plain else None, compile=False if args.no_compile else None)
+    runtime = runtime_from(args, fast=args.fast)
     try:
         data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
         return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard)

@@ -89,8 +89,9 @@ class Evaluator:
                 net.eval()
                 self.inception = net
                 real, _ = _subset(self.data.train, n)
-                feats = lambda x: metrics.inception_features([x], net, self.runtime.device, with_probs=False,  # noqa: E731
-                                                             dtype=torch.float32)[0]
+                feats = lambda x: metrics.inception_features(  # noqa: E731
+                    [x], net, self.runtime.device, with_probs=False, dtype=torch.float32,
+                    batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
                 self.inception_ref = metrics.reference_stats(real, self.data, "train", net.backbone, feats)
                 tag = _count_tag(n)
                 for col in ("fid", "is", "kid"):

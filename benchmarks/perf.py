@@ -50,6 +50,7 @@ def baseline_speed(name, cfg, data, steps, warmup, device):
     """The straightforward loop: DataLoader, per-batch copy, fp32 eager, .item() every step."""
     runtime = Runtime(device, fast=False, compile=False)
     model = _build(name, cfg, data, runtime)
+    runtime.prepare(model)  # the plain path's settings: no autotuning, IEEE fp32, plain Adam
     per_step = model.batches_per_step * cfg["train"]["batch_size"]
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data.train.x), batch_size=per_step,
                                          shuffle=True, drop_last=True, pin_memory=runtime.device.type == "cuda",
@@ -77,7 +78,7 @@ def harness_speed(name, cfg, data, steps, warmup, runtime):
     stream = BatchStream(len(x), seed=0, device=x.device, hflip=cfg["train"]["hflip"])
     reader = LossReader(runtime)
     train_step = step_fn(model, x, stream, runtime, reader, per_step)
-    runtime.prepare(model)
+    compiled = runtime.prepare(model)
     model.train()
 
     def step(i):
@@ -87,8 +88,9 @@ def harness_speed(name, cfg, data, steps, warmup, runtime):
 
     seconds = _timed_steps(step, steps, warmup, runtime)
     reader.read()
+    compile_s = runtime.compile_seconds() if compiled else 0.0  # all of it falls in the warm-up
     runtime.release(model)
-    return seconds, per_step, model
+    return seconds, per_step, model, compile_s
 
 
 def inception_speed(data, runtime, n, fid_weights=None):
@@ -118,6 +120,7 @@ def inception_speed(data, runtime, n, fid_weights=None):
 def probe_speed(model, data, runtime, n_train):
     """The linear probe on E's features, torch back end on the device against scikit-learn."""
     x_tr, y_tr = _subset(data.train, n_train)
+    model.eval()  # batch norm on its running statistics, as in evaluation
     with torch.inference_mode():
         enc = lambda x: torch.cat([model.encode(runtime.batch(x[i:i + 500])).float().cpu()  # noqa: E731
                                    for i in range(0, len(x), 500)])
@@ -142,11 +145,11 @@ def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, incep
     rows = []
     for name in tqdm(cfg["models"], desc="perf", dynamic_ncols=True):
         base_s, per_step = baseline_speed(name, cfg, data, steps, warmup, runtime.device)
-        fast_s, _, model = harness_speed(name, cfg, data, steps, warmup, runtime)
+        fast_s, _, model, compile_s = harness_speed(name, cfg, data, steps, warmup, runtime)
         rows.append({"model": name, "images_per_step": per_step,
                      "baseline_img_s": round(steps * per_step / base_s, 1), "harness_img_s": round(steps * per_step / fast_s, 1),
                      "baseline_ms_per_g_step": round(1000 * base_s / steps, 2), "harness_ms_per_g_step": round(1000 * fast_s / steps, 2),
-                     "speedup": round(base_s / fast_s, 2)})
+                     "speedup": round(base_s / fast_s, 2), "compile_s": round(compile_s, 1)})
     n_inc = inception_images or (5000 if runtime.device.type == "cuda" else 128)
     inc_rate, inc_label = inception_speed(data, runtime, n_inc, fid_weights)
     probe = probe_speed(model, data, runtime, cfg["eval"]["probe_max_train"])
@@ -171,22 +174,31 @@ def device_name(runtime):
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+def _precision_text(p):
+    if not isinstance(p, dict):  # records written before the settings were explicit
+        return str(p or "fp32")
+    return (f"autocast {p.get('autocast') or 'off'}, fp32 matmuls {p['fp32_matmul']}, fp32 convolutions "
+            f"{p['fp32_conv']}, cuDNN autotuning {'on' if p.get('cudnn_benchmark') else 'off'}")
+
+
 def to_markdown(r):
     rt = r["runtime"]
     lines = [f"# Throughput on {r['device']}", "",
              f"- command: `{r['command']}`", f"- date: {r['date']}",
              f"- benchmark: {r['benchmark']} ({r['budget']} sizes: {r['sizes']})",
-             f"- harness path: {rt['path']}, compile {rt['compile']}, losses read every {rt['sync_every']} steps"
-             + (f", {rt['precision']}" if "precision" in rt else ""),
+             f"- harness path: {rt['path']}, compile {rt['compile']}"
+             + (f" ({rt['compile_backend']})" if rt.get("compile") else "")
+             + f", losses read every {rt['sync_every']} steps, precision: " + _precision_text(rt.get("precision")),
              "- baseline: fp32 eager, DataLoader over the uint8 cache, host-to-device copy per batch, `.item()` every step",
              f"- {r['steps']} timed steps after {r['warmup']} warm-up steps (compilation not timed), one process",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()), "",
              "## Training", "",
-             "| model | images/step | baseline img/s | harness img/s | speed-up | baseline ms/G step | harness ms/G step |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | images/step | baseline img/s | harness img/s | speed-up | baseline ms/G step | harness ms/G step | compile s |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in r["training"]:
         lines.append(f"| {row['model']} | {row['images_per_step']} | {row['baseline_img_s']} | {row['harness_img_s']} | "
-                     f"{row['speedup']}x | {row['baseline_ms_per_g_step']} | {row['harness_ms_per_g_step']} |")
+                     f"{row['speedup']}x | {row['baseline_ms_per_g_step']} | {row['harness_ms_per_g_step']} | "
+                     f"{row.get('compile_s', '')} |")
     p = r["probe"]
     lines += ["", "Images/s counts the real images D consumes (BiGAN-QP and BigBiGAN take several batches per G step).",
               "", "## Evaluation", "",
@@ -201,8 +213,10 @@ def main_perf(args):
     from .data import load_dataset
     from .run import check_models
 
+    from .cli import runtime_from
+
     path = {"auto": None, "fast": True, "plain": False}[args.path]
-    runtime = Runtime(args.device, fast=path, compile=False if args.no_compile else None)
+    runtime = runtime_from(args, fast=path)
     budget = args.budget or ("full" if runtime.device.type == "cuda" else "smoke")
     cfg = load_config(args.config, budget=budget, overrides=args.overrides, models=args.models)
     check_models(cfg)

@@ -19,6 +19,7 @@ RUN_COLUMNS = ["model", "seed", "status", "g_steps", "d_steps", "images_seen", "
                "params_g", "params_e", "params_d", "recon_mse", "probe_acc"]
 BUDGET = ["g_steps", "d_steps", "images_seen", "train_seconds", "params_g", "params_e", "params_d"]
 NOT_METRICS = set(BUDGET) | {"model", "seed", "status", "error", "metric_seconds", "wall_seconds", "protocol",
+                             "compile_seconds", "compiled",
                              "diverged_at", "diverged_on", "folder"}
 # Which way is better, by column name or prefix. A metric column not listed gets no arrow and no bold.
 HIGHER = ("probe_", "knn_", "semantic_recon", "cs_", "is_", "modes_covered", "high_quality")

@@ -10,6 +10,15 @@ Two paths to the same numbers:
   statistics and spectral-norm power iterations stay fp32; channels_last; fused Adam;
   torch.compile per network; losses stay on the device and are read every `sync_every` steps.
 
+fp32 means IEEE fp32 on both paths: TF32 is switched off for cuBLAS matmuls and cuDNN
+convolutions (PyTorch's default lets cuDNN use TF32), so the plain path, the fast path's fp32
+islands and InceptionV3 compute what they say. `describe()` records the settings.
+
+Compilation covers training steps only: each network's forward is compiled on its own, the
+dynamo caches are cleared for every model (the shared blocks' code objects would otherwise
+collect the entries of every model until the recompile limit turns compilation off), and
+tracking and evaluation run the eager code.
+
 Under torchrun (WORLD_SIZE > 1) each network is also wrapped in DistributedDataParallel
 (`parallel.py`), and only the main process writes.
 """
@@ -29,7 +38,7 @@ SYNC_EVERY = 50  # fast path: steps between reads of the losses (and divergence 
 
 
 class Runtime:
-    def __init__(self, device="auto", *, fast=None, compile=None, sync_every=SYNC_EVERY):
+    def __init__(self, device="auto", *, fast=None, compile=None, compile_backend="inductor", sync_every=SYNC_EVERY):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
@@ -45,11 +54,31 @@ class Runtime:
             self.rank, self.world, self.device = parallel.init(self.device)
         cuda = self.device.type == "cuda"
         self.fast = cuda if fast is None else bool(fast)
+        # --compile forces compilation on any path and device (to reproduce the GPU path on a CPU).
         self.compile = self.fast and cuda if compile is None else bool(compile)
+        self.compile_backend = compile_backend
+        if self.compile and isinstance(compile_backend, str):
+            known = torch._dynamo.list_backends(exclude_tags=())
+            if compile_backend not in known:
+                raise ConfigError(f"--compile-backend {compile_backend!r} is not a torch.compile backend; "
+                                  f"use one of {', '.join(known)}.")
         self.sync_every = max(1, int(sync_every)) if self.fast else 1
-        if self.fast and cuda:
-            # Autotuned convolution kernels. TF32 matmuls stay off: the fp32 islands are meant as fp32.
-            torch.backends.cudnn.benchmark = True
+        self.set_precision()
+
+    def set_precision(self):
+        """The process-wide numeric settings of this path, set explicitly (not left to PyTorch's
+        defaults); called again by `prepare`, so that two runtimes in one process (`perf`) each
+        train with their own."""
+        for backend in (torch.backends.cuda.matmul, torch.backends.cudnn.conv,
+                        torch.backends.mkldnn.matmul, torch.backends.mkldnn.conv):
+            backend.fp32_precision = "ieee"
+        # Autotuned convolution kernels on the fast path only: the plain path is the reference loop.
+        torch.backends.cudnn.benchmark = self.fast and self.device.type == "cuda"
+        # A compiled backward "donates" its saved buffers and then refuses retain_graph=True, which
+        # the simultaneous update (BiGAN, ALI: two backward passes through one D graph) needs.
+        # Donation only saves memory; turning it off changes no number.
+        from torch._functorch import config as functorch_config
+        functorch_config.donated_buffer = not self.compile
 
     @property
     def is_main(self):
@@ -85,31 +114,49 @@ class Runtime:
 
     # --- models ----------------------------------------------------------------------------
     def prepare(self, model):
-        """Set `model` up for training on this runtime, in place (after its checkpoint is loaded)."""
+        """Set `model` up for training on this runtime, in place (after its checkpoint is loaded).
+        Returns the names of the networks that were compiled."""
+        self.set_precision()
         model.shard = (self.rank, self.world)
         if self.world > 1:
             parallel.sync_batchnorm(model, self.device)
         if self.fast:
-            _channels_last(model)
-            for opt in model.optimizers.values():
-                _fuse(opt)
-            _mixed_precision(model, self.device.type)
-            if self.compile:
-                for _, net in parallel.networks(model):
-                    net.compile()
+            model.to(memory_format=torch.channels_last)
+        for opt in model.optimizers.values():  # every path: a checkpoint may come from the other one
+            _set_optimizer_path(opt, fused=self.fast)
+        compile_fn = None
+        if self.compile:
+            torch._dynamo.reset()  # a fresh cache per model: see the module docstring
+            compile_fn = functools.partial(torch.compile, backend=self.compile_backend)
+        # Under torchrun, synchronised batch norm would break the compiled graph at every layer.
+        compiled = _wrap_networks(model, self.device.type, fast=self.fast, compile_fn=compile_fn,
+                                  skip_compile=lambda net: self.world > 1 and _has_batchnorm(net))
         if self.world > 1:
             parallel.wrap(model, self.device)
-        return model
+        return compiled
 
     def release(self, model):
-        """Back to plain networks for checkpoints and evaluation."""
+        """Back to plain eager networks for checkpoints and evaluation."""
         parallel.unwrap(model)
+        for m in model.modules():
+            if getattr(vars(m).get("forward"), "_runtime_wrapper", False):
+                del m.forward  # the class's own forward again
         return model
 
     def autocast(self):
         if not self.fast:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def eager(self):
+        """Run compiled networks as plain eager code (tracking inside training): no compilation,
+        no cache entries for no-grad, eval-mode or new-batch-size calls."""
+        return torch.compiler.set_stance("force_eager") if self.compile else contextlib.nullcontext()
+
+    @staticmethod
+    def compile_seconds():
+        """Seconds spent compiling since the last dynamo reset (forward and backward graphs)."""
+        return torch._dynamo.utils.calculate_time_spent()["total_wall_time"]
 
     def mean_over_processes(self, t):
         return parallel.all_mean(t) if self.world > 1 else t
@@ -138,13 +185,30 @@ class Runtime:
         if "cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda"], self.device)
 
+    def precision(self):
+        """What each kind of arithmetic runs in on this path, read back from PyTorch."""
+        gpu = self.device.type == "cuda"
+        matmul = (torch.backends.cuda.matmul if gpu else torch.backends.mkldnn.matmul).fp32_precision
+        conv = (torch.backends.cudnn.conv if gpu else torch.backends.mkldnn.conv).fp32_precision
+        out = {"fp32_matmul": matmul, "fp32_conv": conv, "cudnn_benchmark": torch.backends.cudnn.benchmark and gpu}
+        if self.fast:
+            out["autocast"] = "bf16"
+            out["fp32_kept"] = ("network outputs and losses, batch norm, spectral-norm power iteration, "
+                                "the model's fp32_networks, parameters and optimiser state")
+        else:
+            out["autocast"] = None
+        return out
+
     def describe(self):
         """What a result depends on, for the run record."""
         info = {"device": str(self.device), "threads": torch.get_num_threads(),
                 "path": "fast" if self.fast else "plain", "compile": self.compile,
-                "sync_every": self.sync_every, "processes": self.world}
-        if self.fast:
-            info["precision"] = "bf16 autocast (losses, batch-norm statistics, spectral norm in fp32)"
+                "sync_every": self.sync_every, "processes": self.world, "precision": self.precision()}
+        if self.compile:
+            info["compile_backend"] = self.compile_backend
+            info["compile_scope"] = ("training steps of every network; tracking and evaluation eager"
+                                     + ("; networks with batch norm stay eager (synchronised batch norm "
+                                        "breaks compiled graphs)" if self.world > 1 else ""))
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)
         else:
@@ -152,27 +216,25 @@ class Runtime:
         return info
 
 
-def _channels_last(model):
-    """4-D weights, and the optimiser moments of a resumed run beside them, in channels_last."""
-    model.to(memory_format=torch.channels_last)
-    for opt in model.optimizers.values():
-        for p, state in opt.state.items():
-            if p.dim() == 4:
-                for k, v in state.items():
-                    if torch.is_tensor(v) and v.shape == p.shape:
-                        state[k] = v.contiguous(memory_format=torch.channels_last)
-
-
-def _fuse(opt):
-    """Switch an Adam built by a model to the fused kernel; the step counters of a resumed run
-    move to the parameters' device, where the fused kernel expects them."""
+def _set_optimizer_path(opt, fused):
+    """An Adam built by a model, set for this path whatever path wrote its checkpoint:
+    `load_state_dict` restores the saved `fused` flag, and the moments keep the saved memory
+    layout. The fused kernel walks gradients and moments as flat memory, so a moment whose
+    layout differs from its parameter's would be paired with the wrong gradient entries."""
     if not isinstance(opt, torch.optim.Adam):
         return
     for group in opt.param_groups:
-        group["fused"], group["foreach"] = True, False
+        group["fused"], group["foreach"] = (True, False) if fused else (None, None)
     for p, state in opt.state.items():
-        if "step" in state:
-            state["step"] = state["step"].to(p.device, torch.float32)
+        for k, v in state.items():
+            if k == "step":  # the fused kernel wants it beside the parameters, the others on the host
+                state[k] = v.to(p.device if fused else "cpu", torch.float32)
+            elif torch.is_tensor(v) and v.shape == p.shape:
+                state[k] = torch.empty_like(p).copy_(v)  # the parameter's strides
+
+
+def _has_batchnorm(net):
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
 def _to_float(out):
@@ -183,30 +245,49 @@ def _to_float(out):
     return out
 
 
-def _fp32(forward, device_type):
-    @functools.wraps(forward)
+def _set_forward(module, forward, *, fp32_in=False, fp32_out=False, device_type="cpu"):
+    """module.forward = `forward` (its own, or a compiled one), optionally run with autocast off
+    on fp32 inputs and/or with fp32 outputs; marked so that `release` can take it off again.
+    The casts live in this eager wrapper rather than in hooks: a hook is a code object of its
+    own that every network shares, and dynamo would compile it once per network and grad mode."""
+
     def run(*args, **kwargs):
-        with torch.autocast(device_type, enabled=False):
-            return forward(*_to_float(args), **kwargs)
-    return run
+        if fp32_in:
+            with torch.autocast(device_type, enabled=False):
+                out = forward(*_to_float(args), **kwargs)
+        else:
+            out = forward(*args, **kwargs)
+        return _to_float(out) if fp32_out else out
+
+    run._runtime_wrapper = True
+    module.forward = run
 
 
-def _mixed_precision(model, device_type):
-    """bf16 autocast reaches the networks; these hooks keep the numerically delicate parts fp32:
-    network outputs (so every loss is computed in fp32), the networks a model declares in
-    `fp32_networks`, batch norm (its statistics and running averages) and weight
-    parametrisations (the spectral-norm power iteration)."""
-    for _, net in parallel.networks(model, ema=True):
-        net.register_forward_hook(lambda module, args, out: _to_float(out))
-    for name in model.fp32_networks:
-        net = getattr(model, name)
-        net.forward = _fp32(net.forward, device_type)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.forward = _fp32(m.forward, device_type)
-        for plist in getattr(m, "parametrizations", {}).values():
-            for p in plist:
-                p.forward = _fp32(p.forward, device_type)
+def _wrap_networks(model, device_type, *, fast, compile_fn=None, skip_compile=lambda net: False):
+    """Networks compiled (each forward on its own) and/or put under the fast path's precision
+    rules: bf16 autocast reaches the networks, but network outputs (so every loss is computed in
+    fp32), the networks a model declares in `fp32_networks`, batch norm (its statistics and
+    running averages) and weight parametrisations (the spectral-norm power iteration) stay fp32.
+    Returns the names of the compiled networks."""
+    if fast:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                _set_forward(m, m.forward, fp32_in=True, device_type=device_type)
+            for plist in getattr(m, "parametrizations", {}).values():
+                for p in plist:
+                    _set_forward(p, p.forward, fp32_in=True, device_type=device_type)
+    compiled = []
+    for name, net in parallel.networks(model, ema=True):
+        if not any(True for _ in net.parameters()):
+            continue  # a placeholder (the autoencoder's absent D): nothing runs
+        forward = net.forward
+        if compile_fn is not None and not skip_compile(net):
+            forward = compile_fn(forward)
+            compiled.append(name)
+        elif not fast:
+            continue  # plain and eager: nothing to wrap
+        _set_forward(net, forward, fp32_in=fast and name in model.fp32_networks, fp32_out=fast, device_type=device_type)
+    return compiled
 
 
 def versions():

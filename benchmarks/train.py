@@ -144,21 +144,24 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
     `cfg['eval']['track_every']` steps, outside the timed training (main process only).
 
     Returns the spend record: status ("ok" or "diverged"), g_steps, d_steps, images_seen,
-    train_seconds, and diverged_at/diverged_on for a diverged run."""
+    train_seconds (compilation included), compile_seconds, the compiled networks, and
+    diverged_at/diverged_on for a diverged run."""
     tc = cfg["train"]
     steps, batch_size = tc["steps"], tc["batch_size"]
     per_step = model.batches_per_step * batch_size
     ckpt_path = run_dir / "checkpoint.pt"
     data = runtime.place(train_x)
     stream = BatchStream(len(train_x), seed, device=data.device, hflip=tc["hflip"])
-    start, elapsed = 0, 0.0
+    start, elapsed, compiling = 0, 0.0, 0.0
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
         model.load_optimizer_state(state["optim"])
         runtime.set_rng_state(state["rng"])
         start, elapsed, stream.consumed = state["step"], state["train_seconds"], state["consumed"]
-    runtime.prepare(model)
+        compiling = state.get("compile_seconds", 0.0)
+    compiled = runtime.prepare(model)
+    compile_base = runtime.compile_seconds() if compiled else 0.0
     main = runtime.is_main
     log = LossLog(run_dir / "losses.csv", start) if main else None
     track = LossLog(run_dir / "track.csv", start) if monitor and main else None
@@ -166,9 +169,13 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
     reader = LossReader(runtime)
     train_step = step_fn(model, data, stream, runtime, reader, per_step)
 
+    def compile_seconds():  # this session's compilation on top of earlier sessions'
+        return compiling + (runtime.compile_seconds() - compile_base if compiled else 0.0)
+
     def spent(step):
-        return {"g_steps": step, "d_steps": model.d_updates(step),
-                "images_seen": step * per_step, "train_seconds": round(elapsed, 3)}
+        return {"g_steps": step, "d_steps": model.d_updates(step), "images_seen": step * per_step,
+                "train_seconds": round(elapsed, 3), "compile_seconds": round(compile_seconds(), 3),
+                "compiled": ",".join(compiled)}
 
     def checkpoint(step):
         if not main:
@@ -178,7 +185,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
             track.flush()
         atomic_torch_save({"model": parallel.plain_state_dict(model), "optim": model.optimizer_state(),
                            "rng": runtime.rng_state(), "step": step, "consumed": stream.consumed,
-                           "train_seconds": elapsed}, ckpt_path)
+                           "train_seconds": elapsed, "compile_seconds": compile_seconds()}, ckpt_path)
 
     model.train()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=desc, dynamic_ncols=True, leave=False,
@@ -208,7 +215,8 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
         if due_track:
             elapsed += time.perf_counter() - tick
             if track:
-                track.append(step, monitor(model))
+                with runtime.eager():
+                    track.append(step, monitor(model))
             parallel.barrier()
             tick = time.perf_counter()
         if due_ckpt:

@@ -3,10 +3,20 @@ import pytest
 from benchmarks.cli import main
 
 
+@pytest.fixture(scope="session")
+def _domain_classifiers(tmp_path_factory):
+    return tmp_path_factory.mktemp("domain-classifiers")
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """Every test gets its own cache and working folder, and no inherited data paths."""
-    monkeypatch.setenv("BIGAN_BENCH_CACHE", str(tmp_path / "cache"))
+def _isolated(tmp_path, monkeypatch, _domain_classifiers):
+    """Every test gets its own cache and working folder, and no inherited data paths. Only the
+    domain classifiers are shared within the session: each is trained once per dataset (its cache
+    key names the data and the recipe), where every evaluating test would otherwise retrain it."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "domain").symlink_to(_domain_classifiers, target_is_directory=True)
+    monkeypatch.setenv("BIGAN_BENCH_CACHE", str(cache))
     for var in ("BIGAN_BENCH_DATA", "CELEBA_ROOT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)

@@ -30,6 +30,12 @@ def test_unknown_benchmark_and_budget(cli):
     assert_user_error(cli("run", "digits", "--budget", "huge"), "no budget 'huge'")
 
 
+def test_unknown_compile_backend(cli):
+    assert_user_error(cli("run", "digits", *SMOKE, "--compile", "--compile-backend", "inductorr", "--out", "r"),
+                      "--compile-backend 'inductorr'", "aot_eager")
+    assert not Path("r").exists()
+
+
 def test_unknown_config_key(cli, tmp_path):
     assert_user_error(cli("run", "digits", *SMOKE, "--set", "train.stepz=3"), "train.stepz", "Did you mean 'steps'")
     assert_user_error(cli("run", "digits", *SMOKE, "--set", "train.steps=many"), "must be an integer")

@@ -1,6 +1,6 @@
 """The fast path (device-resident data, bf16 autocast, channels_last, fused Adam, deferred loss
-reads) must train like the plain fp32 path. CPU stands in for the GPU here; compilation is
-left out because it only changes kernels, not arithmetic order that matters at this tolerance."""
+reads) must train like the plain fp32 path. CPU stands in for the GPU here; compilation has its
+own tests (test_compiled.py)."""
 import csv
 import math
 
@@ -78,3 +78,48 @@ def test_deferred_reads_still_stop_at_the_first_bad_step(tmp_path):
     assert out["status"] == "diverged" and out["diverged_at"] == 7 and out["g_steps"] == 7
     steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "losses.csv"))]
     assert steps[-1] == 7  # the blow-up is in the log
+
+
+def test_fast_checkpoint_resumes_on_the_plain_path_with_plain_adam(tmp_path):
+    """A fast-path checkpoint holds fused-Adam flags and channels_last moments. Resumed on the
+    plain path, Adam must run unfused with moments laid out like their (contiguous) parameters:
+    the fused kernel would pair moments and gradients by flat memory position. The reference is
+    the same checkpoint with its optimiser state made plain by hand."""
+    import shutil
+
+    cfg = load_config("digits", budget="smoke", overrides=["train.steps=3", "train.checkpoint_every=1000",
+                                                             "train.batch_size=32"])
+    data = load_dataset("digits")
+    args = {**model_args(cfg, "bigan", data), "data_shape": data.shape}
+    fast_dir = tmp_path / "run"
+    fast_dir.mkdir()
+    runtime = Runtime("cpu", fast=True, compile=False)
+    runtime.seed_everything(0)
+    assert train(models.build("bigan", **args), data.train.x, cfg, fast_dir, runtime, seed=0)["status"] == "ok"
+    ckpt = torch.load(fast_dir / "checkpoint.pt", weights_only=False)
+    opt = ckpt["optim"]["optimizers"]["d"]
+    assert opt["param_groups"][0]["fused"] is True
+    assert any(not v.is_contiguous() for s in opt["state"].values() for v in s.values() if v.dim() == 4)
+
+    ref_dir = tmp_path / "reference"
+    shutil.copytree(fast_dir, ref_dir)
+    for o in ckpt["optim"]["optimizers"].values():
+        for g in o["param_groups"]:
+            g["fused"], g["foreach"] = None, None
+        for s in o["state"].values():
+            s.update({k: v.contiguous() if k != "step" else v.cpu() for k, v in s.items()})
+    torch.save(ckpt, ref_dir / "checkpoint.pt")
+
+    cfg["train"]["steps"] = 5
+    resumed = {}
+    for d in (fast_dir, ref_dir):
+        model = models.build("bigan", **args)
+        plain = Runtime("cpu", fast=False, compile=False)
+        assert train(model, data.train.x, cfg, d, plain, seed=0)["status"] == "ok"
+        resumed[d.name] = model
+    for o in resumed["run"].optimizers.values():
+        assert not o.param_groups[0]["fused"]
+        for p, s in o.state.items():
+            assert s["exp_avg"].stride() == s["exp_avg_sq"].stride() == p.stride() and p.is_contiguous()
+    for (n, a), b in zip(resumed["run"].named_parameters(), resumed["reference"].parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-7), (n, (a - b).abs().max().item())

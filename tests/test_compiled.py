@@ -1,0 +1,89 @@
+"""The GPU path (fast path + torch.compile) reproduced on the CPU: every registered model takes
+compiled training steps, each network's forward is really compiled, without graph breaks or a
+hit of dynamo's recompile limit, and tracking runs the eager code. The `aot_eager` backend
+captures the same forward and backward graphs as inductor, without generating code."""
+import pytest
+import torch
+import torch._dynamo
+from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+from torch._dynamo.testing import CompileCounterWithBackend
+from torch._dynamo.utils import counters
+
+import models
+from benchmarks import parallel
+from benchmarks.config import load_config
+from benchmarks.data import load_dataset
+from benchmarks.run import model_args
+from benchmarks.runtime import Runtime
+from benchmarks.train import train
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _forward_code(net):
+    return type(net).forward.__code__
+
+
+@pytest.mark.parametrize("name", models.available())
+def test_every_model_trains_compiled_on_the_fast_path(name, digits, tmp_path):
+    cfg = load_config("digits", budget="smoke", overrides=[f"train.steps={STEPS}", "train.batch_size=16",
+                                                             "eval.track_every=2", "eval.track_samples=10"])
+    backend = CompileCounterWithBackend("aot_eager")
+    runtime = Runtime("cpu", fast=True, compile=True, compile_backend=backend, sync_every=2)
+    runtime.seed_everything(0)
+    args = model_args(cfg, name, digits)
+    model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
+    nets = dict(parallel.networks(model, ema=True))
+    tracked = []
+
+    def monitor(m):  # eval mode, no grad, a new batch size: each would be a new cache entry if compiled
+        before = backend.frame_count
+        with torch.no_grad():
+            m.decode(m.sample_latent(3))
+        tracked.append(backend.frame_count - before)
+        return {"n": 1.0}
+
+    counters.clear()
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        out = train(model, digits.train.x, cfg, tmp_path, runtime, seed=0, monitor=monitor)
+    assert out["status"] == "ok", out
+    trained = {n for n, net in nets.items() if any(True for _ in net.parameters())}
+    assert set(out["compiled"].split(",")) == trained
+    for n in trained:  # each network's own forward has compiled code
+        assert _debug_get_cache_entry_list(_forward_code(nets[n])), (name, n)
+    assert backend.frame_count >= len(trained)
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    assert tracked == [0, 0]  # tracking ran eager: nothing was compiled for it
+    assert out["compile_seconds"] > 0
+    # released for evaluation and checkpoints: the plain class forwards again
+    assert all("forward" not in vars(m) for m in model.modules())
+
+
+def test_compile_caches_start_fresh_for_each_model(digits):
+    """Models share code objects (the shared blocks' forwards); without a reset per model their
+    cache entries add up until the recompile limit silently turns compilation off."""
+    cfg = load_config("digits", budget="smoke")
+    args = model_args(cfg, "autoencoder", digits)
+    runtime = Runtime("cpu", fast=False, compile=True, compile_backend="aot_eager")
+    for _ in range(12):  # more than the recompile limit of 8
+        model = models.build("autoencoder", **{**args, "data_shape": tuple(args["data_shape"])})
+        runtime.prepare(model)
+        with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+            model.G(model.sample_latent(4))
+        assert len(_debug_get_cache_entry_list(_forward_code(model.G))) == 1
+        runtime.release(model)
+
+
+def test_precision_is_explicit_and_recorded():
+    for fast in (False, True):
+        runtime = Runtime("cpu", fast=fast)
+        # PyTorch's default lets cuDNN convolutions use TF32; we say fp32 and mean it
+        assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+        p = runtime.describe()["precision"]
+        assert (p["fp32_matmul"], p["fp32_conv"], p["autocast"]) == ("ieee", "ieee", "bf16" if fast else None)
