@@ -1,6 +1,14 @@
+import os
+
 import pytest
+import torch
 
 from benchmarks.cli import main
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel workers (tox runs `pytest -n auto`) take one core each instead of all of them
+    # competing for every core; the library's small convolutions use many threads poorly anyway.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
