@@ -107,6 +107,7 @@ def cmd_run(args):
     from .data import load_dataset
     from . import parallel
     from .run import check_models, parse_shard, run_benchmark
+
     cfg = load_config(args.config, budget=args.budget, overrides=args.overrides, models=args.models, seeds=args.seeds)
     shard = parse_shard(args.shard) if args.shard else None
     check_models(cfg)

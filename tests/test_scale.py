@@ -76,6 +76,8 @@ def test_two_process_data_parallel_run_matches_one_process(tmp_path, cli):
     assert len(list(csv.DictReader(open(tmp_path / "ddp" / "bigan" / "seed0" / "track.csv")))) == 1
     cfg = json.load(open(tmp_path / "ddp" / "bigan" / "seed0" / "config.json"))
     assert cfg["runtime"]["processes"] == 2 and cfg["command"].startswith("torchrun")
+    precision = cfg["runtime"]["precision"]  # the run record says what fp32 meant
+    assert (precision["fp32_matmul"], precision["fp32_conv"], precision["autocast"]) == ("ieee", "ieee", None)
 
 
 def test_compiled_networks_under_two_process_data_parallel(tmp_path):
