@@ -25,6 +25,8 @@ INTERP_PAIRS, INTERP_STEPS = 6, 8
 NN_QUERIES, NN_K = 6, 8
 # Images per InceptionV3 forward at 299 px: activation memory, not speed, bounds it on a CPU.
 INCEPTION_BATCH = {"cuda": 500, "cpu": 64}
+FIDELITY_SEED = 2020  # torch-fidelity's rng_seed: IS shuffles and KID draws its subsets with it
+KID_SUBSET = 1000  # torch-fidelity's kid_subset_size; clipped to the smaller sample count (noted)
 
 
 def _subset(split, n, seed=0):
@@ -46,11 +48,6 @@ def truncated_latent(model, n, threshold, generator):
     while threshold is not None and (bad := z.abs() > threshold).any():
         z = torch.where(bad, model.sample_latent(n, generator=generator), z)
     return z
-
-
-def crelu(h):
-    """BigBiGAN's probe features: CReLU of the pooled map (the probe standardises, which is the BN)."""
-    return torch.cat([h.clamp(min=0), (-h).clamp(min=0)], 1)
 
 
 class Evaluator:
@@ -98,6 +95,11 @@ class Evaluator:
                     self.notes[f"{col}_{tag}"] = (f"{col.upper()} with the TF-ported InceptionV3 (torch-fidelity "
                                                   f"inception-v3-compat, weights sha256 {net.weights_sha256[:12]}), "
                                                   f"{n} generated vs {len(real)} real train images, uint8 by rounding")
+                self.notes[f"is_{tag}"] += f"; {min(10, n)} splits after a shuffle with seed {FIDELITY_SEED}"
+                m = min(KID_SUBSET, n, len(self.inception_ref["kid_feats"]))
+                self.notes[f"kid_{tag}"] += (f"; 100 subsets of {m}" + (f" (torch-fidelity's {KID_SUBSET} clipped to the "
+                                             "sample count: every subset holds the same generated images, so the "
+                                             "spread over subsets understates the sampling error)" if m < KID_SUBSET else ""))
         if self.skip_reason:
             print(self.skip_reason, file=sys.stderr)
 
@@ -144,16 +146,20 @@ class Evaluator:
         if data.valid is not None:
             xv, yv = _subset(data.valid, ec["probe_max_train"])
             val = (self._batched(model.encode, xv), yv)
+        if "references" not in self.notes:
+            self._timed(sec, "references", lambda: self._references(x_tr, y_tr, x_test, val and xv, val and yv))
         probe = self._timed(sec, "probe_acc", lambda: metrics.linear_probe(f_tr, y_tr, z_test, data.test.y, device=dev, val=val))
         out["probe_acc"], out["probe_bal_acc"] = probe["accuracy"], probe["balanced_accuracy"]
         self.notes["probe_acc"] = (f"logistic regression on standardised E(x), C chosen on a validation slice; "
                                    f"{len(x_tr)} train, {len(x_test)} test; majority-class baseline "
                                    f"{probe['majority_accuracy']:.4f}")
         if model.pooled_features(self.runtime.batch(x_test[:2])) is not None:
-            pooled = lambda x: crelu(model.pooled_features(x))  # noqa: E731
-            out["probe_pool_acc"] = self._timed(sec, "probe_pool_acc", lambda: metrics.linear_probe(
-                self._batched(pooled, x_tr), y_tr, self._batched(pooled, x_test), data.test.y, device=dev,
-                val=val and (self._batched(pooled, xv), yv))["accuracy"])
+            def pool_probe():  # BigBiGAN's recipe: normalise with train statistics, then CReLU
+                p_tr, p_te, *p_val = metrics.bn_crelu(*(self._batched(model.pooled_features, x)
+                                                        for x in (x_tr, x_test, *([xv] if val else []))))
+                return metrics.linear_probe(p_tr, y_tr, p_te, data.test.y, device=dev,
+                                            val=(p_val[0], yv) if val else None)["accuracy"]
+            out["probe_pool_acc"] = self._timed(sec, "probe_pool_acc", pool_probe)
         out["knn_acc"] = self._timed(sec, "knn_acc", lambda: metrics.knn_accuracy(f_tr, y_tr, z_test, data.test.y, k=20, device=dev))
 
         if self.images:
@@ -169,6 +175,26 @@ class Evaluator:
         out["metric_seconds"] = sec
         out["protocol"] = dict(self.notes)
         return out
+
+    def _references(self, x_tr, y_tr, x_test, xv=None, yv=None):
+        """What the model-free inputs score, once per benchmark, for the protocol block: the probe
+        and kNN on raw pixels (same train subset, validation and test split as the models' probes),
+        and the chance levels of the reconstruction columns: the same measures between each test
+        image and a random other one (a fixed permutation)."""
+        raw = lambda x: self.runtime.batch(x).flatten(1).cpu()  # noqa: E731 - the models' input scaling
+        dev, y_te = self.runtime.device, self.data.test.y
+        probe = metrics.linear_probe(raw(x_tr), y_tr, raw(x_test), y_te, device=dev,
+                                     val=(raw(xv), yv) if xv is not None else None)
+        knn = metrics.knn_accuracy(raw(x_tr), y_tr, raw(x_test), y_te, k=20, device=dev)
+        perm = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(FIGURE_SEED))
+        unit = _to_unit(self.runtime.batch(x_test).cpu())
+        chance = f"recon_mse {metrics.reconstruction_mse(unit, unit[perm]):.4g}"
+        if self.images:
+            labels = self.domain.predict(x_test)
+            chance += f", semantic_recon {metrics.label_agreement(labels, labels[perm]):.4g}"
+        self.notes["references"] = (f"raw pixels ({x_test[0].numel()} inputs): linear probe {probe['accuracy']:.4f}, "
+                                    f"kNN-20 {knn:.4f}; majority class {probe['majority_accuracy']:.4f}")
+        self.notes["chance"] = f"between each test image and a random other test image: {chance}"
 
     def _samples(self, model, g, n, threshold=None):
         """n decoded prior samples drawn with generator g (truncated at `threshold` if given), in
@@ -255,6 +281,7 @@ class Evaluator:
                                               batch_size=INCEPTION_BATCH[self.runtime.device.type])
             tag = _count_tag(n)
             out[f"fid_{tag}"] = metrics.frechet_from_stats(ref["mu"], ref["sigma"], *metrics.feature_stats(f))
-            out[f"is_{tag}"] = metrics.inception_score(p, splits=min(10, len(p)))[0]
-            out[f"kid_{tag}"] = metrics.kernel_distance(ref["kid_feats"], f.float())[0]
+            out[f"is_{tag}"] = metrics.inception_score(p, splits=min(10, len(p)), shuffle_seed=FIDELITY_SEED)[0]
+            out[f"kid_{tag}"] = metrics.kernel_distance(ref["kid_feats"], f.float(), subset_size=KID_SUBSET,
+                                                        seed=FIDELITY_SEED)[0]
         return out

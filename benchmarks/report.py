@@ -1,5 +1,6 @@
-"""Tables and figures from results folders: per run (summary.*), per model with mean ± std over
-seeds (table.*), figures under plots/ and report.md, which puts them together.
+"""Tables and figures from results folders: per run (summary.*), per model with the mean and a
+95 % t-interval over seeds (table.*), every two models compared per metric (pairwise.*), figures
+under plots/ and report.md, which puts them together. The statistics are in stats.py.
 
 Reads only what runs wrote (metrics.json, config.json, benchmark.json), so it works on any
 folder, finished or partial, and on several folders at once (shards of one benchmark).
@@ -9,15 +10,18 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from . import plots
+from . import plots, stats
 from .errors import UserError
 from .io import atomic_write_text
 
+# flops_per_step and train_flops are written by newer runs only; older folders get blank cells.
 RUN_COLUMNS = ["model", "seed", "status", "g_steps", "d_steps", "images_seen", "train_seconds",
-               "params_g", "params_e", "params_d", "recon_mse", "probe_acc"]
-BUDGET = ["g_steps", "d_steps", "images_seen", "train_seconds", "params_g", "params_e", "params_d"]
+               "params_g", "params_e", "params_d", "flops_per_step", "train_flops", "recon_mse", "probe_acc"]
+BUDGET = ["g_steps", "d_steps", "images_seen", "train_seconds", "params_g", "params_e", "params_d",
+          "flops_per_step", "train_flops"]
 NOT_METRICS = set(BUDGET) | {"model", "seed", "status", "error", "metric_seconds", "wall_seconds", "protocol",
                              "compile_seconds", "compiled",
                              "diverged_at", "diverged_on", "folder"}
@@ -57,26 +61,34 @@ def metric_columns(df):
 
 
 def aggregate(df):
-    """One row per model: run counts, mean budget spent, and (mean, std, n) per metric over ok runs."""
-    metrics, out = metric_columns(df), []
-    for name, g in df.groupby("model", sort=True):
-        ok = g[g["status"] == "ok"]
-        row = {"model": name, "runs": len(g), "ok": len(ok), "diverged": int((g["status"] == "diverged").sum()),
+    """One row per model: run counts, mean budget spent, (mean, std, n, ci_low, ci_high, rank) per
+    metric over ok runs and whether its capacity is an outlier; and the pairwise tests per metric."""
+    metrics, groups = metric_columns(df), dict(list(df.groupby("model", sort=True)))
+    values = {c: {m: pd.to_numeric(g.loc[g["status"] == "ok", c], errors="coerce").dropna().to_numpy(float)
+                  for m, g in groups.items()} for c in metrics}
+    pairs = {c: stats.pairwise(values[c], direction(c)) for c in metrics}
+    ranks = {c: stats.ranks(values[c], pairs[c]) for c in metrics}
+    out = []
+    for name, g in groups.items():
+        row = {"model": name, "runs": len(g), "ok": int((g["status"] == "ok").sum()),
+               "diverged": int((g["status"] == "diverged").sum()),
                "failed": int((~g["status"].isin(["ok", "diverged"])).sum())}
         for c in BUDGET:
             vals = pd.to_numeric(g[c], errors="coerce").dropna()
-            row[c] = vals.mean() if len(vals) else math.nan
+            row[c] = float(vals.mean()) if len(vals) else math.nan
         for c in metrics:
-            vals = pd.to_numeric(ok[c], errors="coerce").dropna()
-            row[c] = (vals.mean() if len(vals) else math.nan, vals.std(ddof=1) if len(vals) > 1 else math.nan, len(vals))
+            row[c] = (*stats.t_interval(values[c][name]), ranks[c][name])
         out.append(row)
-    return out, metrics
+    outliers = stats.capacity_outliers({r["model"]: r for r in out})
+    for r in out:
+        r["capacity_outlier"] = r["model"] in outliers
+    return out, metrics, pairs
 
 
 def _num(v, digits=4):
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
-    if isinstance(v, float) and v.is_integer() and abs(v) >= 1000:
+    if isinstance(v, float) and v.is_integer() and 1000 <= abs(v) < 1e9:  # FLOP counts stay in e-notation
         return f"{int(v)}"
     return f"{v:.{digits}g}"
 
@@ -90,19 +102,56 @@ def _best(rows, metrics):
     return best
 
 
+OUTLIER_NOTE = (f"† E or G parameter count more than {stats.FACTOR:g}× from the median of the other rows "
+                f"(rows without that network are left out); compare its scores with that in mind.")
+
+
 def _cells(rows, metrics, bold):
-    """Formatted cells per row; `bold` wraps the best mean of each metric column."""
+    """Formatted cells per row: `mean [ci_low, ci_high]`; `bold` wraps the best mean of each metric
+    column and † marks a capacity outlier."""
     best = _best(rows, metrics)
     table = []
     for r in rows:
-        cells = [r["model"], str(r["runs"]), str(r["ok"]), str(r["diverged"]), str(r["failed"])]
-        cells += [_num(r[c], 5 if c == "train_seconds" else 6) for c in BUDGET]
+        cells = [r["model"] + (" †" if r["capacity_outlier"] else ""), str(r["runs"]), str(r["ok"]),
+                 str(r["diverged"]), str(r["failed"])]
+        cells += [_num(r[c], {"train_seconds": 5, "flops_per_step": 3, "train_flops": 3}.get(c, 6)) for c in BUDGET]
         for c in metrics:
-            mean, std, n = r[c]
-            text = _num(mean) + (f" ± {_num(std, 2)}" if not math.isnan(std) else "")
+            mean, _, _, low, high, _ = r[c]
+            text = _num(mean) + (f" [{_num(low)}, {_num(high)}]" if not math.isnan(low) else "")
             cells.append(bold(text) if text and c in best and mean == best[c] else text)
         table.append(cells)
     return table
+
+
+def n_text(rows, metrics):
+    """The seed counts behind the intervals: "n = 3", or "n = 1 to 3 by model and metric"."""
+    ns = sorted({r[c][2] for r in rows for c in metrics if r[c][2] > 0})
+    if not ns:
+        return "n = 0"
+    return f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]} to {ns[-1]} by model and metric"
+
+
+def flat_table(rows, metrics):
+    """table.csv: one row per model, every number unformatted; ranks as integers, blank when none."""
+    flat = pd.DataFrame([{**{k: r[k] for k in ("model", "runs", "ok", "diverged", "failed", *BUDGET)},
+                          "capacity_outlier": r["capacity_outlier"],
+                          **{f"{c}_{s}": r[c][i] for c in metrics
+                             for i, s in enumerate(("mean", "std", "n", "ci_low", "ci_high", "rank"))}}
+                         for r in rows])
+    for c in metrics:
+        flat[f"{c}_rank"] = flat[f"{c}_rank"].astype("Int64")
+    return flat
+
+
+def ranks_table(rows, metrics):
+    return markdown_table(["model"] + [f"{c} {direction(c)}" for c in metrics],
+                          [[r["model"]] + ["" if r[c][5] is None else str(r[c][5]) for c in metrics] for r in rows])
+
+
+def pairwise_table(pairs):
+    """pairwise.csv as a DataFrame: one row per metric and pair of models."""
+    cols = ["metric", "model_a", "model_b", "mean_a", "mean_b", "diff", "p", "p_holm", "significant", "better", "note"]
+    return pd.DataFrame([{"metric": c, **p} for c, ps in pairs.items() for p in ps], columns=cols)
 
 
 def headers(metrics):
@@ -115,9 +164,13 @@ def markdown_table(head, rows):
 
 
 def latex_table(head, rows):
-    esc = lambda s: s.replace("_", r"\_").replace("±", r"$\pm$").replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$")  # noqa: E731
+    esc = lambda s: (s.replace("_", r"\_").replace("±", r"$\pm$").replace("↑", r"$\uparrow$")  # noqa: E731
+                     .replace("↓", r"$\downarrow$").replace("†", r"$^\dagger$").replace("×", r"$\times$"))
     lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule", " & ".join(map(esc, head)) + r" \\",
-             r"\midrule"] + [" & ".join(map(esc, r)) + r" \\" for r in rows] + [r"\bottomrule", r"\end{tabular}"]
+             r"\midrule"] + [" & ".join(map(esc, r)) + r" \\" for r in rows] + [r"\bottomrule"]
+    if any("†" in r[0] for r in rows):  # the footnote of table.md, as a last row of the tabular
+        lines.append(rf"\multicolumn{{{len(head)}}}{{l}}{{\footnotesize {esc(OUTLIER_NOTE)}}} \\")
+    lines.append(r"\end{tabular}")
     return "\n".join(lines) + "\n"
 
 
@@ -167,7 +220,7 @@ def protocol(dirs, df):
 
 
 def write_report(out_dir, extra_dirs=()):
-    """Write summary.{csv,md} (per run) and table.{md,csv,tex} (per model) into `out_dir`."""
+    """Write summary.{csv,md} (per run), table.{md,csv,tex} (per model), pairwise.{csv,md}, plots/ and report.md."""
     dirs = [Path(out_dir), *map(Path, extra_dirs)]
     for d in dirs:
         if not d.is_dir():
@@ -181,38 +234,61 @@ def write_report(out_dir, extra_dirs=()):
     per_run = df[RUN_COLUMNS + [c for c in metrics if c not in RUN_COLUMNS]]
     atomic_write_text(out / "summary.csv", per_run.to_csv(index=False))
 
-    rows, metrics = aggregate(df)
-    head = headers(metrics)
-    flat = pd.DataFrame([{**{k: r[k] for k in ("model", "runs", "ok", "diverged", "failed", *BUDGET)},
-                          **{f"{c}_{s}": r[c][i] for c in metrics for i, s in enumerate(("mean", "std", "n"))}}
-                         for r in rows])
-    atomic_write_text(out / "table.csv", flat.to_csv(index=False))
+    rows, metrics, pairs = aggregate(df)
+    head, n = headers(metrics), n_text(rows, metrics)
+    note = f"\n{OUTLIER_NOTE}\n" if any(r["capacity_outlier"] for r in rows) else ""
+    atomic_write_text(out / "table.csv", flat_table(rows, metrics).to_csv(index=False))
     atomic_write_text(out / "table.tex", latex_table(head, _cells(rows, metrics, lambda t: rf"\textbf{{{t}}}")))
-    md_table = markdown_table(head, _cells(rows, metrics, lambda t: f"**{t}**"))
+    md_table = markdown_table(head, _cells(rows, metrics, lambda t: f"**{t}**")) + note
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    how = (f"Mean ± std over the seeds that finished (`ok`); diverged and failed runs are counted, not averaged. "
+    how = (f"Each cell: mean [95 % t-interval over seeds, {n}], i.e. mean ± t(0.975, n−1)·s/√n over the seeds "
+           f"that finished (`ok`); a single seed gets no interval. Diverged and failed runs are counted, not averaged. "
            f"Best mean per metric in bold; ↑ higher is better, ↓ lower is better. Budget columns are means over "
            f"all runs. Written {when} by `python -m benchmarks report`.")
-    proto = protocol(dirs, df)
+    proto = "\n".join(filter(None, [protocol(dirs, df), (
+        f"- statistics: mean and 95 % t-interval over seeds ({n}); every two models compared per metric with "
+        f"Welch's t-test, Holm-corrected over the pairs of that metric, significant at p_holm < {stats.ALPHA:g}; "
+        f"not testable when either model has n < 2 or both have zero variance over seeds")]))
     text = f"# {out.name}\n\n{how}\n\n{md_table}\n## Protocol\n\n{proto}\n"
     atomic_write_text(out / "table.md", text)
+    pair_df = pairwise_table(pairs)
+    atomic_write_text(out / "pairwise.csv", pair_df.to_csv(index=False))
+    pair_md = markdown_table(list(pair_df.columns), [
+        [("yes" if v else "no") if isinstance(v, (bool, np.bool_)) else _num(v, 3) if isinstance(v, float) else str(v)
+         for v in row]
+        for row in pair_df.itertuples(index=False)])
+    atomic_write_text(out / "pairwise.md", f"# {out.name}: every two models per metric\n\n{READ_PAIRWISE}\n\n{pair_md}")
     per_run_md = markdown_table(list(per_run.columns), [[_num(v) if isinstance(v, float) else ("" if v is pd.NA or v is None else str(v))
                                                           for v in row] for row in per_run.itertuples(index=False)])
     atomic_write_text(out / "summary.md", f"# {out.name}: every run\n\n{per_run_md}")
     figures = plots.all_figures(df, metrics, direction, out / "plots")
     for stale in set((out / "plots").glob("*.png")) - {out / "plots" / f for f, _ in figures}:
         stale.unlink()  # a figure this folder no longer supports (a removed model or metric)
-    atomic_write_text(out / "report.md", report_markdown(out, how, md_table, proto, figures, df))
+    atomic_write_text(out / "report.md", report_markdown(out, how, md_table, ranks_table(rows, metrics), proto,
+                                                         figures, df))
     return text
 
 
-def report_markdown(out, how, md_table, proto, figures, df):
-    """The results folder as one page: the table, every figure with a sentence on reading it, the protocol."""
+READ_PAIRWISE = (
+    "Every two models are compared on every metric with Welch's t-test (unequal variances) on their finished "
+    "seeds; the p-values of one metric are Holm-corrected over all its pairs. `significant` means p_holm < 0.05, "
+    "and `better` then names the winner in the metric's direction (`diff` = mean_a − mean_b). So a model beats "
+    "BiGAN-QP on a metric only where the row of the two names it under `better`; an empty `better` means these "
+    "seeds cannot tell the two apart, whatever the means say. Pairs where either model has fewer than 2 finished "
+    "seeds, or both have the same value on every seed (zero variance: nothing to measure a difference against), "
+    "are not testable: p is blank, `note` says why, and they are never significant.")
+
+
+def report_markdown(out, how, md_table, ranks_md, proto, figures, df):
+    """The results folder as one page: the table, the ranks, every figure with a sentence on it, the protocol."""
     counts = df["status"].value_counts().to_dict()
     runs = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     parts = [f"# {out.name}\n", f"{len(df)} runs ({runs}) of {df['model'].nunique()} models. {how}\n",
              "## Table\n", md_table, "Per-run numbers: [summary.md](summary.md); also [table.csv](table.csv) and "
-             "[table.tex](table.tex).\n", "## Figures\n"]
+             "[table.tex](table.tex).\n", "## Ranks and pairwise comparisons\n",
+             "Rank per metric = 1 + the number of models significantly better (below), so models the seeds cannot "
+             "separate share a rank; blank where a model has fewer than 2 finished seeds. " + READ_PAIRWISE
+             + " Every pair: [pairwise.md](pairwise.md), [pairwise.csv](pairwise.csv).\n", ranks_md, "## Figures\n"]
     for name, caption in figures:
         parts.append(f"### {Path(name).stem}\n\n{caption}\n\n![{Path(name).stem}](plots/{name})\n")
     parts += ["## Protocol\n", proto + "\n"]

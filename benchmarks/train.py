@@ -8,6 +8,7 @@ import math
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from . import parallel
@@ -144,6 +145,8 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
     `cfg['eval']['track_every']` steps, outside the timed training (main process only).
 
     Returns the spend record: status ("ok" or "diverged"), g_steps, d_steps, images_seen,
+    flops_per_step (one G/E step with its D steps, forward and backward: the matmul and
+    convolution FLOPs PyTorch's FlopCounterMode counts, 2 per multiply-add) and train_flops,
     train_seconds (compilation included), compile_seconds, the compiled networks, and
     diverged_at/diverged_on for a diverged run."""
     tc = cfg["train"]
@@ -152,14 +155,14 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
     ckpt_path = run_dir / "checkpoint.pt"
     data = runtime.place(train_x)
     stream = BatchStream(len(train_x), seed, device=data.device, hflip=tc["hflip"])
-    start, elapsed, compiling = 0, 0.0, 0.0
+    start, elapsed, compiling, flops = 0, 0.0, 0.0, None
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
         model.load_optimizer_state(state["optim"])
         runtime.set_rng_state(state["rng"])
         start, elapsed, stream.consumed = state["step"], state["train_seconds"], state["consumed"]
-        compiling = state.get("compile_seconds", 0.0)
+        compiling, flops = state.get("compile_seconds", 0.0), state.get("flops_per_step")
     compiled = runtime.prepare(model)
     compile_base = runtime.compile_seconds() if compiled else 0.0
     main = runtime.is_main
@@ -174,6 +177,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
 
     def spent(step):
         return {"g_steps": step, "d_steps": model.d_updates(step), "images_seen": step * per_step,
+                "flops_per_step": flops, "train_flops": flops * step if flops is not None else None,
                 "train_seconds": round(elapsed, 3), "compile_seconds": round(compile_seconds(), 3),
                 "compiled": ",".join(compiled)}
 
@@ -185,14 +189,20 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
             track.flush()
         atomic_torch_save({"model": parallel.plain_state_dict(model), "optim": model.optimizer_state(),
                            "rng": runtime.rng_state(), "step": step, "consumed": stream.consumed,
-                           "train_seconds": elapsed, "compile_seconds": compile_seconds()}, ckpt_path)
+                           "train_seconds": elapsed, "compile_seconds": compile_seconds(), "flops_per_step": flops},
+                          ckpt_path)
 
     model.train()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=desc, dynamic_ncols=True, leave=False,
                disable=not main)
     tick = time.perf_counter()
     for step in bar:
-        train_step(step)
+        if flops is None:  # what one step costs, counted once (eager, so every op is seen)
+            with runtime.eager(), FlopCounterMode(display=False) as counter:
+                train_step(step)
+            flops = counter.get_total_flops() * runtime.world  # each process ran its share of the rows
+        else:
+            train_step(step)
         # Every process stops at the tracking points (only the main one has a monitor), so
         # they all meet at the barrier below.
         due_track = track_every and (step + 1) % track_every == 0

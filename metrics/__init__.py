@@ -10,11 +10,11 @@ from .frechet import feature_stats, frechet_distance, frechet_from_stats, incept
 from .inception import inception_features, load_inception, reference_stats, resolve_inception_weights, to_uint8
 from .knn import knn_accuracy, nearest_neighbours
 from .modes import mode_coverage
-from .probe import linear_probe
+from .probe import bn_crelu, linear_probe
 from .reconstruction import label_agreement, latent_cycle_mse, reconstruction_mse
 
 __all__ = [
-    "DomainClassifier", "classifier_score", "feature_stats", "frechet_distance", "frechet_from_stats",
+    "DomainClassifier", "bn_crelu", "classifier_score", "feature_stats", "frechet_distance", "frechet_from_stats",
     "get_domain_classifier", "inception_features", "inception_score", "kernel_distance", "knn_accuracy",
     "label_agreement", "latent_cycle_mse", "linear_probe", "load_inception", "mode_coverage", "nearest_neighbours",
     "reconstruction_mse", "reference_stats", "resolve_inception_weights", "to_uint8",

@@ -1,8 +1,8 @@
 """An offline generation-metric backbone for small images: a small CNN trained on the benchmark's
 own training labels (digits, Fashion-MNIST: 10 classes, softmax; CelebA: 40 attributes, BCE).
 
-The harness reports fd_<dataset> (Fréchet distance of its penultimate features, real test vs
-generated) and cs_<dataset> (a classifier score from its posteriors). These are NOT FID/IS: the
+The harness reports fd_<dataset> (Fréchet distance of its penultimate features, a fixed subset
+of the real TRAIN images, as many as there are generated samples, vs generated) and cs_<dataset> (a classifier score from its posteriors). These are NOT FID/IS: the
 backbone is ours, trained once per dataset with a fixed seed and recipe, and cached on disk with
 its test accuracy so every run and model is scored by the very same network.
 """

@@ -28,6 +28,16 @@ def _standardise(train, *others):
     return [(a - mean) / std for a in (train, *others)]
 
 
+def bn_crelu(train, *others):
+    """BigBiGAN's probe features: each set normalised with train's per-feature statistics (the
+    BN), then CReLU, [max(h, 0), max(-h, 0)]. Normalising first matters: on post-ReLU features
+    the raw negative half is all zeros, so CReLU before normalising adds nothing."""
+    train, *others = (torch.as_tensor(_np(a), dtype=torch.float64) for a in (train, *others))
+    mean, std = train.mean(0), train.std(0, unbiased=False)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return [torch.cat([h.clamp(min=0), (-h).clamp(min=0)], 1) for h in ((a - mean) / std for a in (train, *others))]
+
+
 def _split_val(y, val_fraction, seed):
     """Indices (fit, val). Stratified for a multi-class y when every class has >= 2 members and
     the slice can hold one of each; otherwise (multi-label, rare classes) a seeded random split."""

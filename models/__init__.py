@@ -7,6 +7,6 @@ from .base import BidirectionalGAN
 from .registry import available, build, get, options, register
 
 # Built-in models register themselves on import.
-from . import ali, autoencoder, bigan, bigan_qp, bigbigan, gan_posthoc_encoder  # noqa: E402,F401
+from . import ali, autoencoder, bigan, bigan_qp, bigbigan, gan_posthoc_encoder, pca, random_init  # noqa: E402,F401
 
 __all__ = ["BidirectionalGAN", "available", "build", "get", "options", "register"]

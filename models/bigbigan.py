@@ -87,6 +87,16 @@ SIZES = {
                 e_widths=(64, 128, 256, 512), e_blocks=1, mlp=(512, 2)),
     "m64": dict(res=(64,), g_ch=48, d_ch=48, shared=128, attn=32, hj=(1024, 2),
                 e_widths=(64, 128, 256, 512), e_blocks=2, mlp=(1024, 2)),
+    # Capacity-matched to the shared DCGAN nets the other rows use (the committed configs pick
+    # these): E and G within 2x of the median of the other models' E and G at the config's
+    # width. c16: G 64.5k, E 64.9k vs 67k/66k (digits, width 32); c32: G 228k, E 362k vs
+    # 298k/296k (32 px, width 32); c64: G 3.5M, E 6.3M vs 3.8M/3.8M (64 px, width 64).
+    "c16": dict(res=(16,), g_ch=8, d_ch=8, shared=128, attn=None, hj=(128, 1),
+                e_widths=(8, 16, 32), e_blocks=1, mlp=(128, 1)),
+    "c32": dict(res=(32,), g_ch=12, d_ch=16, shared=128, attn=None, hj=(256, 1),
+                e_widths=(24, 48, 96), e_blocks=1, mlp=(256, 1)),
+    "c64": dict(res=(64,), g_ch=20, d_ch=32, shared=128, attn=32, hj=(512, 2),
+                e_widths=(64, 128, 256, 512), e_blocks=1, mlp=(512, 2)),
 }
 AUTO_SIZE = {16: "s16", 32: "s32", 64: "s64"}
 

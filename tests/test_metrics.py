@@ -238,3 +238,17 @@ def test_reconstruction_helpers():
     assert metrics.label_agreement(a, b) == pytest.approx((3 / 4 + 2 / 4) / 2)
     with pytest.raises(ValueError):
         metrics.latent_cycle_mse(z, torch.zeros(4, 2))
+
+
+def test_pooled_probe_features_normalise_with_train_statistics_then_crelu():
+    """BigBiGAN's probe recipe on a hand-made matrix: BN with the train statistics, then CReLU.
+    Post-ReLU features (all >= 0) keep a non-empty negative half only in this order."""
+    train = torch.tensor([[0.0, 2.0], [2.0, 2.0], [4.0, 2.0]])  # column 0: mean 2, std sqrt(8/3); column 1 constant
+    test = torch.tensor([[1.0, 5.0]])
+    f_tr, f_te = metrics.bn_crelu(train, test)
+    s = math.sqrt(8 / 3)
+    assert torch.allclose(f_tr, torch.tensor([[0.0, 0.0, 2 / s, 0.0], [0.0, 0.0, 0.0, 0.0], [2 / s, 0.0, 0.0, 0.0]],
+                                             dtype=torch.float64))
+    # test rows use train's statistics; a constant train column keeps scale 1 (3 above its mean)
+    assert torch.allclose(f_te, torch.tensor([[0.0, 3.0, 1 / s, 0.0]], dtype=torch.float64))
+    assert (f_tr[:, 2:] > 0).any()  # the negative half carries information

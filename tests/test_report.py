@@ -1,5 +1,6 @@
-"""`report` on a results folder written here by hand: the numbers in the tables, the marks, the
-counts of failed runs, and every promised figure as a real PNG."""
+"""`report` on a results folder written here by hand: the numbers in the tables, the intervals,
+the pairwise tests and ranks, the marks, the counts of failed runs, and every promised figure as
+a real PNG."""
 import csv
 import json
 from pathlib import Path
@@ -22,7 +23,8 @@ def _csv(path, rows):
         w.writerows(rows)
 
 
-def write_fixture(root, runs=RUNS):
+def write_fixture(root, runs=RUNS, extra=None):
+    """`extra`: {model: fields added to each of its metrics.json rows}, e.g. other parameter counts."""
     root.mkdir()
     (root / "benchmark.json").write_text(json.dumps(BENCH))
     rng = np.random.default_rng(0)
@@ -31,7 +33,8 @@ def write_fixture(root, runs=RUNS):
             d = root / model / f"seed{seed}"
             d.mkdir(parents=True)
             row = {"model": model, "seed": seed, "status": status, "g_steps": 20, "d_steps": 40,
-                   "images_seen": 160, "train_seconds": 1.5, "params_g": 10, "params_e": 11, "params_d": 12}
+                   "images_seen": 160, "train_seconds": 1.5, "params_g": 10, "params_e": 11, "params_d": 12,
+                   **(extra or {}).get(model, {})}
             if status == "ok":
                 row.update(recon_mse=rec, probe_acc=probe, fd_digits=fd)
                 _csv(d / "losses.csv", [{"step": s, "loss_d": 1 / (s + 1), "loss_ge": s / 10} for s in range(0, 20, 5)])
@@ -50,7 +53,11 @@ def _table(path):
     return {r["model"]: r for r in csv.DictReader(open(path))}
 
 
-def test_means_stds_counts_and_best_marks(tmp_path, cli):
+def _pairs(path):
+    return {(r["metric"], r["model_a"], r["model_b"]): r for r in csv.DictReader(open(path))}
+
+
+def test_means_intervals_counts_and_best_marks(tmp_path, cli):
     write_fixture(tmp_path / "r")
     code, out, err = cli("report", tmp_path / "r")
     assert code == 0, err
@@ -58,14 +65,83 @@ def test_means_stds_counts_and_best_marks(tmp_path, cli):
     good, shaky = t["good-gan"], t["shaky-gan"]
     assert abs(float(good["recon_mse_mean"]) - 0.2) < 1e-12 and abs(float(good["recon_mse_std"]) - 0.1) < 1e-12
     assert good["recon_mse_n"] == "3" and float(good["fd_digits_mean"]) == 20.0
+    # 0.1, 0.2, 0.3: mean 0.2, s 0.1, half-width t_{0.975,2} · 0.1/√3 = 4.302653 · 0.0577350 = 0.248414
+    assert abs(float(good["recon_mse_ci_low"]) - (0.2 - 0.248414)) < 1e-6
+    assert abs(float(good["recon_mse_ci_high"]) - (0.2 + 0.248414)) < 1e-6
+    assert abs(float(good["fd_digits_ci_high"]) - (20 + 248.414 / 10)) < 1e-4  # 30, 20, 10: s = 10
     # only the finished run of shaky-gan is averaged; the others are counted
     assert (shaky["runs"], shaky["ok"], shaky["diverged"], shaky["failed"]) == ("3", "1", "1", "1")
     assert float(shaky["probe_acc_mean"]) == 0.9 and shaky["probe_acc_std"] == ""
+    # one seed: no interval, no test against anyone, no rank; the 3-seed model ranks first alone
+    assert (shaky["probe_acc_ci_low"], shaky["probe_acc_ci_high"], shaky["probe_acc_rank"]) == ("", "", "")
+    assert good["probe_acc_rank"] == "1" and good["capacity_outlier"] == shaky["capacity_outlier"] == "False"
+    pair = _pairs(tmp_path / "r/pairwise.csv")[("probe_acc", "good-gan", "shaky-gan")]
+    assert pair["p"] == pair["p_holm"] == pair["better"] == "" and pair["significant"] == "False"
+    assert pair["note"].startswith("not testable") and abs(float(pair["diff"]) + 0.3) < 1e-12
     md = (tmp_path / "r/table.md").read_text()
     assert "recon_mse ↓" in md and "probe_acc ↑" in md and "fd_digits ↓" in md
-    assert "**0.2 ± 0.1**" in md and "**20 ± 10**" in md and "**0.9**" in md  # lower, lower, higher is better
-    assert "| shaky-gan | 3 | 1 | 1 | 1 |" in md
-    assert r"\textbf{0.2 $\pm$ 0.1}" in (tmp_path / "r/table.tex").read_text()
+    # lower, lower, higher is better; one seed shows the mean alone
+    assert "**0.2 [-0.04841, 0.4484]**" in md and "**20 [-4.841, 44.84]**" in md and "**0.9** |" in md
+    assert "| shaky-gan | 3 | 1 | 1 | 1 |" in md and "95 % t-interval over seeds, n = 1 to 3" in md
+    assert "- statistics: mean and 95 % t-interval over seeds" in md and "†" not in md
+    assert r"\textbf{0.2 [-0.04841, 0.4484]}" in (tmp_path / "r/table.tex").read_text()
+
+
+def test_flops_columns_are_blank_when_runs_lack_them_and_averaged_when_present(tmp_path, cli):
+    write_fixture(tmp_path / "old")
+    assert cli("report", tmp_path / "old")[0] == 0
+    t = _table(tmp_path / "old/table.csv")
+    assert t["good-gan"]["flops_per_step"] == t["good-gan"]["train_flops"] == ""
+    assert "flops_per_step" in next(csv.DictReader(open(tmp_path / "old/summary.csv")))
+    write_fixture(tmp_path / "new", extra={m: {"flops_per_step": 2.5e9, "train_flops": 5e10} for m in RUNS})
+    assert cli("report", tmp_path / "new")[0] == 0
+    t = _table(tmp_path / "new/table.csv")
+    assert float(t["shaky-gan"]["train_flops"]) == 5e10  # over all runs, as the other budget columns
+    assert "| 2.5e+09 | 5e+10 |" in (tmp_path / "new/table.md").read_text()
+
+
+# recon_mse per seed: "best" and "close" overlap, "worst" is far from both (lower is better)
+SEPARABLE = {"best": [0.10, 0.11, 0.12], "close": [0.09, 0.12, 0.13], "worst": [0.50, 0.51, 0.52]}
+
+
+def test_a_clearly_better_model_wins_and_overlapping_models_share_a_rank(tmp_path, cli):
+    runs = {m: [("ok", v, 0.5, 10.0 + i) for i, v in enumerate(vals)] for m, vals in SEPARABLE.items()}
+    write_fixture(tmp_path / "r", runs)
+    code, _, err = cli("report", tmp_path / "r")
+    assert code == 0, err
+    pairs = _pairs(tmp_path / "r/pairwise.csv")
+    for a, b in (("best", "worst"), ("close", "worst")):
+        r = pairs[("recon_mse", a, b)]
+        assert r["significant"] == "True" and r["better"] == a and float(r["p_holm"]) < 1e-3
+        assert float(r["p"]) <= float(r["p_holm"]) <= 3 * float(r["p"]) + 1e-15  # Holm over the metric's 3 pairs
+    tie = pairs[("recon_mse", "best", "close")]
+    assert tie["significant"] == "False" and tie["better"] == "" and float(tie["p_holm"]) > 0.05
+    t = _table(tmp_path / "r/table.csv")
+    assert [t[m]["recon_mse_rank"] for m in ("best", "close", "worst")] == ["1", "1", "3"]
+    # probe_acc is 0.5 on every seed of every model: no spread, not testable, all share rank 1
+    assert all(pairs[("probe_acc", a, b)]["note"] == "not testable: zero variance in both"
+               for a, b in (("best", "close"), ("best", "worst"), ("close", "worst")))
+    assert {t[m]["probe_acc_rank"] for m in SEPARABLE} == {"1"}
+    report = (tmp_path / "r/report.md").read_text()
+    assert "## Ranks and pairwise comparisons" in report and "a model beats BiGAN-QP" in report
+    assert "| worst | 3 | 1 | 1 |" in report  # ranks table: recon_mse, probe_acc, fd_digits (10, 11, 12 for all)
+    assert "| recon_mse | best | worst |" in (tmp_path / "r/pairwise.md").read_text()
+
+
+def test_a_model_with_ten_times_the_parameters_is_marked(tmp_path, cli):
+    runs = {m: RUNS["good-gan"] for m in ("a-gan", "b-gan", "c-gan", "huge-gan", "reference")}
+    # "reference" has no E and no G: left out of the medians, never marked
+    extra = {"huge-gan": {"params_e": 110, "params_g": 100}, "reference": {"params_e": 0, "params_g": 0}}
+    write_fixture(tmp_path / "r", runs, extra)
+    code, _, err = cli("report", tmp_path / "r")
+    assert code == 0, err
+    t = _table(tmp_path / "r/table.csv")
+    assert {m: r["capacity_outlier"] for m, r in t.items()} == {
+        "a-gan": "False", "b-gan": "False", "c-gan": "False", "huge-gan": "True", "reference": "False"}
+    md = (tmp_path / "r/table.md").read_text()
+    assert "| huge-gan † |" in md and "| a-gan |" in md
+    assert "† E or G parameter count more than 2× from the median of the other rows" in md
+    assert "huge-gan $^\\dagger$" in (tmp_path / "r/table.tex").read_text()
 
 
 def test_every_promised_figure_is_a_real_png(tmp_path, cli):

@@ -1,0 +1,43 @@
+"""Reference row: the shared E and G at initialisation, never trained; the floor for the
+representation columns (what a linear probe reads from random convolutional features).
+
+* The autoencoder row's networks and init (shared `Encoder` and `Generator`, N(0, 0.02)
+  weights, zero biases, unit-gain BN), built from the run's seed, then left alone: no
+  optimiser, no discriminator (params_d = 0, d_steps_per_step = 0).
+* Batch norm keeps its initial running statistics (mean 0, variance 1): each step only
+  evaluates, in eval mode, the reconstruction error the untrained pair makes, for the loss log.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks.errors import ConfigError
+from models.base import BidirectionalGAN
+from models.blocks import Encoder, Generator, init_normal
+from models.registry import register
+
+
+@register("random-init")
+class RandomInit(BidirectionalGAN):
+    prior = "normal"
+    batches_per_step = 1
+    d_steps_per_step = 0
+
+    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", init_std=0.02):
+        super().__init__(data_shape=data_shape, z_dim=z_dim)
+        if arch not in ("shared", "paper"):
+            raise ConfigError(f"random-init: arch must be 'shared' or 'paper', got {arch!r}")
+        self.G = Generator(data_shape, z_dim, width)
+        self.E = Encoder(data_shape, z_dim, width)
+        self.D = nn.Module()  # no discriminator
+        for net in (self.G, self.E):
+            init_normal(net, init_std)
+            net.requires_grad_(False)
+
+    @torch.no_grad()
+    def train_step(self, batch, step):
+        self.eval()  # never touch the BN running statistics: nothing here is trained
+        try:
+            return {"loss_rec": F.mse_loss(self.G(self.E(batch)), batch)}
+        finally:
+            self.train()

@@ -1,0 +1,29 @@
+"""The committed benchmark configs compare models at matched capacity: every row's E and G
+within 2x of the median of the other rows' (the rule the report's † marks), so a ranking is not
+a ranking of network sizes. PCA is exempt: it is the linear reference, small by definition
+(the configs say so)."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import models
+from benchmarks.config import load_config
+from benchmarks.run import model_args
+
+LINEAR = {"pca"}
+
+
+@pytest.mark.parametrize("config,budget,shape", [("digits", "quick", (1, 16, 16)), ("celeba64", "full", (3, 64, 64))])
+def test_committed_configs_match_capacity(config, budget, shape):
+    cfg = load_config(config, budget=budget)
+    counts = {}
+    for name in cfg["models"]:
+        args = model_args(cfg, name, SimpleNamespace(shape=shape))
+        counts[name] = models.build(name, **{**args, "data_shape": shape}).param_counts()
+    assert LINEAR <= set(counts)  # the reference rows are listed
+    for net in ("e", "g"):
+        for name in set(counts) - LINEAR:
+            others = [c[net] for m, c in counts.items() if m != name and m not in LINEAR]
+            median = float(np.median(others))
+            assert median / 2 <= counts[name][net] <= 2 * median, (config, name, net, counts[name][net], median)
