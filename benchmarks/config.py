@@ -27,12 +27,14 @@ SCHEMA = {
     "train": {"steps": int, "batch_size": int, "log_every": int, "checkpoint_every": int, "hflip": bool},
     "eval": {"probe_max_train": int, "eval_batch_size": int, "grid_size": int, "gen_samples": int,
              "inception_samples": int, "truncation": list, "truncation_samples": int, "track_every": int,
-             "track_samples": int},
+             "track_samples": int, "references": bool},
 }
 ARCH_STYLES = ("shared", "paper")
 # Keys added after results were first published, with the value that reproduces the older
 # behaviour: a results folder recorded before a key existed is read as having that value.
-BACKFILL = {("train", "hflip"): False}
+# eval.references only adds protocol lines and changes no number, so older folders count as
+# having it on: they can be completed under today's defaults.
+BACKFILL = {("train", "hflip"): False, ("eval", "references"): True}
 DEFAULTS = {
     "arch": {"style": "shared"},
     "dataset_options": {},
@@ -41,10 +43,11 @@ DEFAULTS = {
     # hflip: mirror each training image left-right with probability 1/2 (drawn per epoch and seed)
     "train": {"log_every": 25, "checkpoint_every": 1000, "hflip": False},
     # truncation: thresholds of the truncation sweep (Gaussian priors); track_every: steps between
-    # the generation-metric points of the training curve (0: none)
+    # the generation-metric points of the training curve (0: none); references: the model-free
+    # reference scores of the protocol block (raw-pixel probe and kNN, chance levels)
     "eval": {"probe_max_train": 20000, "eval_batch_size": 500, "grid_size": 64, "gen_samples": 2000,
              "inception_samples": 0, "truncation": [0.25, 0.5, 1.0, 1.5, 2.0], "truncation_samples": 2000,
-             "track_every": 0, "track_samples": 1000},
+             "track_every": 0, "track_samples": 1000, "references": True},
 }
 
 

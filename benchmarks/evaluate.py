@@ -6,6 +6,7 @@ only through encode / decode / sample_latent / pooled_features.
 """
 import csv
 import io
+import json
 import math
 import os
 import sys
@@ -17,8 +18,9 @@ import metrics
 
 from . import figures
 from .figures import to_unit as _to_unit
-from .io import atomic_write_text
+from .io import atomic_write_json, atomic_write_text, default_cache_dir
 
+REFERENCES_VERSION = "ref1"  # bump when _references computes anything differently
 EVAL_NOISE_OFFSET = 10_000  # the fixed noise of seed s comes from generator seed s + offset
 FIGURE_SEED = 0  # which test images the interpolation and neighbour figures show: the same for every model
 INTERP_PAIRS, INTERP_STEPS = 6, 8
@@ -146,7 +148,7 @@ class Evaluator:
         if data.valid is not None:
             xv, yv = _subset(data.valid, ec["probe_max_train"])
             val = (self._batched(model.encode, xv), yv)
-        if "references" not in self.notes:
+        if ec["references"] and "references" not in self.notes:
             self._timed(sec, "references", lambda: self._references(x_tr, y_tr, x_test, val and xv, val and yv))
         probe = self._timed(sec, "probe_acc", lambda: metrics.linear_probe(f_tr, y_tr, z_test, data.test.y, device=dev, val=val))
         out["probe_acc"], out["probe_bal_acc"] = probe["accuracy"], probe["balanced_accuracy"]
@@ -181,6 +183,17 @@ class Evaluator:
         and kNN on raw pixels (same train subset, validation and test split as the models' probes),
         and the chance levels of the reconstruction columns: the same measures between each test
         image and a random other one (a fixed permutation)."""
+        from metrics.inception import content_hash  # the cache key names the exact tensors involved
+
+        parts = [x_tr, y_tr, x_test, self.data.test.y] + ([xv, yv] if xv is not None else [])
+        key = "-".join(["references", self.data.name, REFERENCES_VERSION, *(content_hash(t, 12) for t in parts),
+                        self.domain.key if self.images else "points"])
+        path = default_cache_dir() / "references" / f"{key}.json"
+        try:  # computed once per dataset and protocol: the raw-pixel probe is the slow part
+            self.notes.update(json.loads(path.read_text()))
+            return
+        except (OSError, ValueError):
+            pass
         raw = lambda x: self.runtime.batch(x).flatten(1).cpu()  # noqa: E731 - the models' input scaling
         dev, y_te = self.runtime.device, self.data.test.y
         probe = metrics.linear_probe(raw(x_tr), y_tr, raw(x_test), y_te, device=dev,
@@ -195,6 +208,7 @@ class Evaluator:
         self.notes["references"] = (f"raw pixels ({x_test[0].numel()} inputs): linear probe {probe['accuracy']:.4f}, "
                                     f"kNN-20 {knn:.4f}; majority class {probe['majority_accuracy']:.4f}")
         self.notes["chance"] = f"between each test image and a random other test image: {chance}"
+        atomic_write_json(path, {k: self.notes[k] for k in ("references", "chance")})
 
     def _samples(self, model, g, n, threshold=None):
         """n decoded prior samples drawn with generator g (truncated at `threshold` if given), in

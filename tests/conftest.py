@@ -11,19 +11,24 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+SHARED = ("domain", "references")
+
+
 @pytest.fixture(scope="session")
-def _domain_classifiers(tmp_path_factory):
-    return tmp_path_factory.mktemp("domain-classifiers")
+def _shared_caches(tmp_path_factory):
+    return {name: tmp_path_factory.mktemp(name) for name in SHARED}
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch, _domain_classifiers):
+def _isolated(tmp_path, monkeypatch, _shared_caches):
     """Every test gets its own cache and working folder, and no inherited data paths. Only the
-    domain classifiers are shared within the session: each is trained once per dataset (its cache
-    key names the data and the recipe), where every evaluating test would otherwise retrain it."""
+    domain classifiers and the model-free reference scores are shared within the session: each
+    is computed once per dataset (its cache key names the data and the recipe), where every
+    evaluating test would otherwise recompute it."""
     cache = tmp_path / "cache"
     cache.mkdir()
-    (cache / "domain").symlink_to(_domain_classifiers, target_is_directory=True)
+    for name, shared in _shared_caches.items():
+        (cache / name).symlink_to(shared, target_is_directory=True)
     monkeypatch.setenv("BIGAN_BENCH_CACHE", str(cache))
     for var in ("BIGAN_BENCH_DATA", "CELEBA_ROOT"):
         monkeypatch.delenv(var, raising=False)
