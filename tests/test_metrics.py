@@ -58,6 +58,18 @@ def test_inception_score_known_values():
     assert metrics.inception_score(same, splits=3)[0] == pytest.approx(1.0)
 
 
+def test_frechet_matches_torch_fidelity():
+    """Our chunked float64 statistics and trace term agree with torch-fidelity's formulas
+    (fid_features_to_statistics, fid_statistics_to_metric) on the same features."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(300, 12, generator=g, dtype=torch.float64)
+    b = torch.randn(250, 12, generator=g, dtype=torch.float64) * 1.3 + 0.4
+    ref = fid_statistics_to_metric(fid_features_to_statistics(a), fid_features_to_statistics(b), verbose=False)
+    assert metrics.frechet_distance(a, b) == pytest.approx(ref["frechet_inception_distance"], rel=1e-9)
+
+
 def test_inception_score_matches_torch_fidelity():
     from torch_fidelity.metric_isc import isc_features_to_metric
 
