@@ -15,6 +15,7 @@ import time
 import torch
 
 import metrics
+from metrics.inception import content_hash
 
 from . import figures
 from .figures import to_unit as _to_unit
@@ -183,10 +184,8 @@ class Evaluator:
         and kNN on raw pixels (same train subset, validation and test split as the models' probes),
         and the chance levels of the reconstruction columns: the same measures between each test
         image and a random other one (a fixed permutation)."""
-        from metrics.inception import content_hash  # the cache key names the exact tensors involved
-
         parts = [x_tr, y_tr, x_test, self.data.test.y] + ([xv, yv] if xv is not None else [])
-        key = "-".join(["references", self.data.name, REFERENCES_VERSION, *(content_hash(t, 12) for t in parts),
+        key = "-".join(["references",  # names the exact tensors involved self.data.name, REFERENCES_VERSION, *(content_hash(t, 12) for t in parts),
                         self.domain.key if self.images else "points"])
         path = default_cache_dir() / "references" / f"{key}.json"
         try:  # computed once per dataset and protocol: the raw-pixel probe is the slow part

@@ -2,7 +2,8 @@
 own training labels (digits, Fashion-MNIST: 10 classes, softmax; CelebA: 40 attributes, BCE).
 
 The harness reports fd_<dataset> (Fréchet distance of its penultimate features, a fixed subset
-of the real TRAIN images, as many as there are generated samples, vs generated) and cs_<dataset> (a classifier score from its posteriors). These are NOT FID/IS: the
+of the real TRAIN images, as many as there are generated samples, vs generated) and
+cs_<dataset> (a classifier score from its posteriors). These are NOT FID/IS: the
 backbone is ours, trained once per dataset with a fixed seed and recipe, and cached on disk with
 its test accuracy so every run and model is scored by the very same network.
 """

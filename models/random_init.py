@@ -36,8 +36,9 @@ class RandomInit(BidirectionalGAN):
 
     @torch.no_grad()
     def train_step(self, batch, step):
+        was_training = self.training
         self.eval()  # never touch the BN running statistics: nothing here is trained
         try:
             return {"loss_rec": F.mse_loss(self.G(self.E(batch)), batch)}
         finally:
-            self.train()
+            self.train(was_training)
