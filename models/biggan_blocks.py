@@ -114,10 +114,10 @@ class BigGANGenerator(nn.Module):
     """Unconditional BigGAN G: one learned class embedding (the "single label" setup) shared
     by every conditional BN, hierarchical z."""
 
-    def __init__(self, data_shape, z_dim, ch, shared_dim, attn_res=None):
+    def __init__(self, data_shape, z_dim, ch, shared_dim, attn_res=None, layout=None):
         super().__init__()
-        channels, res = data_shape[0], data_shape[-1]
-        ins, outs = G_ARCH[res]
+        channels = data_shape[0]
+        ins, outs = layout or self.arch(data_shape)
         self.chunks = z_chunks(z_dim, len(ins) + 1)
         self.c0 = ins[0] * ch
         self.embed = nn.Parameter(torch.empty(1, shared_dim))  # one class; no SN, as in BigGAN
@@ -175,10 +175,10 @@ class DBlock(nn.Module):
 class FNet(nn.Module):
     """F: the BigGAN D trunk on x -> ReLU -> global sum pool -> (B, out_dim)."""
 
-    def __init__(self, data_shape, ch, attn_res=None):
+    def __init__(self, data_shape, ch, attn_res=None, layout=None):
         super().__init__()
         res = data_shape[-1]
-        outs, downs = D_ARCH[res]
+        outs, downs = layout or D_ARCH[res]
         self.blocks, self.attn = nn.ModuleList(), nn.ModuleDict()
         cin, r = data_shape[0], res
         for i, (m, down) in enumerate(zip(outs, downs)):
@@ -218,9 +218,9 @@ class ResMLP(nn.Module):
 class JointD(nn.Module):
     """BigBiGAN's D: F on x, H on z, J on [F(x), H(z)]; returns (s_x, s_z, s_xz), each (B,)."""
 
-    def __init__(self, data_shape, z_dim, ch, hj_width, hj_blocks, attn_res=None):
+    def __init__(self, data_shape, z_dim, ch, hj_width, hj_blocks, attn_res=None, f_layout=None):
         super().__init__()
-        self.F = FNet(data_shape, ch, attn_res)
+        self.F = FNet(data_shape, ch, attn_res, f_layout)
         self.H = ResMLP(z_dim, hj_width, hj_blocks)
         self.J = ResMLP(self.F.out_dim + hj_width, hj_width, hj_blocks)
         self.head_x = sn_linear(self.F.out_dim, 1)
