@@ -15,6 +15,7 @@ import time
 import torch
 
 import metrics
+from metrics.frechet import FIDELITY_SEED
 from metrics.inception import content_hash
 
 from . import figures
@@ -28,7 +29,6 @@ INTERP_PAIRS, INTERP_STEPS = 6, 8
 NN_QUERIES, NN_K = 6, 8
 # Images per InceptionV3 forward at 299 px: activation memory, not speed, bounds it on a CPU.
 INCEPTION_BATCH = {"cuda": 500, "cpu": 64}
-FIDELITY_SEED = 2020  # torch-fidelity's rng_seed: IS shuffles and KID draws its subsets with it
 KID_SUBSET = 1000  # torch-fidelity's kid_subset_size; clipped to the smaller sample count (noted)
 
 
@@ -70,7 +70,8 @@ class Evaluator:
         backbone = (f"domain CNN trained on {name} train labels (test accuracy {self.domain.test_accuracy:.4f}, "
                     f"key {self.domain.key})")
         self.notes[f"fd_{name}"] = f"Frechet distance in {backbone} features; {len(real)} real train vs {n_gen} generated; not FID"
-        self.notes[f"cs_{name}"] = f"Inception-Score analogue with the same classifier's posteriors, {n_gen} generated"
+        self.notes[f"cs_{name}"] = (f"Inception-Score analogue with the same classifier's posteriors, {n_gen} "
+                                    f"generated, 10 splits after a shuffle with seed {FIDELITY_SEED}")
         self.notes["semantic_recon"] = "how often the domain classifier gives x and G(E(x)) the same label (test split)"
         self._setup_inception(fid_weights)
 
@@ -90,7 +91,7 @@ class Evaluator:
                 self.inception = net
                 real, _ = _subset(self.data.train, n)
                 feats = lambda x: metrics.inception_features(  # noqa: E731
-                    [x], net, self.runtime.device, with_probs=False, dtype=torch.float32,
+                    [x], net, self.runtime.device, with_logits=False, dtype=torch.float32,
                     batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
                 self.inception_ref = metrics.reference_stats(real, self.data, "train", net.backbone, feats)
                 tag = _count_tag(n)
@@ -224,14 +225,14 @@ class Evaluator:
             cov = metrics.mode_coverage(torch.cat([b.cpu() for b in batches]), self.data.meta["centres"],
                                         self.data.meta["std"])
             return {k: cov[k] for k in ("modes_covered", "high_quality", "kl_modes")}
-        name, clf, feats, probs = self.data.name, self.domain, [], []
+        name, clf, feats, logits = self.data.name, self.domain, [], []
         for batch in batches:
             u8 = metrics.to_uint8(batch)
             feats.append(clf.features(u8))
-            probs.append(clf.probs(u8))
+            logits.append(clf.logits(u8))
         mu, sigma = metrics.feature_stats(torch.cat(feats))
         return {f"fd_{name}": metrics.frechet_from_stats(self.domain_ref["mu"], self.domain_ref["sigma"], mu, sigma),
-                f"cs_{name}": metrics.classifier_score(torch.cat(probs), multilabel=clf.multilabel)[0]}
+                f"cs_{name}": metrics.classifier_score(torch.cat(logits), multilabel=clf.multilabel)[0]}
 
     @torch.no_grad()
     def track(self, model, seed):
@@ -290,11 +291,11 @@ class Evaluator:
         if self.inception is not None:
             n, ref = self.ec["inception_samples"], self.inception_ref
             batches = self._samples(model, g, n)
-            f, p = metrics.inception_features((metrics.to_uint8(b) for b in batches), self.inception, self.runtime.device,
+            f, lg = metrics.inception_features((metrics.to_uint8(b) for b in batches), self.inception, self.runtime.device,
                                               batch_size=INCEPTION_BATCH[self.runtime.device.type])
             tag = _count_tag(n)
             out[f"fid_{tag}"] = metrics.frechet_from_stats(ref["mu"], ref["sigma"], *metrics.feature_stats(f))
-            out[f"is_{tag}"] = metrics.inception_score(p, splits=min(10, len(p)), shuffle_seed=FIDELITY_SEED)[0]
+            out[f"is_{tag}"] = metrics.inception_score(lg, splits=min(10, len(lg)), seed=FIDELITY_SEED)[0]
             out[f"kid_{tag}"] = metrics.kernel_distance(ref["kid_feats"], f.float(), subset_size=KID_SUBSET,
                                                         seed=FIDELITY_SEED)[0]
         return out

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .frechet import inception_score
+from .frechet import FIDELITY_SEED, inception_score
 from .inception import _short, content_hash, source_hash
 
 RECIPE_VERSION = "dom1"  # bump when anything below changes: it is part of the cache key
@@ -152,9 +152,13 @@ class DomainClassifier:
         """(N, 128) penultimate (post-ReLU) features, float32."""
         return self._run(x)[0]
 
+    def logits(self, x):
+        """(N, C) class logits, or (N, K) per-attribute logits when multi-label. float64."""
+        return self._run(x)[1].double()
+
     def probs(self, x):
         """Multi-class: (N, C) softmax posteriors; multi-label: (N, K) per-attribute sigmoids. float64."""
-        logits = self._run(x)[1].double()
+        logits = self.logits(x)
         return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, 1)
 
     def predict(self, x):
@@ -189,19 +193,22 @@ def get_domain_classifier(dataset, device, cache_dir=None, progress=True):
     return DomainClassifier(obj, device)
 
 
-def classifier_score(probs, multilabel=False, splits=10):
-    """cs_<dataset>: (mean, std) over splits. Multi-class: the Inception-Score formula on the
-    domain posteriors. Multi-label (CelebA): each attribute k is a binary task with posterior
-    (1 - p_k, p_k); the score is the mean over attributes of that binary IS (range [1, 2]),
-    computed per split, then mean and std over splits."""
-    probs = torch.as_tensor(probs, dtype=torch.float64)
+def classifier_score(logits, multilabel=False, splits=10):
+    """cs_<dataset>: (mean, std) over splits, from the domain classifier's logits. Multi-class:
+    the Inception-Score formula (torch-fidelity's, shuffled with its seed) on the domain
+    posteriors. Multi-label (CelebA): each attribute k is a binary task with posterior
+    (1 - p_k, p_k) = softmax(0, logit_k); the score is the mean over attributes of that binary
+    IS (range [1, 2]) per split (the same shuffle and splits for every attribute), then mean and
+    std over splits."""
+    logits = torch.as_tensor(logits, dtype=torch.float64)
     if not multilabel:
-        return inception_score(probs, splits=splits)
+        return inception_score(logits, splits=splits)
+    n = len(logits)
+    logits = logits[torch.from_numpy(np.random.RandomState(FIDELITY_SEED).permutation(n))]
     per_split = np.zeros(splits)
-    for k in range(probs.shape[1]):
-        p = torch.stack([1 - probs[:, k], probs[:, k]], 1)
-        n = len(p)
+    for k in range(logits.shape[1]):
+        pair = torch.stack([torch.zeros_like(logits[:, k]), logits[:, k]], 1)
         for s in range(splits):
-            per_split[s] += inception_score(p[s * n // splits:(s + 1) * n // splits], splits=1)[0]
-    per_split /= probs.shape[1]
+            per_split[s] += inception_score(pair[s * n // splits:(s + 1) * n // splits], splits=1)[0]
+    per_split /= logits.shape[1]
     return float(per_split.mean()), float(per_split.std())

@@ -1,15 +1,19 @@
 """Fréchet distance, Inception Score and kernel distance (KID) on precomputed features.
 
-The formulas follow torch-fidelity 0.4 (the reference implementation the suite matches):
-- FID's trace term is sum(sqrt(eigvals(sigma1 @ sigma2))).real in float64 (torch-fidelity >= 0.4,
-  torchmetrics), not scipy's sqrtm, whose 1.11.2-1.12 releases return huge imaginary parts;
-- IS splits the samples into `splits` consecutive chunks, std is the population std;
-- KID is the unbiased MMD^2 with the cubic polynomial kernel over random subsets.
-The backbone (Inception, domain classifier) is chosen by the caller; nothing here loads one.
+The formulas are torch-fidelity's own functions (the reference implementation the suite
+matches): fid_statistics_to_metric (trace term sum(sqrt(eigvals(s1 s2))).real in float64, not
+scipy's sqrtm, whose 1.11.2-1.12 releases return huge imaginary parts), isc_features_to_metric
+(shuffle with rng_seed 2020, consecutive splits, population std) and kid_features_to_metric
+(unbiased MMD^2, cubic polynomial kernel, random subsets). Our code is kept only where it adds
+something: `feature_stats` (chunked float64 mean and covariance on the features' device, so 50k
+x 2048 GPU features are reduced in place) and `kernel_distance` on CUDA (the same subsets and
+formula in float64 on the GPU; torch-fidelity's numpy loop runs on the CPU). Tests check both
+against torch-fidelity. The backbone (Inception, domain classifier) is chosen by the caller.
 """
 import numpy as np
 import torch
 
+FIDELITY_SEED = 2020  # torch-fidelity's rng_seed: IS shuffles and KID draws its subsets with it
 _CHUNK = 8192  # rows per float64 chunk: bounds the temporary copies of a large feature matrix
 
 
@@ -34,17 +38,15 @@ def feature_stats(feats):
 
 
 def frechet_from_stats(mu1, sigma1, mu2, sigma2):
-    """||mu1 - mu2||^2 + tr(s1) + tr(s2) - 2 tr sqrt(s1 s2), all in float64.
-    tr sqrt(s1 s2) = sum of sqrt of the eigenvalues of s1 @ s2 (real and >= 0 in exact arithmetic;
-    tiny negative or complex round-off becomes complex sqrt, of which the real part is kept)."""
-    mu1, mu2, sigma1, sigma2 = (_f64(t).cpu() for t in (mu1, mu2, sigma1, sigma2))
+    """||mu1 - mu2||^2 + tr(s1) + tr(s2) - 2 tr sqrt(s1 s2) in float64, by torch-fidelity's
+    fid_statistics_to_metric."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+    mu1, mu2, sigma1, sigma2 = (_f64(t).cpu().numpy() for t in (mu1, mu2, sigma1, sigma2))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise ValueError(f"statistics differ in shape: {tuple(mu1.shape)}/{tuple(sigma1.shape)} "
-                         f"vs {tuple(mu2.shape)}/{tuple(sigma2.shape)}")
-    diff = mu1 - mu2
-    eig = torch.linalg.eigvals(sigma1 @ sigma2)  # complex128
-    tr_covmean = eig.sqrt().real.sum()
-    return float(diff.dot(diff) + sigma1.trace() + sigma2.trace() - 2 * tr_covmean)
+        raise ValueError(f"statistics differ in shape: {mu1.shape}/{sigma1.shape} vs {mu2.shape}/{sigma2.shape}")
+    return fid_statistics_to_metric({"mu": mu1, "sigma": sigma1}, {"mu": mu2, "sigma": sigma2},
+                                    verbose=False)[KEY_METRIC_FID]
 
 
 def frechet_distance(feats_a, feats_b):
@@ -53,27 +55,19 @@ def frechet_distance(feats_a, feats_b):
     return frechet_from_stats(*feature_stats(feats_a), *feature_stats(feats_b))
 
 
-def inception_score(probs, splits=10, shuffle_seed=None):
-    """(mean, std) over `splits` consecutive chunks of exp(E_x KL(p(y|x) || p(y))), p(y) = the
-    chunk's mean posterior. `probs`: (N, C) class posteriors (rows sum to 1). Chunks are the
-    rows in the order given (generated samples are i.i.d.); `shuffle_seed` permutes them first
-    with np.random.RandomState(seed), as torch-fidelity does with its rng_seed (2020)."""
-    p = _f64(probs).cpu()
-    if p.dim() != 2:
-        raise ValueError(f"probs must be (N, C), got shape {tuple(p.shape)}")
-    n = len(p)
-    if not 1 <= splits <= n:
-        raise ValueError(f"splits={splits} needs 1 <= splits <= N={n}")
-    if shuffle_seed is not None:
-        p = p[torch.from_numpy(np.random.RandomState(shuffle_seed).permutation(n))]
-    scores = []
-    for i in range(splits):
-        chunk = p[i * n // splits:(i + 1) * n // splits]
-        marginal = chunk.mean(0, keepdim=True)
-        # xlogy: 0 log 0 = 0, so exactly-zero posteriors (one-hot inputs) are fine.
-        kl = (torch.xlogy(chunk, chunk) - torch.xlogy(chunk, marginal)).sum(1)
-        scores.append(kl.mean().exp().item())
-    return float(np.mean(scores)), float(np.std(scores))
+def inception_score(logits, splits=10, seed=FIDELITY_SEED):
+    """(mean, std) over `splits` chunks of exp(E_x KL(p(y|x) || p(y))), p = softmax(logits) and
+    p(y) the chunk's mean posterior, after shuffling the rows with np.random.RandomState(seed):
+    torch-fidelity's isc_features_to_metric, in float64. `logits`: (N, C)."""
+    from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
+
+    logits = _f64(logits).cpu()
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
+    if not 1 <= splits <= len(logits):
+        raise ValueError(f"splits={splits} needs 1 <= splits <= N={len(logits)}")
+    out = isc_features_to_metric(logits, splits=splits, shuffle=True, rng_seed=seed)
+    return out[KEY_METRIC_ISC_MEAN], out[KEY_METRIC_ISC_STD]
 
 
 def _mmd2_unbiased(x, y, degree, gamma, coef0):
@@ -87,12 +81,13 @@ def _mmd2_unbiased(x, y, degree, gamma, coef0):
 
 
 def kernel_distance(feats_a, feats_b, subsets=100, subset_size=1000, degree=3, gamma=None,
-                    coef0=1, seed=2020):
+                    coef0=1, seed=FIDELITY_SEED):
     """KID: (mean, std) over `subsets` random subsets (drawn without replacement, a fresh draw
-    from each set per subset) of the unbiased MMD^2 with k(x, y) = (gamma <x, y> + coef0)^degree,
-    gamma = 1/d by default. Same subset draws as torch-fidelity (np.random.RandomState(seed),
-    default seed 2020 = its rng_seed). `subset_size` is clipped to the smaller sample count
-    (torch-fidelity #45 raises instead). Computed in float64 on the device of `feats_a`."""
+    from each set per subset, np.random.RandomState(seed)) of the unbiased MMD^2 with
+    k(x, y) = (gamma <x, y> + coef0)^degree, gamma = 1/d by default. `subset_size` is clipped to
+    the smaller sample count (torch-fidelity raises instead; callers record the clip). On the
+    CPU this is torch-fidelity's kid_features_to_metric; on CUDA the same draws and formula run
+    in float64 on the GPU (`_kid_torch`)."""
     a = torch.as_tensor(feats_a).detach()
     b = torch.as_tensor(feats_b).detach().to(a.device)
     if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]:
@@ -100,6 +95,17 @@ def kernel_distance(feats_a, feats_b, subsets=100, subset_size=1000, degree=3, g
     m = min(subset_size, len(a), len(b))
     if m < 2:
         raise ValueError("KID needs at least 2 samples on each side")
+    if a.is_cuda:
+        return _kid_torch(a, b, subsets, m, degree, gamma, coef0, seed)
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+    out = kid_features_to_metric(a.double(), b.double(), kid_subsets=subsets, kid_subset_size=m, kid_kernel="poly",
+                                 kid_kernel_poly_degree=degree, kid_kernel_poly_gamma=gamma,
+                                 kid_kernel_poly_coef0=coef0, rng_seed=seed, verbose=False)
+    return out[KEY_METRIC_KID_MEAN], out[KEY_METRIC_KID_STD]
+
+
+def _kid_torch(a, b, subsets, m, degree, gamma, coef0, seed):
     gamma = 1.0 / a.shape[1] if gamma is None else gamma
     rng = np.random.RandomState(seed)
     mmds = []

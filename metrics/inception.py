@@ -102,15 +102,15 @@ def load_inception(weights=None, device="cpu", download=True):
 
 
 @torch.no_grad()
-def inception_features(batches, extractor, device=None, *, batch_size=64, with_probs=True,
+def inception_features(batches, extractor, device=None, *, batch_size=64, with_logits=True,
                        dtype=torch.float64):
-    """Stream uint8 image batches (N, 1|3, H, W) through the extractor. Returns (feats, probs):
+    """Stream uint8 image batches (N, 1|3, H, W) through the extractor. Returns (feats, logits):
     (N, 2048) pool features in `dtype` (the network computes float32, so float32 is lossless and
-    halves memory) and (N, 1008) softmax(logits_unbiased) in float64 for IS (None unless
-    `with_probs`). Grayscale is repeated to 3 channels. Each incoming batch is cut into pieces of
-    `batch_size` (Inception at 299 px is memory-hungry); results are gathered on the CPU."""
+    halves memory) and (N, 1008) logits_unbiased in float64 for IS (None unless `with_logits`).
+    Grayscale is repeated to 3 channels. Each incoming batch is cut into pieces of `batch_size`
+    (Inception at 299 px is memory-hungry); results are gathered on the CPU."""
     device = torch.device(device) if device is not None else next(extractor.parameters()).device
-    feats, probs = [], []
+    feats, logits = [], []
     for batch in batches:
         batch = torch.as_tensor(batch)
         if batch.dtype != torch.uint8 or batch.dim() != 4 or batch.shape[1] not in (1, 3):
@@ -120,13 +120,13 @@ def inception_features(batches, extractor, device=None, *, batch_size=64, with_p
             x = batch[i:i + batch_size].to(device)
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)
-            f, logits = extractor(x)
+            f, lg = extractor(x)
             feats.append(f.to(dtype).cpu())
-            if with_probs:
-                probs.append(torch.softmax(logits.double(), 1).cpu())
+            if with_logits:
+                logits.append(lg.double().cpu())
     if not feats:
         raise ValueError("no images")
-    return torch.cat(feats), (torch.cat(probs) if with_probs else None)
+    return torch.cat(feats), (torch.cat(logits) if with_logits else None)
 
 
 # --- cached reference statistics -----------------------------------------------------------
@@ -179,7 +179,7 @@ def reference_stats(images, dataset, split, backbone, features_fn, *, cache_dir=
     {"mu", "sigma" (float64), "kid_feats" (float32, a seeded random subset of at most `kid_max`
     rows: KID needs real features, and 10k x 2048 floats is 80 MB), "n", "key", "backbone"}.
     `features_fn(images) -> (N, d)`: e.g. lambda x: inception_features([x], net, dev,
-    with_probs=False, dtype=torch.float32)[0], or a DomainClassifier's .features."""
+    with_logits=False, dtype=torch.float32)[0], or a DomainClassifier's .features."""
     from benchmarks.io import atomic_torch_save, default_cache_dir
 
     key = reference_key(dataset, split, images, backbone)

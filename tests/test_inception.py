@@ -60,9 +60,9 @@ def test_inception_loads_a_given_file_offline_and_streams_features(random_weight
     gray = torch.randint(0, 256, (2, 1, 16, 16), dtype=torch.uint8, generator=g)
     rgb = gray[:1].expand(-1, 3, -1, -1).clone()
     # 3 images (Inception at 299 px is slow on a CPU); batch_size=1 also cuts the batches up.
-    feats, probs = metrics.inception_features(iter([gray, rgb]), net, "cpu", batch_size=1)
+    feats, logits = metrics.inception_features(iter([gray, rgb]), net, "cpu", batch_size=1)
     assert feats.shape == (3, 2048) and feats.dtype == torch.float64 and torch.isfinite(feats).all()
-    assert probs.shape == (3, 1008) and torch.allclose(probs.sum(1), torch.ones(3, dtype=torch.float64))
+    assert logits.shape == (3, 1008) and logits.dtype == torch.float64 and torch.isfinite(logits).all()
     torch.testing.assert_close(feats[0], feats[2])  # grayscale is the 3-channel repeat
     assert not torch.allclose(feats[0], feats[1])
     with pytest.raises(ValueError, match="uint8"):
@@ -152,7 +152,7 @@ def test_domain_classifier_trains_once_caches_and_scores(tmp_path, monkeypatch):
         again.features(x.float())
     # The real test split against itself: FD about 0; the classifier score is well above 1.
     assert metrics.frechet_distance(again.features(ds.test.x), again.features(ds.test.x)) == pytest.approx(0, abs=1e-6)
-    assert metrics.classifier_score(again.probs(ds.test.x), splits=5)[0] > 5
+    assert metrics.classifier_score(again.logits(ds.test.x), splits=5)[0] > 5
     # A changed source (or changed images) is a different classifier.
     moved = replace(ds, meta={**ds.meta, "source_hash": {"train": "abc", "test": "def"}})
     assert domain.domain_key(moved) != clf.key
@@ -161,7 +161,10 @@ def test_domain_classifier_trains_once_caches_and_scores(tmp_path, monkeypatch):
 
 
 def test_multilabel_classifier_score():
-    sure = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).repeat(10, 1)  # each attribute 50/50, confident
-    assert metrics.classifier_score(sure, multilabel=True, splits=2)[0] == pytest.approx(2.0)
-    unsure = torch.full((20, 3), 0.3)
+    # Two attributes, each present in exactly half the rows and always predicted confidently:
+    # the binary IS of each is 2 when a split holds as many positives as negatives.
+    sure = torch.tensor([[60.0, -60.0], [-60.0, 60.0]]).repeat(200, 1)
+    mean, std = metrics.classifier_score(sure, multilabel=True, splits=2)
+    assert 1.98 < mean <= 2.0 and std < 0.02
+    unsure = torch.full((20, 3), -0.85)  # the same posterior everywhere: no information, score 1
     assert metrics.classifier_score(unsure, multilabel=True, splits=2) == pytest.approx((1.0, 0.0))
