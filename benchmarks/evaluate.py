@@ -104,7 +104,7 @@ class Evaluator:
                 self.notes[f"kid_{tag}"] += (f"; 100 subsets of {m}" + (f" (torch-fidelity's {KID_SUBSET} clipped to the "
                                              "sample count: every subset holds the same generated images, so the "
                                              "spread over subsets understates the sampling error)" if m < KID_SUBSET else ""))
-        if self.skip_reason:
+        if self.skip_reason and self.runtime.is_main:
             print(self.skip_reason, file=sys.stderr)
 
     # --- one run ----------------------------------------------------------------------------
@@ -132,6 +132,16 @@ class Evaluator:
         out, sec = {}, {}
         g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
         x_test = data.test.x
+        if not self.runtime.is_main:
+            # The other torchrun processes only share the sample metrics' decoding: they make the
+            # draws of rank 0's latent cycle (so g stays in step), then join each shared call in turn.
+            model.sample_latent(len(x_test), generator=g)
+            if self.images:
+                self._generation(model, g, None, None)
+            else:
+                self._scores(model, g, ec["gen_samples"], shared=True)
+            self._truncation_sweep(model, seed, run_dir)
+            return {}
 
         z_test = self._timed(sec, "encode", lambda: self._batched(model.encode, x_test))
         rec = self._timed(sec, "recon_mse", lambda: self._batched(lambda z: model.decode(z.to(dev)), z_test))
@@ -170,7 +180,7 @@ class Evaluator:
             self._timed(sec, "generation", lambda: out.update(self._generation(model, g, x_test, rec)))
             self._timed(sec, "figures", lambda: self._latent_figures(model, x_test, z_test, run_dir))
         else:
-            out.update(self._timed(sec, "modes_covered", lambda: self._scores(self._samples(model, g, ec["gen_samples"]))))
+            out.update(self._timed(sec, "modes_covered", lambda: self._scores(model, g, ec["gen_samples"], shared=True)))
         self._timed(sec, "truncation", lambda: self._truncation_sweep(model, seed, run_dir))
 
         grid = model.decode(model.sample_latent(ec["grid_size"], generator=torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET))).float().cpu()
@@ -210,29 +220,35 @@ class Evaluator:
         self.notes["chance"] = f"between each test image and a random other test image: {chance}"
         atomic_write_json(path, {k: self.notes[k] for k in ("references", "chance")})
 
-    def _samples(self, model, g, n, threshold=None):
-        """n decoded prior samples drawn with generator g (truncated at `threshold` if given), in
-        eval-size batches, left on the device: they stream into the feature extractors, and no
-        more than one batch of images exists at a time."""
+    def _sample_outputs(self, model, g, n, fn, n_out, threshold=None, shared=False):
+        """fn(decoded batch) -> n_out tensors, over n prior draws with generator g (truncated at
+        `threshold` if given) in eval-size batches; returns the n_out tensors with all n rows in
+        draw order. No more than one batch of images exists at a time. `shared`: every process
+        of a torchrun job calls this together and decodes every world-th batch; all draw every
+        batch's noise, so g stays in step, and the outputs are gathered (metrics.DrawOrdered)."""
         bs = self.ec["eval_batch_size"]
-        for i in range(0, n, bs):
-            yield model.decode(truncated_latent(model, min(bs, n - i), threshold, g)).float()
+        starts = range(0, n, bs)
+        rank, world = (self.runtime.rank, self.runtime.world) if shared and len(starts) >= self.runtime.world else (0, 1)
+        store = metrics.DrawOrdered(n_out, sync_on_compute=world > 1).to(self.runtime.device)
+        for k, i in enumerate(starts):
+            z = truncated_latent(model, min(bs, n - i), threshold, g)
+            if k % world == rank:
+                store.update(torch.arange(i, i + len(z)), *fn(model.decode(z).float()))
+        return store.compute()
 
-    def _scores(self, batches):
-        """The generation metric and its IS analogue on decoded samples: images, the domain
+    def _scores(self, model, g, n, threshold=None, shared=False):
+        """The generation metric and its IS analogue on n decoded samples: images, the domain
         classifier's Frechet distance and score; 2-D points, mode coverage."""
         if not self.images:
-            cov = metrics.mode_coverage(torch.cat([b.cpu() for b in batches]), self.data.meta["centres"],
-                                        self.data.meta["std"])
+            (points,) = self._sample_outputs(model, g, n, lambda x: (x,), 1, threshold, shared)
+            cov = metrics.mode_coverage(points.cpu(), self.data.meta["centres"], self.data.meta["std"])
             return {k: cov[k] for k in ("modes_covered", "high_quality", "kl_modes")}
-        name, clf, feats, logits = self.data.name, self.domain, [], []
-        for batch in batches:
-            u8 = metrics.to_uint8(batch)
-            feats.append(clf.features(u8))
-            logits.append(clf.logits(u8))
-        mu, sigma = metrics.feature_stats(torch.cat(feats))
+        name, clf = self.data.name, self.domain
+        feats, logits = self._sample_outputs(model, g, n, lambda x: (clf.features(metrics.to_uint8(x)),
+                                                                     clf.logits(metrics.to_uint8(x))), 2, threshold, shared)
+        mu, sigma = metrics.feature_stats(feats)
         return {f"fd_{name}": metrics.frechet_from_stats(self.domain_ref["mu"], self.domain_ref["sigma"], mu, sigma),
-                f"cs_{name}": metrics.classifier_score(torch.cat(logits), multilabel=clf.multilabel)[0]}
+                f"cs_{name}": metrics.classifier_score(logits.cpu(), multilabel=clf.multilabel)[0]}
 
     @torch.no_grad()
     def track(self, model, seed):
@@ -243,7 +259,7 @@ class Evaluator:
         model.eval()
         try:
             g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
-            out = self._scores(self._samples(model, g, self.ec["track_samples"]))
+            out = self._scores(model, g, self.ec["track_samples"])
             return {k: float(v) for k, v in out.items() if v is not None}
         finally:
             model.train()
@@ -258,7 +274,9 @@ class Evaluator:
         for t in sorted(self.ec["truncation"]) + [None]:
             g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
             rows.append({"threshold": math.inf if t is None else t,
-                         **self._scores(self._samples(model, g, self.ec["truncation_samples"], t))})
+                         **self._scores(model, g, self.ec["truncation_samples"], t, shared=True)})
+        if not self.runtime.is_main:
+            return
         buf = io.StringIO()
         w = csv.DictWriter(buf, list(rows[0]))
         w.writeheader()
@@ -285,14 +303,16 @@ class Evaluator:
                                run_dir / f"neighbours_{metric}.png")
 
     def _generation(self, model, g, x_test, rec):
+        """Every process calls this together (the sample metrics are shared); rank 0, which
+        alone has x_test's reconstructions `rec`, also scores semantic_recon."""
         clf, n_gen = self.domain, self.ec["gen_samples"]
-        out = self._scores(self._samples(model, g, n_gen))
-        out["semantic_recon"] = metrics.label_agreement(clf.predict(x_test), clf.predict(metrics.to_uint8(rec)))
+        out = self._scores(model, g, n_gen, shared=True)
+        if rec is not None:
+            out["semantic_recon"] = metrics.label_agreement(clf.predict(x_test), clf.predict(metrics.to_uint8(rec)))
         if self.inception is not None:
-            n, ref = self.ec["inception_samples"], self.inception_ref
-            batches = self._samples(model, g, n)
-            f, lg = metrics.inception_features((metrics.to_uint8(b) for b in batches), self.inception, self.runtime.device,
-                                              batch_size=INCEPTION_BATCH[self.runtime.device.type])
+            n, ref, dev = self.ec["inception_samples"], self.inception_ref, self.runtime.device
+            f, lg = self._sample_outputs(model, g, n, lambda x: metrics.inception_features(
+                [metrics.to_uint8(x)], self.inception, dev, batch_size=INCEPTION_BATCH[dev.type]), 2, shared=True)
             tag = _count_tag(n)
             out[f"fid_{tag}"] = metrics.frechet_from_stats(ref["mu"], ref["sigma"], *metrics.feature_stats(f))
             out[f"is_{tag}"] = metrics.inception_score(lg, splits=min(10, len(lg)), seed=FIDELITY_SEED)[0]

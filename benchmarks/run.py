@@ -112,8 +112,8 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator):
     parallel.barrier()  # the folder (and any checkpoint to resume from) is in place for every process
 
     # Built before seeding: building the evaluator trains (or loads) its classifier, which draws random numbers.
-    track = cfg["eval"]["track_every"] and runtime.is_main
-    monitor = (lambda m, ev=evaluator(): ev.track(m, seed)) if track else None
+    ev = evaluator()  # on every process, at the same point: building it is collective
+    monitor = (lambda m: ev.track(m, seed)) if cfg["eval"]["track_every"] and runtime.is_main else None
     runtime.seed_everything(seed)
     model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])}).to(runtime.device)
     counts = model.param_counts()
@@ -121,8 +121,8 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator):
     t0 = time.perf_counter()
     try:
         row.update(train(model, data.train.x, cfg, run_dir, runtime, seed, desc=f"{name} s{seed}", monitor=monitor))
-        if row["status"] == "ok" and runtime.is_main:
-            row.update(evaluator().evaluate(model, run_dir, seed))
+        if row["status"] == "ok":  # every process evaluates: they share the sample metrics
+            row.update(ev.evaluate(model, run_dir, seed))
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 - a crashing model is a result to record, not a reason to stop
@@ -181,8 +181,11 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
     built = []
 
     def evaluator():  # built on first use: a benchmark whose runs are all finished needs none
-        if not built:
-            built.append(Evaluator(data, cfg, runtime, fid_weights))
+        if not built:  # every process builds one (they share the sample metrics); rank 0 first, so
+            for first in (True, False):  # the others load its cached classifier and statistics
+                if runtime.is_main == first:
+                    built.append(Evaluator(data, cfg, runtime, fid_weights))
+                parallel.barrier()
         return built[0]
 
     failed = 0

@@ -3,9 +3,11 @@
 One module per family: frechet (FD, IS, KID formulas on features), inception (the standard
 TF-ported InceptionV3 back end and cached reference statistics), domain (an offline per-dataset
 classifier back end: fd_<dataset>, cs_<dataset>), probe (logistic regression), knn, modes (2-D
-mixture coverage), reconstruction (x and z cycles, label agreement).
+mixture coverage), reconstruction (x and z cycles, label agreement); gathered collects per-sample
+outputs across torchrun processes.
 """
 from .domain import DomainClassifier, classifier_score, get_domain_classifier
+from .gathered import DrawOrdered
 from .frechet import feature_stats, frechet_distance, frechet_from_stats, inception_score, kernel_distance
 from .inception import inception_features, load_inception, reference_stats, resolve_inception_weights, to_uint8
 from .knn import knn_accuracy, nearest_neighbours
@@ -14,7 +16,7 @@ from .probe import bn_crelu, linear_probe
 from .reconstruction import label_agreement, latent_cycle_mse, reconstruction_mse
 
 __all__ = [
-    "DomainClassifier", "bn_crelu", "classifier_score", "feature_stats", "frechet_distance", "frechet_from_stats",
+    "DomainClassifier", "DrawOrdered", "bn_crelu", "classifier_score", "feature_stats", "frechet_distance", "frechet_from_stats",
     "get_domain_classifier", "inception_features", "inception_score", "kernel_distance", "knn_accuracy",
     "label_agreement", "latent_cycle_mse", "linear_probe", "load_inception", "mode_coverage", "nearest_neighbours",
     "reconstruction_mse", "reference_stats", "resolve_inception_weights", "to_uint8",

@@ -1,15 +1,20 @@
-"""Trains one model on digits for a few steps with `train()` directly, no evaluation: run by
-tests/test_scale.py under torchrun (and in-process as the single-process reference).
+"""Run by tests/test_scale.py under torchrun (and in-process as the single-process reference):
+trains one model on digits for a few steps with `train()` directly, or evaluates one untrained
+(seeded, so identical) model with the Evaluator.
 
-torchrun ... -m tests.ddp_worker OUT MODEL STEPS fast|plain [COMPILE_BACKEND]"""
+torchrun ... -m tests.ddp_worker OUT MODEL STEPS fast|plain [COMPILE_BACKEND]
+torchrun ... -m tests.ddp_worker OUT MODEL eval"""
 import json
 import sys
 from pathlib import Path
+
+import torch
 
 import models
 from benchmarks import parallel
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
+from benchmarks.evaluate import Evaluator
 from benchmarks.run import model_args
 from benchmarks.runtime import Runtime
 from benchmarks.train import train
@@ -34,9 +39,35 @@ def run(out, name, steps, fast=True, compile_backend=None):
     return record
 
 
+def evaluate(out, name):
+    """Evaluate the seeded, untrained `name` on digits with small eval batches (5 generation
+    batches: 3 for rank 0, 2 for rank 1); rank 0 writes metrics.json."""
+    cfg = load_config("digits", budget="smoke", overrides=["eval.eval_batch_size=100", "eval.references=false"])
+    data = load_dataset("digits")
+    runtime = Runtime("cpu", fast=False)
+    ev = Evaluator(data, cfg, runtime)  # the test built the cached classifier first
+    runtime.seed_everything(0)
+    args = model_args(cfg, name, data)
+    model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    row = ev.evaluate(model, out, seed=0)
+    model.eval()
+    with torch.no_grad():  # the gathered samples themselves: the same rows in the same order
+        (pixels,) = ev._sample_outputs(model, torch.Generator().manual_seed(1), 500, lambda x: (x.flatten(1),), 1,
+                                       shared=True)
+    if runtime.is_main:
+        (out / "metrics.json").write_text(json.dumps({k: v for k, v in row.items() if k != "metric_seconds"}))
+        torch.save(pixels, out / "samples.pt")
+    return row
+
+
 if __name__ == "__main__":
-    out, name, steps, path, *backend = sys.argv[1:]
+    out, name, steps, *rest = sys.argv[1:]
     try:
-        run(out, name, int(steps), path == "fast", backend[0] if backend else None)
+        if steps == "eval":
+            evaluate(out, name)
+        else:
+            run(out, name, int(steps), rest[0] == "fast", rest[1] if len(rest) > 1 else None)
     finally:
         parallel.shutdown()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks.errors import ConfigError
 from benchmarks.run import parse_shard, shard_matrix
@@ -104,3 +105,24 @@ def test_compiled_networks_under_two_process_data_parallel(tmp_path):
     for ra, rb in zip(a, b):
         for k in set(ra) - {"mu_std"}:  # a std over rows: the mean of the processes' stds is not the global one
             assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-3, abs=1e-4), (ra["step"], k)
+
+
+def test_every_process_shares_the_sample_metrics_and_matches_one_process(tmp_path):
+    """Under torchrun each process decodes its share of the generated batches (uneven: 3 and 2)
+    and the shares are gathered in draw order, so FD, the classifier score and the truncation
+    sweep equal the single-process evaluation of the same model."""
+    from tests import ddp_worker
+
+    one = ddp_worker.evaluate(tmp_path / "single", "ali")  # also caches the domain classifier
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "tests.ddp_worker", str(tmp_path / "ddp"), "ali", "eval"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    two = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    for k in ("fd_digits", "cs_digits", "recon_mse", "probe_acc", "semantic_recon"):
+        assert two[k] == pytest.approx(one[k], rel=1e-6), k
+    samples = [torch.load(tmp_path / d / "samples.pt") for d in ("single", "ddp")]
+    torch.testing.assert_close(samples[1], samples[0], rtol=1e-5, atol=1e-6)  # all 500 rows, in draw order
+    sweep = [(tmp_path / d / "truncation.csv").read_text() for d in ("single", "ddp")]
+    assert sweep[0] == sweep[1] and sweep[0].count("\n") == 7  # header and 6 thresholds, written once
