@@ -3,7 +3,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from .errors import USER_ERRORS, UserError
 
 
 def _csv(kind):
@@ -156,9 +156,9 @@ def main(argv=None):
         for spec in getattr(args, "plugin", []):
             load_plugin(spec)
         return {"list-models": cmd_list_models, "run": cmd_run, "report": cmd_report, "perf": cmd_perf}[args.command](args)
-    except UserError as e:
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        return UserError.exit_code
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs and the last checkpoint of the current run are kept; "
               "run the same command again to resume.", file=sys.stderr)

@@ -1,8 +1,10 @@
 """Errors that are the user's to fix.
 
-Anything raised as a `UserError` reaches the CLI, which prints its message as one
-paragraph and exits with code 2 (no traceback). Everything else is a bug.
+Anything raised as a `UserError`, or as a model's `ModelConfigError` (models do not import the
+harness), reaches the CLI, which prints its message as one paragraph and exits with code 2 (no
+traceback). Everything else is a bug.
 """
+from models.errors import ModelConfigError
 
 
 class UserError(Exception):
@@ -17,3 +19,6 @@ class DataError(UserError):
 
 class ConfigError(UserError):
     """An unknown benchmark, config key or override, or a config that does not fit the output folder."""
+
+
+USER_ERRORS = (UserError, ModelConfigError)  # what the CLI reports as the user's to fix, exit code 2

@@ -64,9 +64,10 @@ class Evaluator:
                                            "enough samples lie within 3 std of its centre")
             return
         name, n_gen = data.name, self.ec["gen_samples"]
-        self.domain = metrics.get_domain_classifier(data, runtime.device)
+        self.domain = metrics.get_domain_classifier(data, runtime.device, default_cache_dir() / "domain")
         real, _ = _subset(data.train, n_gen)
-        self.domain_ref = metrics.reference_stats(real, data, "train", self.domain.key, self.domain.features)
+        self.domain_ref = metrics.reference_stats(real, data, "train", self.domain.key, self.domain.features,
+                                                  cache_dir=default_cache_dir() / "stats")
         backbone = (f"domain CNN trained on {name} train labels (test accuracy {self.domain.test_accuracy:.4f}, "
                     f"key {self.domain.key})")
         self.notes[f"fd_{name}"] = f"Frechet distance in {backbone} features; {len(real)} real train vs {n_gen} generated; not FID"
@@ -93,7 +94,8 @@ class Evaluator:
                 feats = lambda x: metrics.inception_features(  # noqa: E731
                     [x], net, self.runtime.device, with_logits=False, dtype=torch.float32,
                     batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
-                self.inception_ref = metrics.reference_stats(real, self.data, "train", net.backbone, feats)
+                self.inception_ref = metrics.reference_stats(real, self.data, "train", net.backbone, feats,
+                                                             cache_dir=default_cache_dir() / "stats")
                 tag = _count_tag(n)
                 for col in ("fid", "is", "kid"):
                     self.notes[f"{col}_{tag}"] = (f"{col.upper()} with the TF-ported InceptionV3 (torch-fidelity "

@@ -1,41 +1,15 @@
-"""Atomic writes: a reader (or a resumed run) never sees a half-written file.
-
-Every file is written to a temporary sibling and renamed into place; rename is atomic
-on POSIX and Windows when both paths are on one filesystem.
+"""Atomic writes (metrics/cache.py's writer): a reader (or a resumed run) never sees a
+half-written file. And where the caches live.
 """
 import json
 import os
-import tempfile
 from pathlib import Path
 
-import torch
-
-
-def _atomic(path, write):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a cache may be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_torch_save(obj, path):
-    _atomic(path, lambda f: torch.save(obj, f))
+from metrics.cache import atomic_torch_save, atomic_write  # noqa: F401 - the harness's writers live here too
 
 
 def atomic_write_text(path, text):
-    _atomic(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def atomic_write_json(path, obj):

@@ -16,7 +16,7 @@ import models
 
 from . import parallel, report
 from .config import BACKFILL
-from .errors import ConfigError, UserError
+from .errors import USER_ERRORS, ConfigError
 from .evaluate import Evaluator
 from .io import atomic_write_json, atomic_write_text
 from .runtime import versions
@@ -123,7 +123,7 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator):
         row.update(train(model, data.train.x, cfg, run_dir, runtime, seed, desc=f"{name} s{seed}", monitor=monitor))
         if row["status"] == "ok":  # every process evaluates: they share the sample metrics
             row.update(ev.evaluate(model, run_dir, seed))
-    except UserError:
+    except USER_ERRORS:
         raise
     except Exception as e:  # noqa: BLE001 - a crashing model is a result to record, not a reason to stop
         if runtime.world > 1:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cache import atomic_torch_save
 from .frechet import FIDELITY_SEED, inception_score
 from .inception import _short, content_hash, source_hash
 
@@ -167,16 +168,14 @@ class DomainClassifier:
         return (logits > 0).long() if self.multilabel else logits.argmax(1)
 
 
-def get_domain_classifier(dataset, device, cache_dir=None, progress=True):
+def get_domain_classifier(dataset, device, cache_dir, progress=True):
     """The cached classifier for `dataset` (an image Dataset), training it on first use.
-    Cached as <cache_dir or default_cache_dir()/domain>/<key>.pt with its test accuracy."""
-    from benchmarks.io import atomic_torch_save, default_cache_dir
-
+    Cached as <cache_dir>/<key>.pt with its test accuracy."""
     if dataset.kind != "image":
         raise ValueError(f"the domain classifier is for image datasets; {dataset.name!r} is {dataset.kind!r}")
     device = torch.device(device)
     key = domain_key(dataset)
-    path = (Path(cache_dir) if cache_dir is not None else default_cache_dir() / "domain") / f"{key}.pt"
+    path = Path(cache_dir) / f"{key}.pt"
     obj = None
     if path.is_file():
         try:

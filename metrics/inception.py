@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .cache import atomic_torch_save
 from .frechet import feature_stats
 
 BACKBONE = "inception-v3-compat"
@@ -173,18 +174,14 @@ def reference_key(dataset, split, images, backbone):
     return "-".join("".join(c if c.isalnum() or c in "._-" else "_" for c in str(p)) for p in parts)
 
 
-def reference_stats(images, dataset, split, backbone, features_fn, *, cache_dir=None,
-                    kid_max=10_000, seed=0):
+def reference_stats(images, dataset, split, backbone, features_fn, *, cache_dir, kid_max=10_000, seed=0):
     """Real-data reference for FD/KID, computed once and cached as <cache_dir>/<key>.pt:
     {"mu", "sigma" (float64), "kid_feats" (float32, a seeded random subset of at most `kid_max`
     rows: KID needs real features, and 10k x 2048 floats is 80 MB), "n", "key", "backbone"}.
     `features_fn(images) -> (N, d)`: e.g. lambda x: inception_features([x], net, dev,
     with_logits=False, dtype=torch.float32)[0], or a DomainClassifier's .features."""
-    from benchmarks.io import atomic_torch_save, default_cache_dir
-
     key = reference_key(dataset, split, images, backbone)
-    path = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "stats"
-    path = path / f"{key}.pt"
+    path = Path(cache_dir) / f"{key}.pt"
     if path.is_file():
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -31,7 +31,7 @@ All convs 'valid' (no padding), E and G convs bias-free and followed by BN, the 
 with a bias and no BN, BN with eps 1e-4 and running-average momentum 0.05 (`p <- 0.95 p + 0.05 m`),
 the encoder ending in a 1x1 conv to 2*z_dim at 1x1, the decoder ending in a 1x1 conv without a
 bias plus an untied (per-pixel) bias, then the logistic output. `width` is ignored there; z_dim is
-the configured one (ALI used 256). Other resolutions and 2-D points raise a ConfigError.
+the configured one (ALI used 256). Other resolutions and 2-D points raise a ModelConfigError.
 
 Readings of our own:
 * Pixel range: ALI trains on [0, 1] with a sigmoid output; the harness feeds [-1, 1]. The paper
@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 
 from models.base import BidirectionalGAN, adam, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk, init_normal
@@ -183,7 +183,7 @@ class ALI(BidirectionalGAN):
         if arch == "paper":
             res = data_shape[-1] if len(data_shape) == 3 and data_shape[-2] == data_shape[-1] else None
             if res not in PAPER_TABLES:
-                raise ConfigError(
+                raise ModelConfigError(
                     f"ali: arch 'paper' has the released CelebA 64x64 and SVHN 32x32 architectures; the data are "
                     f"{tuple(data_shape)}. Use arch.style=shared at other resolutions and for 2-D points.")
             table = PAPER_TABLES[res]
@@ -200,7 +200,7 @@ class ALI(BidirectionalGAN):
             self.D = ALIDiscriminator(x_path, x_path.out_dim, z_dim, z_path_mult * c, joint_mult * c,
                                       slope=0.2, dropout=dropout)
         else:
-            raise ConfigError(f"ali: arch must be 'shared' or 'paper', got {arch!r}")
+            raise ModelConfigError(f"ali: arch must be 'shared' or 'paper', got {arch!r}")
         for net in (self.G, self.E, self.D):
             init_normal(net, init_std)
         # Pending data-dependent init of the paper G's per-pixel output bias (saved in checkpoints).

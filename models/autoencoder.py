@@ -18,7 +18,7 @@ Readings of our own:
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 
 from models.base import BidirectionalGAN, adam, simultaneous_step
 from models.blocks import Encoder, Generator, init_normal
@@ -35,7 +35,7 @@ class Autoencoder(BidirectionalGAN):
                  init_std=0.02):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch not in ("shared", "paper"):
-            raise ConfigError(f"autoencoder: arch must be 'shared' or 'paper', got {arch!r}")
+            raise ModelConfigError(f"autoencoder: arch must be 'shared' or 'paper', got {arch!r}")
         self.G = Generator(data_shape, z_dim, width)
         self.E = Encoder(data_shape, z_dim, width)
         self.D = nn.Module()  # no discriminator; counted as 0 parameters

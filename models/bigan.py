@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 
 from .base import BidirectionalGAN, adam, simultaneous_step
 from .blocks import Encoder, Generator, JointDiscriminator, init_normal
@@ -53,7 +53,7 @@ class BiGAN(BidirectionalGAN):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch == "paper":
             if tuple(data_shape[1:]) != (64, 64):
-                raise ConfigError(f"bigan: arch 'paper' is the released 64x64 ImageNet architecture; the data are "
+                raise ModelConfigError(f"bigan: arch 'paper' is the released 64x64 ImageNet architecture; the data are "
                                   f"{tuple(data_shape)}. Use arch.style=shared at other resolutions.")
             self.G = PaperGenerator(data_shape[0], z_dim)
             self.E = PaperEncoder(data_shape[0], z_dim)

@@ -58,7 +58,7 @@ import math
 import torch
 from torch import nn
 
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 from models.base import BidirectionalGAN, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk
 from models.registry import register
@@ -121,7 +121,7 @@ class BiGANQP(BidirectionalGAN):
         points = len(self.data_shape) == 1
         if arch == "paper":
             if points:
-                raise ConfigError(f"{name}: arch 'paper' is BiGAN-QP's 5x5 conv stack for images; the data are "
+                raise ModelConfigError(f"{name}: arch 'paper' is BiGAN-QP's 5x5 conv stack for images; the data are "
                                   f"{self.data_shape} points. Use arch.style=shared for 2-D points.")
             self.G = PaperGenerator(self.data_shape, z_dim)
             self.E = PaperEncoder(self.data_shape, z_dim, bias=True)
@@ -134,7 +134,7 @@ class BiGANQP(BidirectionalGAN):
             feature = nn.Sequential(trunk, nn.Linear(trunk.out_dim, z_dim, bias=False))
             hidden = critic_hidden if critic_hidden is not None else trunk.feature_channels
         else:
-            raise ConfigError(f"{name}: arch must be 'shared' or 'paper', got {arch!r}.")
+            raise ModelConfigError(f"{name}: arch must be 'shared' or 'paper', got {arch!r}.")
         self.D = QPCritic(feature, z_dim, int(hidden), self.full)
         for net in (self.G, self.E, self.D):
             glorot_init(net)
@@ -243,7 +243,7 @@ def paper_layers(data_shape):
     res = data_shape[-1]
     num_layers = int(round(math.log2(res))) - 3 if res > 0 else -1
     if data_shape[-2] != res or 2 ** (num_layers + 3) != res or num_layers < 1:
-        raise ConfigError(f"BiGAN-QP arch 'paper' needs square power-of-two images of at least 16 px (its rule "
+        raise ModelConfigError(f"BiGAN-QP arch 'paper' needs square power-of-two images of at least 16 px (its rule "
                           f"num_layers = log2(R) - 3 must give >= 1); the data are {tuple(data_shape)}. "
                           "Use arch.style=shared.")
     return num_layers, 8 * res

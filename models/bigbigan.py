@@ -67,7 +67,7 @@ Readings of our own:
 import torch
 import torch.nn.functional as F
 
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 # Absolute imports, so that `--plugin models/bigbigan.py` can load this file on its own.
 from models.base import BidirectionalGAN, adam
 from models.biggan_blocks import BigGANGenerator, JointD, StochasticEncoder, z_chunks
@@ -109,17 +109,17 @@ def resolve_size(size, data_shape):
     """The size config for `size` ("auto" or a name in SIZES) at this data shape."""
     data_shape = tuple(data_shape)
     if len(data_shape) == 1:
-        raise ConfigError(f"bigbigan is an image model (BigGAN convolutional G, D and E); it cannot train on "
+        raise ModelConfigError(f"bigbigan is an image model (BigGAN convolutional G, D and E); it cannot train on "
                           f"points of shape {data_shape}. Leave it out of the toy2d benchmark.")
     res = data_shape[-1]
     if len(data_shape) != 3 or data_shape[-2] != res or res not in AUTO_SIZE:
-        raise ConfigError(f"bigbigan needs square 16, 32 or 64 px images (C, H, W); got {data_shape}.")
+        raise ModelConfigError(f"bigbigan needs square 16, 32 or 64 px images (C, H, W); got {data_shape}.")
     name = AUTO_SIZE[res] if size == "auto" else size
     if name not in SIZES:
-        raise ConfigError(f"bigbigan: unknown size {size!r}; use auto or one of {', '.join(SIZES)}.")
+        raise ModelConfigError(f"bigbigan: unknown size {size!r}; use auto or one of {', '.join(SIZES)}.")
     if res not in SIZES[name]["res"]:
         ok = [k for k, v in SIZES.items() if res in v["res"]]
-        raise ConfigError(f"bigbigan: size {name!r} is for {'/'.join(map(str, SIZES[name]['res']))} px images, "
+        raise ModelConfigError(f"bigbigan: size {name!r} is for {'/'.join(map(str, SIZES[name]['res']))} px images, "
                           f"the data are {res} px; at {res} px use auto or one of {', '.join(ok)}.")
     cfg = dict(SIZES[name], name=name)
     cfg["attn"] = res // 2 if cfg["attn"] == "half" else cfg["attn"]
@@ -157,14 +157,14 @@ class BigBiGAN(BidirectionalGAN):
                  ema_decay=0.999, ema_start=1000, ema_ref_steps=15000):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch not in ("shared", "paper"):
-            raise ConfigError(f"bigbigan: arch must be 'shared' or 'paper' (both build the paper's networks), "
+            raise ModelConfigError(f"bigbigan: arch must be 'shared' or 'paper' (both build the paper's networks), "
                               f"got {arch!r}.")
         cfg = resolve_size(size, data_shape)
         self.size = cfg["name"]
         del width  # accepted for the harness; BigBiGAN brings its own networks
         n_chunks = len((cfg.get("g_layout") or BigGANGenerator.arch(data_shape))[0]) + 1
         if z_dim < n_chunks:
-            raise ConfigError(f"bigbigan at {data_shape[-1]} px splits z into {n_chunks} hierarchical chunks; "
+            raise ModelConfigError(f"bigbigan at {data_shape[-1]} px splits z into {n_chunks} hierarchical chunks; "
                               f"z_dim must be at least {n_chunks}, got {z_dim}.")
         self.z_chunks = z_chunks(z_dim, n_chunks)
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 
 from models.base import BidirectionalGAN, adam, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk, init_normal
@@ -61,9 +61,9 @@ class GANPosthocEncoder(BidirectionalGAN):
                  init_std=0.02, posthoc_fraction=0.2):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch not in ("shared", "paper"):
-            raise ConfigError(f"gan-posthoc-encoder: arch must be 'shared' or 'paper', got {arch!r}")
+            raise ModelConfigError(f"gan-posthoc-encoder: arch must be 'shared' or 'paper', got {arch!r}")
         if not 0 <= posthoc_fraction < 1:
-            raise ConfigError(f"gan-posthoc-encoder: posthoc_fraction must be in [0, 1), got {posthoc_fraction}")
+            raise ModelConfigError(f"gan-posthoc-encoder: posthoc_fraction must be in [0, 1), got {posthoc_fraction}")
         self.G = Generator(data_shape, z_dim, width)
         self.E = Encoder(data_shape, z_dim, width)
         self.D = XDiscriminator(data_shape, width)

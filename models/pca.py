@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 from models.base import BidirectionalGAN
 from models.registry import register
 
@@ -41,7 +41,7 @@ class PCA(BidirectionalGAN):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         dim = math.prod(self.data_shape)
         if z_dim > dim:
-            raise ConfigError(f"pca: z_dim {z_dim} exceeds the data dimension {dim}; use arch.z_dim <= {dim}.")
+            raise ModelConfigError(f"pca: z_dim {z_dim} exceeds the data dimension {dim}; use arch.z_dim <= {dim}.")
         self.E = nn.Linear(dim, z_dim).requires_grad_(False)
         self.G = nn.Linear(z_dim, dim).requires_grad_(False)
         self.D = nn.Module()  # no discriminator

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 from models.base import BidirectionalGAN
 from models.blocks import Encoder, Generator, init_normal
 from models.registry import register
@@ -26,7 +26,7 @@ class RandomInit(BidirectionalGAN):
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", init_std=0.02):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch not in ("shared", "paper"):
-            raise ConfigError(f"random-init: arch must be 'shared' or 'paper', got {arch!r}")
+            raise ModelConfigError(f"random-init: arch must be 'shared' or 'paper', got {arch!r}")
         self.G = Generator(data_shape, z_dim, width)
         self.E = Encoder(data_shape, z_dim, width)
         self.D = nn.Module()  # no discriminator

@@ -3,7 +3,7 @@ import difflib
 import inspect
 from pathlib import Path
 
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 
 _MODELS = {}
 
@@ -41,7 +41,7 @@ def get(name):
     if name not in _MODELS:
         close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(
+        raise ModelConfigError(
             f"Unknown model {name!r}.{hint} Registered models: {', '.join(available())}. "
             "A model from outside the project is loaded with --plugin path/to/file.py or --plugin package.module."
         )
@@ -60,12 +60,12 @@ def options(name):
 
 
 def build(name, **config):
-    """Build a registered model; an option the model does not take is a ConfigError naming it."""
+    """Build a registered model; an option the model does not take is a ModelConfigError naming it."""
     cls = get(name)
     known = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(config) - known)
     if unknown:
-        raise ConfigError(
+        raise ModelConfigError(
             f"Model {name!r} has no option {', '.join(map(repr, unknown))}. "
             f"Its options are: {', '.join(sorted(known))}."
         )

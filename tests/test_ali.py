@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import models
 import models.ali  # noqa: F401  (registers "ali")
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 from tests.helpers import batch as _batch
 from tests.helpers import hand_simultaneous_step
 from tests.helpers import snapshot as _snapshot
@@ -166,7 +166,7 @@ def test_paper_architecture_at_32px_trains_with_logodds_output_bias():
 
 
 def test_paper_architecture_unsupported_shapes():
-    with pytest.raises(ConfigError, match="64x64"):
+    with pytest.raises(ModelConfigError, match="64x64"):
         models.build("ali", **{**KW, "arch": "paper"})
-    with pytest.raises(ConfigError, match="2-D points"):
+    with pytest.raises(ModelConfigError, match="2-D points"):
         models.build("ali", **{**PKW, "arch": "paper"})

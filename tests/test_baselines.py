@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import models
 import models.autoencoder  # noqa: F401  (registers "autoencoder")
 import models.gan_posthoc_encoder  # noqa: F401  (registers "gan-posthoc-encoder")
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 from tests.helpers import batch as _batch
 from tests.helpers import snapshot
 
@@ -126,7 +126,7 @@ def test_posthoc_options_and_defaults():
     assert m.param_counts()["d"] > 0 and all(zmap is None for zmap in m.D.trunk.zmaps)  # D sees x only
     assert models.build("gan-posthoc-encoder", **{**KW, "posthoc_fraction": 0.0}).gan_steps == 10
     assert models.build("gan-posthoc-encoder", **{**KW, "arch": "paper"}).gan_steps == 8  # shared nets
-    with pytest.raises(ConfigError, match="posthoc_fraction"):
+    with pytest.raises(ModelConfigError, match="posthoc_fraction"):
         models.build("gan-posthoc-encoder", **{**KW, "posthoc_fraction": 1.0})
 
 

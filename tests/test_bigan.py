@@ -72,7 +72,7 @@ def test_lr_decays_in_second_half():
 def test_paper_architecture_at_64px():
     import pytest
 
-    from benchmarks.errors import ConfigError
+    from models.errors import ModelConfigError
 
     m = models.build("bigan", data_shape=(3, 64, 64), z_dim=16, width=8, total_steps=10, arch="paper")
     x = torch.rand(4, 3, 64, 64) * 2 - 1
@@ -80,5 +80,5 @@ def test_paper_architecture_at_64px():
     assert all(math.isfinite(v) for v in out.values())
     assert m.decode(m.sample_latent(2)).shape == (2, 3, 64, 64) and m.encode(x).shape == (4, 16)
     assert m.G.zmaps[0].weight.std() > 0.3  # z maps initialised at 0.02 * 5^2, as released
-    with pytest.raises(ConfigError, match="64x64"):
+    with pytest.raises(ModelConfigError, match="64x64"):
         models.build("bigan", **{**KW, "arch": "paper"})

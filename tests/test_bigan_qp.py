@@ -6,7 +6,7 @@ import torch
 
 import models
 import models.bigan_qp  # noqa: F401  (registers the four variants)
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 from tests.helpers import batch as _batch
 from tests.helpers import snapshot as _snapshot
 from models.bigan_qp import qp_critic_loss, qp_distance
@@ -203,7 +203,7 @@ def test_paper_architecture():
     with torch.no_grad():
         assert m.decode(m.sample_latent(2)).shape == (2, 3, 64, 64)
         assert m.encode(torch.zeros(2, 3, 64, 64)).shape == (2, 16)
-    with pytest.raises(ConfigError, match="points"):
+    with pytest.raises(ModelConfigError, match="points"):
         models.build("bigan-qp-simple", **{**PKW, "arch": "paper"})
-    with pytest.raises(ConfigError, match="16 px"):
+    with pytest.raises(ModelConfigError, match="16 px"):
         models.build("bigan-qp-simple", **{**KW, "data_shape": (1, 8, 8), "arch": "paper"})

@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import models
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 from models.bigbigan import d_hinge_loss, eg_loss, ema_schedule, resolve_size
 from models.biggan_blocks import z_chunks
 
@@ -56,7 +56,7 @@ def test_trains_and_moves_every_parameter_of_g_e_and_d():
 
 
 def test_points_are_refused():
-    with pytest.raises(ConfigError, match="image model"):
+    with pytest.raises(ModelConfigError, match="image model"):
         models.build("bigbigan", data_shape=(2,), z_dim=2, width=8, total_steps=10)
 
 
@@ -199,11 +199,11 @@ def test_sizes_resolution_and_hierarchical_z():
     for res, name in {16: "s16", 32: "s32", 64: "s64"}.items():
         assert resolve_size("auto", (3, res, res))["name"] == name
     assert build(size="auto").size == "s16"
-    with pytest.raises(ConfigError, match="s16"):
+    with pytest.raises(ModelConfigError, match="s16"):
         build(size="s64")
-    with pytest.raises(ConfigError, match="unknown size"):
+    with pytest.raises(ModelConfigError, match="unknown size"):
         build(size="huge")
-    with pytest.raises(ConfigError, match="z_dim"):
+    with pytest.raises(ModelConfigError, match="z_dim"):
         build(z_dim=2)
     a, b = build(width=8), build(width=64, arch="paper")  # width and arch have no effect
     assert a.param_counts() == b.param_counts()

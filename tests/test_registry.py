@@ -1,8 +1,10 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 import models
-from benchmarks.errors import ConfigError
+from models.errors import ModelConfigError
 from models.base import BidirectionalGAN
 
 
@@ -12,7 +14,7 @@ def test_builtins_are_registered():
 
 
 def test_unknown_name_lists_close_matches():
-    with pytest.raises(ConfigError, match="Did you mean bigan"):
+    with pytest.raises(ModelConfigError, match="Did you mean bigan"):
         models.get("bigann")
 
 
@@ -32,7 +34,7 @@ def test_register_rejects_duplicates_and_bad_names():
 
 
 def test_build_rejects_unknown_option():
-    with pytest.raises(ConfigError, match="no option 'lrr'"):
+    with pytest.raises(ModelConfigError, match="no option 'lrr'"):
         models.build("bigan", data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=10, lrr=1.0)
 
 
@@ -93,3 +95,15 @@ def test_builtin_file_passed_as_plugin_is_not_a_clash(cli):
     code, out, err = cli("list-models", "--plugin", Path(models.bigan_qp.__file__))
     assert code == 0, err
     assert models.get("bigan-qp-simple") is models.bigan_qp.BiGANQPSimple  # the first registration stays
+
+
+def test_models_and_metrics_do_not_import_the_harness():
+    """models/ and metrics/ are usable without benchmarks/: a fresh interpreter imports both
+    and no benchmarks module is loaded."""
+    import subprocess
+    import sys
+
+    code = "import sys, models, metrics; print(sorted(m for m in sys.modules if m.split('.')[0] == 'benchmarks'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(Path(__file__).resolve().parents[1]))
+    assert out.stdout.strip() == "[]", out.stdout
