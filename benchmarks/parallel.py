@@ -20,15 +20,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .errors import ConfigError
 
-NETWORKS = ("G", "E", "D")  # what every model trains; other modules (an EMA copy) follow them
-
-
 def networks(model, ema=False):
-    """(name, module) of the model's G, E, D that exist, plus its EMA generator if `ema`."""
-    for name in NETWORKS + (("G_ema",) if ema else ()):
-        net = getattr(model, name, None)
-        if net is not None:
-            yield name, net
+    """(name, module) of the networks the model declares it trains (`model.networks`), plus
+    its evaluation-only ones (`model.eval_networks`, e.g. an EMA copy) if `ema`."""
+    for name in tuple(model.networks) + (tuple(model.eval_networks) if ema else ()):
+        yield name, getattr(model, name)
 
 
 def launched():
@@ -111,7 +107,8 @@ def _convert(module):
 
 
 class _DDP(DistributedDataParallel):
-    """DDP that lets attribute reads through to the wrapped network (`model.G.out_bias`).
+    """DDP that lets attribute reads through to the wrapped network (a model reading one of
+    its network's attributes).
     Methods other than forward would bypass the gradient hooks, so models call their
     networks only through forward."""
 

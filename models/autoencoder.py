@@ -6,7 +6,7 @@ alone, with the same networks as the bidirectional GANs:
 * E is the shared `Encoder` (linear head, z_dim outputs), G the shared `Generator`.
 * Loss: mean over elements of (x - G(E(x)))^2 (pixels in [-1, 1]), one real batch per step.
 * One Adam over G and E, lr 2e-4, betas (0.5, 0.999) (BiGAN-QP's optimiser); constant LR.
-* No discriminator: `self.D` is an empty module (params_d = 0) and d_steps_per_step = 0.
+* No discriminator: `networks = ("G", "E")` (params_d = 0) and d_steps_per_step = 0.
 
 Readings of our own:
 * Init N(0, 0.02), biases 0 (DCGAN's; `init_std` option), like the post-hoc-encoder row.
@@ -16,7 +16,6 @@ Readings of our own:
 * `arch: paper`: a reference row has no published network, so both styles build the shared nets.
 """
 import torch.nn.functional as F
-from torch import nn
 
 from models.errors import ModelConfigError
 
@@ -28,6 +27,7 @@ from models.registry import register
 @register("autoencoder")
 class Autoencoder(BidirectionalGAN):
     prior = "normal"
+    networks = ("G", "E")  # no discriminator: params_d = 0
     batches_per_step = 1
     d_steps_per_step = 0  # no discriminator
 
@@ -38,7 +38,6 @@ class Autoencoder(BidirectionalGAN):
             raise ModelConfigError(f"autoencoder: arch must be 'shared' or 'paper', got {arch!r}")
         self.G = Generator(data_shape, z_dim, width)
         self.E = Encoder(data_shape, z_dim, width)
-        self.D = nn.Module()  # no discriminator; counted as 0 parameters
         for net in (self.G, self.E):
             init_normal(net, init_std)
         self.optimizers = {"ae": adam([self.G, self.E], lr, (beta1, beta2))}

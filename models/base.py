@@ -22,6 +22,13 @@ class BidirectionalGAN(nn.Module):
     #: global batch's noise from the same stream and keeps its own rows, so a run on n
     #: processes draws exactly what a single process would.
     shard = (0, 1)
+    #: the networks the model trains, by attribute name: the runtime wraps exactly these (DDP,
+    #: synchronised batch norm, precision, compile) and param_counts counts them, G, E and D as
+    #: params_g / params_e / params_d (a model without a discriminator declares ("G", "E"))
+    networks = ("G", "E", "D")
+    #: networks used only to evaluate, such as an EMA copy of G: same batch-norm and precision
+    #: treatment as the trained ones, no DDP wrapper, and not counted
+    eval_networks = ()
     #: networks the fast path must run in fp32 rather than under bf16 autocast
     fp32_networks = ()
 
@@ -74,7 +81,8 @@ class BidirectionalGAN(nn.Module):
         return g_steps * self.d_steps_per_step
 
     def param_counts(self):
-        return {"g": count_params(self.G), "e": count_params(self.E), "d": count_params(self.D)}
+        """{"g", "e", "d"}: parameters of the declared G, E and D (0 for one not declared)."""
+        return {n.lower(): count_params(getattr(self, n)) if n in self.networks else 0 for n in ("G", "E", "D")}
 
     def optimizer_state(self):
         return {

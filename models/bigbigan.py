@@ -151,6 +151,7 @@ class BigBiGAN(BidirectionalGAN):
     prior = "normal"
     batches_per_step = 3  # a fresh batch for each of the 2 D steps and for the E/G step
     d_steps_per_step = 2
+    eval_networks = ("G_ema",)  # decode uses it; trained by EMA, not by an optimiser
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", size="auto",
                  lr_d=2e-4, lr_g=5e-5, lr_e_mult=10.0, beta1=0.0, beta2=0.999, adam_eps=1e-8,

@@ -34,6 +34,7 @@ from models.registry import register
 @register("pca")
 class PCA(BidirectionalGAN):
     prior = "normal"
+    networks = ("G", "E")  # no discriminator: params_d = 0
     batches_per_step = 1
     d_steps_per_step = 0
 
@@ -44,7 +45,6 @@ class PCA(BidirectionalGAN):
             raise ModelConfigError(f"pca: z_dim {z_dim} exceeds the data dimension {dim}; use arch.z_dim <= {dim}.")
         self.E = nn.Linear(dim, z_dim).requires_grad_(False)
         self.G = nn.Linear(z_dim, dim).requires_grad_(False)
-        self.D = nn.Module()  # no discriminator
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
         self.register_buffer("sum_x", torch.zeros(dim, dtype=torch.float64))
         self.register_buffer("sum_xx", torch.zeros(dim, dim, dtype=torch.float64))

@@ -9,7 +9,6 @@ representation columns (what a linear probe reads from random convolutional feat
 """
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from models.errors import ModelConfigError
 from models.base import BidirectionalGAN
@@ -20,6 +19,7 @@ from models.registry import register
 @register("random-init")
 class RandomInit(BidirectionalGAN):
     prior = "normal"
+    networks = ("G", "E")  # no discriminator: params_d = 0
     batches_per_step = 1
     d_steps_per_step = 0
 
@@ -29,7 +29,6 @@ class RandomInit(BidirectionalGAN):
             raise ModelConfigError(f"random-init: arch must be 'shared' or 'paper', got {arch!r}")
         self.G = Generator(data_shape, z_dim, width)
         self.E = Encoder(data_shape, z_dim, width)
-        self.D = nn.Module()  # no discriminator
         for net in (self.G, self.E):
             init_normal(net, init_std)
             net.requires_grad_(False)
