@@ -29,6 +29,12 @@ def _compile_options(parser):
                              "without generating code)")
 
 
+def parse_job(text):
+    """--job-of I/N (hidden): this process is job I of a --jobs N run."""
+    i, n = (int(t) for t in text.split("/"))
+    return i, n
+
+
 def runtime_from(args, fast=None):
     """The Runtime the command line asks for."""
     from .runtime import Runtime
@@ -48,7 +54,8 @@ def build_parser():
     r.add_argument("--budget", default="quick", help="named budget in the config: smoke, quick, full (default quick)")
     r.add_argument("--models", type=_csv(str), help="comma-separated model names (default: the config's list)")
     r.add_argument("--seeds", type=_csv(int), help="comma-separated seeds (default: the config's)")
-    r.add_argument("--out", type=Path, help="results folder (default results/<config>-<budget>)")
+    r.add_argument("--out", type=Path, help="results folder (default runs/<config>-<budget>, which git ignores; "
+                   "the committed results are in results/)")
     r.add_argument("--plugin", action="append", default=[], help="module or .py file that registers models (repeatable)")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     r.add_argument("--data-root", help="folder holding the dataset files (else $BIGAN_BENCH_DATA / $CELEBA_ROOT)")
@@ -61,6 +68,7 @@ def build_parser():
                    "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders")
     r.add_argument("--jobs", type=int, default=1, metavar="N", help="run the matrix as N local shard processes "
                    "sharing the CPU cores (faster than one process on a small CPU), then report once")
+    r.add_argument("--job-of", type=parse_job, help=argparse.SUPPRESS)  # set by --jobs on its shard processes
     path = r.add_mutually_exclusive_group()
     path.add_argument("--plain", dest="fast", action="store_false", default=None,
                       help="fp32 eager with host-side data even on CUDA "
@@ -111,7 +119,7 @@ def cmd_run(args):
     cfg = load_config(args.config, budget=args.budget, overrides=args.overrides, models=args.models, seeds=args.seeds)
     shard = parse_shard(args.shard) if args.shard else None
     check_models(cfg)
-    out = args.out or Path("results") / f"{cfg['benchmark']}-{cfg['budget']}"
+    out = args.out or Path("runs") / f"{cfg['benchmark']}-{cfg['budget']}"
     if args.jobs != 1:
         from .run import run_jobs
 
@@ -121,7 +129,8 @@ def cmd_run(args):
     runtime = runtime_from(args, fast=args.fast)
     try:
         data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
-        return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard)
+        return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard,
+                             job=args.job_of)
     finally:
         parallel.shutdown()
 

@@ -266,7 +266,31 @@ def write_report(out_dir, extra_dirs=()):
         stale.unlink()  # a figure this folder no longer supports (a removed model or metric)
     atomic_write_text(out / "report.md", report_markdown(out, how, md_table, ranks_table(rows, metrics), proto,
                                                          figures, df))
-    return text
+    return terminal_table(rows, metrics, out)
+
+
+# What the terminal shows: the first column matching each entry (exact name or prefix), at most 5.
+HEADLINE = ("recon_mse", "probe_acc", "knn_acc", "fid_", "fd_", "modes_covered", "high_quality", "semantic_recon")
+
+
+def terminal_table(rows, metrics, out):
+    """A compact plain-text table for the console: model, finished/all runs, and the headline
+    metrics as mean [95 % interval]. The full table is in the files."""
+    cols = []
+    for h in HEADLINE:
+        match = next((c for c in metrics if c == h or (h.endswith("_") and c.startswith(h))), None)
+        if match and match not in cols and len(cols) < 5:
+            cols.append(match)
+    lines = [["model", "ok/runs"] + [f"{c} {direction(c)}" for c in cols]]
+    for r in rows:
+        cells = [r["model"] + (" †" if r["capacity_outlier"] else ""), f"{r['ok']}/{r['runs']}"]
+        for c in cols:
+            mean, _, _, low, high, _ = r[c]
+            cells.append(_num(mean, 4) + (f" [{_num(low, 3)}, {_num(high, 3)}]" if not math.isnan(low) else ""))
+        lines.append(cells)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    return f"{text}\n\nmean [95 % interval over seeds]; every column, the protocol and the figures: {out / 'report.md'}"
 
 
 READ_PAIRWISE = (

@@ -83,7 +83,7 @@ def check_folder(cfg, out_dir, write=True):
         atomic_write_json(path, {"config": ident})
 
 
-def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator):
+def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, position=0):
     run_dir = out_dir / name / f"seed{seed}"
     args = model_args(cfg, name, data)
     ident = _jsonable({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, "model_args": args, "seed": seed})
@@ -120,7 +120,8 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator):
     row = {"model": name, "seed": seed, "params_g": counts["g"], "params_e": counts["e"], "params_d": counts["d"]}
     t0 = time.perf_counter()
     try:
-        row.update(train(model, data.train.x, cfg, run_dir, runtime, seed, desc=f"{name} s{seed}", monitor=monitor))
+        row.update(train(model, data.train.x, cfg, run_dir, runtime, seed, desc=f"{name} s{seed}", monitor=monitor,
+                         position=position))
         if row["status"] == "ok":  # every process evaluates: they share the sample metrics
             row.update(ev.evaluate(model, run_dir, seed))
     except USER_ERRORS:
@@ -168,8 +169,10 @@ def check_models(cfg):
                               f"{', '.join(sorted(models.options(name)))}.")
 
 
-def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, shard=None):
-    """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run crashed)."""
+def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, shard=None, job=None):
+    """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run crashed).
+    `job` = (i, n) when this process is job i of a `--jobs n` run: its progress bar takes line i,
+    and the parent writes the report."""
     check_models(cfg)
     if runtime.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -190,13 +193,14 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
 
     failed = 0
     for name, seed in shard_matrix(cfg["models"], cfg["seeds"], shard):
-        row, how = run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator)
+        row, how = run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
+                           position=job[0] - 1 if job else 0)
         detail = f" at step {row.get('diverged_at')}" if row["status"] == "diverged" else ""
         if runtime.is_main:
             print(f"[{name} seed {seed}] {how if how == 'skipped' else row['status']}{detail}", file=sys.stderr)
         failed += row["status"] == "failed"
     parallel.barrier()
-    if runtime.is_main:
+    if runtime.is_main and job is None:
         print(report.write_report(out_dir))
         print(f"\nResults: {out_dir}")
     return 1 if failed else 0
@@ -214,8 +218,8 @@ def run_jobs(argv, jobs, out_dir):
             rest.append(a)
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks", *rest, "--shard", f"{i}/{jobs}"], env=env)
-             for i in range(1, jobs + 1)]
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks", *rest, "--shard", f"{i}/{jobs}",
+                               "--job-of", f"{i}/{jobs}"], env=env) for i in range(1, jobs + 1)]
     codes = [p.wait() for p in procs]
     if (out_dir / "benchmark.json").exists():
         print(report.write_report(out_dir))

@@ -138,7 +138,7 @@ def load_checkpoint(path):
         ) from None
 
 
-def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
+def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, position=0):
     """Train until `cfg['train']['steps']` G/E updates; resume from run_dir/checkpoint.pt.
 
     `monitor(model)`, if given, returns generation scores; they are logged to track.csv every
@@ -194,7 +194,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None):
 
     model.train()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=desc, dynamic_ncols=True, leave=False,
-               disable=not main)
+               disable=not main, position=position)  # parallel jobs: one line each
     tick = time.perf_counter()
     for step in bar:
         if flops is None:  # what one step costs, counted once (eager, so every op is seen)

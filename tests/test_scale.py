@@ -126,3 +126,17 @@ def test_every_process_shares_the_sample_metrics_and_matches_one_process(tmp_pat
     torch.testing.assert_close(samples[1], samples[0], rtol=1e-5, atol=1e-6)  # all 500 rows, in draw order
     sweep = [(tmp_path / d / "truncation.csv").read_text() for d in ("single", "ddp")]
     assert sweep[0] == sweep[1] and sweep[0].count("\n") == 7  # header and 6 thresholds, written once
+
+
+def test_jobs_report_once_and_default_folder_is_runs(tmp_path):
+    """--jobs 2 without --out: two shard processes write runs/digits-smoke (git ignores runs/,
+    so a run never touches the committed results/), and the compact table is printed once."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "run", "digits", "--budget", "smoke", "--models",
+                           "pca,random-init", "--jobs", "2", "--set", "eval.references=false"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("ok/runs") == 1 and done.stdout.count("Results: runs/digits-smoke") == 1
+    for name in ("pca", "random-init"):
+        assert json.loads((tmp_path / "runs/digits-smoke" / name / "seed0/metrics.json").read_text())["status"] == "ok"
+    assert "runs/" in (ROOT / ".gitignore").read_text().splitlines()

@@ -64,7 +64,10 @@ def test_bigan_end_to_end_writes_summary_with_real_numbers(cli):
     run = "r/bigan/seed0/"
     for f in ("config.json", "metrics.json", "losses.csv", "checkpoint.pt", "samples.png", "recon.png"):
         assert (tmp := __import__("pathlib").Path(run + f)).exists() and tmp.stat().st_size > 0, f
-    assert "| bigan |" in out and "Results: r" in out
+    assert "Results: r" in out and out.count("ok/runs") == 1  # the compact table, printed once
+    line = next(ln for ln in out.splitlines() if ln.startswith("bigan "))
+    assert "1/1" in line and f"{float(row['recon_mse']):.4g}" in line  # a headline metric
+    assert "table.md" not in out and "| bigan |" in open("r/table.md").read()  # the full table stays in the files
     assert json.load(open(run + "config.json"))["config"]["model_args"]["lr"] == 2e-4
 
 
@@ -138,7 +141,8 @@ class NanGAN(BiGAN):
     assert rows["nan-gan"]["recon_mse"] == ""  # no metrics from a diverged model
     assert json.load(open("r/nan-gan/seed0/metrics.json"))["diverged_at"] == 5
     assert rows["bigan"]["status"] == "ok"
-    assert "| nan-gan | 1 | 0 | 1 | 0 |" in out  # counted in the per-model table
+    assert "| nan-gan | 1 | 0 | 1 | 0 |" in open("r/table.md").read()  # counted in the per-model table
+    assert any(ln.startswith("nan-gan") and "0/1" in ln for ln in out.splitlines())
 
 
 def test_crashing_model_is_recorded_as_failed(tmp_path, cli):
