@@ -4,6 +4,7 @@ Each run lives in DIR/<model>/seed<k>/ with its resolved config, loss log, check
 figures and metrics.json. Finished runs are skipped, interrupted ones resume, a diverged or
 crashed run is recorded and the benchmark goes on.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -63,6 +64,17 @@ def model_args(cfg, name, data):
     return args
 
 
+def plugin_source(name):
+    """{"plugin_source": hash} for a model from a --plugin file or module (outside models/), so a
+    run of an edited plugin is refused like a changed config; {} for a built-in model, whose
+    code is recorded by the git commit."""
+    module = sys.modules[models.get(name).__module__]
+    path = getattr(module, "__file__", None)
+    if module.__name__.split(".")[0] == "models" or not path:
+        return {}
+    return {"plugin_source": hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]}
+
+
 def check_folder(cfg, out_dir, write=True):
     """Refuse to mix runs of different configs in one folder; record the config on first use."""
     ident = _jsonable({k: cfg[k] for k in FOLDER_KEYS})
@@ -86,7 +98,8 @@ def check_folder(cfg, out_dir, write=True):
 def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, position=0):
     run_dir = out_dir / name / f"seed{seed}"
     args = model_args(cfg, name, data)
-    ident = _jsonable({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, "model_args": args, "seed": seed})
+    ident = _jsonable({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, "model_args": args, "seed": seed,
+                       **plugin_source(name)})
     cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
     parallel.barrier()  # every process decides on the same files
     if cfg_path.exists() and not force:
@@ -95,7 +108,7 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, 
         if changes:
             raise ConfigError(
                 f"Run {run_dir} was started with another config ({'; '.join(changes)}); refusing to resume it. "
-                "Use another --out, or --force to retrain it from scratch."
+                f"Retrain just this run with --force --models {name} --seeds {seed}, or use another --out."
             )
         if metrics_path.exists():
             row = json.loads(metrics_path.read_text())

@@ -130,3 +130,22 @@ def test_override_reads_exponent_numbers():
 
     assert parse_override("model_options.bigan.lr=4e-4") == (["model_options", "bigan", "lr"], 4e-4)
     assert parse_override("dataset_options.variant=ring8")[1] == "ring8"
+
+
+def test_edited_plugin_is_refused_and_force_is_scoped(tmp_path, cli):
+    """A plugin's source is part of its runs' identity; the refusal names the narrowest fix, and
+    --force --models X retrains X alone: every other finished run stays byte-identical."""
+    body = '@models.register("my-pca")\nclass MyPCA(models.get("pca")):\n    pass\n'
+    plugin = write_plugin(tmp_path / "mypca.py", body)
+    base = ("run", "digits", *SMOKE, "--models", "pca,my-pca", "--plugin", plugin, "--out", "r",
+            "--set", "eval.references=false")
+    assert cli(*base)[0] == 0
+    kept = {f: Path("r/pca/seed0", f).read_bytes() for f in ("metrics.json", "checkpoint.pt", "config.json")}
+    mine = Path("r/my-pca/seed0/metrics.json").read_text()
+    plugin.write_text(plugin.read_text() + "# edited\n")
+    assert_user_error(cli(*base), "plugin_source", "--force --models my-pca --seeds 0")
+    assert Path("r/my-pca/seed0/metrics.json").read_text() == mine  # refused: nothing touched
+    code, _, err = cli(*base, "--force", "--models", "my-pca")
+    assert code == 0, err
+    assert json.loads(Path("r/my-pca/seed0/config.json").read_text())["config"]["plugin_source"]
+    assert {f: Path("r/pca/seed0", f).read_bytes() for f in kept} == kept
