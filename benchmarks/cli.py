@@ -63,7 +63,8 @@ def build_parser():
                    help="override one config value, e.g. --set train.steps=200 (repeatable)")
     r.add_argument("--fid-weights", help="torch-fidelity's InceptionV3 weights file (else $BIGAN_BENCH_FID_WEIGHTS, "
                    "the torch hub cache, a download when online)")
-    r.add_argument("--force", action="store_true", help="retrain runs that already finished")
+    r.add_argument("--force", action="store_true", help="retrain the selected runs (--models, --seeds) even if finished")
+    r.add_argument("--debug", action="store_true", help="print a failed run's traceback (it is always in its error.txt)")
     r.add_argument("--shard", metavar="I/N", help="run only the I-th of N deterministic parts of the (model, seed) "
                    "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders")
     r.add_argument("--jobs", type=int, default=1, metavar="N", help="run the matrix as N local shard processes "
@@ -105,8 +106,9 @@ def cmd_list_models(args):
 
     for name in models.available():
         cls = models.get(name)
-        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
-        print(f"{name:24s} {doc[0] if doc else ''}")
+        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip()
+        title = " ".join(doc.split("\n\n")[0].split())  # the first paragraph, unwrapped
+        print(f"{name:24s} {title}")
     return 0
 
 
@@ -118,7 +120,9 @@ def cmd_run(args):
 
     cfg = load_config(args.config, budget=args.budget, overrides=args.overrides, models=args.models, seeds=args.seeds)
     shard = parse_shard(args.shard) if args.shard else None
-    check_models(cfg)
+    from .data import declared_shape
+
+    check_models(cfg, declared_shape(cfg["dataset"]))  # before any data is loaded or anything written
     out = args.out or Path("runs") / f"{cfg['benchmark']}-{cfg['budget']}"
     if args.jobs != 1:
         from .run import run_jobs
@@ -130,7 +134,7 @@ def cmd_run(args):
     try:
         data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
         return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard,
-                             job=args.job_of)
+                             job=args.job_of, debug=args.debug)
     finally:
         parallel.shutdown()
 

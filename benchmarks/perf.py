@@ -30,7 +30,7 @@ from .train import BatchStream, LossReader, step_fn
 
 def _build(name, cfg, data, runtime, seed=0):
     runtime.seed_everything(seed)
-    args = model_args(cfg, name, data)
+    args = model_args(cfg, name, data.shape)
     return models.build(name, **{**args, "data_shape": tuple(args["data_shape"])}).to(runtime.device)
 
 

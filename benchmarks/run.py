@@ -14,6 +14,7 @@ import time
 import traceback
 
 import models
+from models.registry import HARNESS_ARGS
 
 from . import parallel, report
 from .config import BACKFILL
@@ -53,13 +54,13 @@ def _diff(old, new, prefix=""):
     return out
 
 
-def model_args(cfg, name, data):
+def model_args(cfg, name, shape):
     """The full, resolved constructor arguments of one model in this benchmark."""
     opts = cfg["model_options"].get(name, {}) or {}
     clash = sorted(set(opts) & set(FIXED_MODEL_ARGS))
     if clash:
         raise ConfigError(f"model_options.{name} may not set {', '.join(clash)}: the harness fixes them for every model.")
-    args = {**models.options(name), "data_shape": list(data.shape), "z_dim": cfg["arch"]["z_dim"],
+    args = {**models.options(name), "data_shape": list(shape), "z_dim": cfg["arch"]["z_dim"],
             "width": cfg["arch"]["width"], "arch": cfg["arch"]["style"], "total_steps": cfg["train"]["steps"], **opts}
     return args
 
@@ -97,7 +98,7 @@ def check_folder(cfg, out_dir, write=True):
 
 def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, position=0):
     run_dir = out_dir / name / f"seed{seed}"
-    args = model_args(cfg, name, data)
+    args = model_args(cfg, name, data.shape)
     ident = _jsonable({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, "model_args": args, "seed": seed,
                        **plugin_source(name)})
     cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
@@ -128,11 +129,11 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, 
     ev = evaluator()  # on every process, at the same point: building it is collective
     monitor = (lambda m: ev.track(m, seed)) if cfg["eval"]["track_every"] and runtime.is_main else None
     runtime.seed_everything(seed)
-    model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])}).to(runtime.device)
-    counts = model.param_counts()
-    row = {"model": name, "seed": seed, "params_g": counts["g"], "params_e": counts["e"], "params_d": counts["d"]}
+    row = {"model": name, "seed": seed}
     t0 = time.perf_counter()
     try:
+        model = build_model(cfg, name, data.shape).to(runtime.device)
+        row.update({f"params_{k}": v for k, v in model.param_counts().items()})
         row.update(train(model, data.train.x, cfg, run_dir, runtime, seed, desc=f"{name} s{seed}", monitor=monitor,
                          position=position))
         if row["status"] == "ok":  # every process evaluates: they share the sample metrics
@@ -144,6 +145,8 @@ def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, 
             raise  # the other processes are waiting in a collective: stop them all (torchrun does)
         atomic_write_text(run_dir / "error.txt", traceback.format_exc())
         row.update({"status": "failed", "error": f"{type(e).__name__}: {e}"})
+    else:
+        (run_dir / "error.txt").unlink(missing_ok=True)  # an earlier failure of this run is history
     row["wall_seconds"] = round(time.perf_counter() - t0, 3)
     if runtime.is_main:
         atomic_write_json(metrics_path, row)
@@ -171,22 +174,43 @@ def shard_matrix(model_names, seeds, shard=None):
     return [p for k, p in enumerate(pairs) if k % n == i - 1]
 
 
-def check_models(cfg):
-    """Unknown models or model options fail here, before data is loaded or anything written."""
+def check_models(cfg, shape=None):
+    """Before data is loaded or anything written: every model is known, its options are
+    mappings of names it takes, and, when the data shape is known, it builds with the
+    harness's arguments and has the networks it declares. A ModelConfigError (or an unknown
+    option) stops the benchmark here; any other exception from a model's __init__ is left for
+    its runs to record as failed, so the other models still run."""
     for name in list(cfg["models"]) + list(cfg["model_options"]):
         models.get(name)
+    for name, opts in cfg["model_options"].items():
+        if opts is not None and not isinstance(opts, dict):
+            raise ConfigError(f"model_options.{name} must be a mapping of option: value, e.g. "
+                              f"--set model_options.{name}.lr=1e-4; got {opts!r}.")
     for name in cfg["models"]:
         unknown = sorted(set(cfg["model_options"].get(name, {}) or {}) - set(models.options(name)))
         if unknown:
             raise ConfigError(f"Model {name!r} has no option {', '.join(unknown)}; its options are: "
-                              f"{', '.join(sorted(models.options(name)))}.")
+                              f"{', '.join(sorted(set(models.options(name)) - set(HARNESS_ARGS))) or 'none'}.")
+        if shape is not None:
+            try:
+                build_model(cfg, name, shape)
+            except USER_ERRORS:
+                raise
+            except Exception:  # noqa: BLE001 - the run records it (failed, with error.txt)
+                pass
 
 
-def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, shard=None, job=None):
-    """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run crashed).
+def build_model(cfg, name, shape):
+    args = model_args(cfg, name, shape)
+    return models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
+
+
+def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, shard=None, job=None, debug=False):
+    """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run failed,
+    after the whole matrix).
     `job` = (i, n) when this process is job i of a `--jobs n` run: its progress bar takes line i,
-    and the parent writes the report."""
-    check_models(cfg)
+    and the parent writes the report. `debug`: print a failed run's traceback, not just its reason."""
+    check_models(cfg, data.shape)
     if runtime.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     parallel.barrier()
@@ -209,6 +233,11 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
         row, how = run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
                            position=job[0] - 1 if job else 0)
         detail = f" at step {row.get('diverged_at')}" if row["status"] == "diverged" else ""
+        if row["status"] == "failed" and how != "skipped":
+            error_txt = out_dir / name / f"seed{seed}" / "error.txt"
+            detail = f": {row['error'][:300]} (traceback: {error_txt})"
+            if debug and runtime.is_main:
+                print(error_txt.read_text(), file=sys.stderr)
         if runtime.is_main:
             print(f"[{name} seed {seed}] {how if how == 'skipped' else row['status']}{detail}", file=sys.stderr)
         failed += row["status"] == "failed"

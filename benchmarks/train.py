@@ -5,6 +5,7 @@ checkpoints with resume, divergence detection and the accounting of what was spe
 """
 import csv
 import math
+import numbers
 import time
 
 import torch
@@ -52,15 +53,33 @@ class BatchStream:
         return torch.cat(idx), (torch.cat(flips) if flips else None)
 
 
+def check_losses(out, who):
+    """The train_step contract: a dict of scalar losses (floats, or tensors of one element) under
+    string names. Host-side metadata only, so it costs no device synchronisation."""
+    fix = (f"{who} must return a dict of scalar losses for the log, e.g. "
+           "{'loss_d': loss_d.detach(), 'loss_ge': loss_ge.detach()}")
+    if not isinstance(out, dict) or not out:
+        raise TypeError(f"{fix}; it returned {type(out).__name__}{'' if out is None else ' ' + repr(out)[:80]}.")
+    for k, v in out.items():
+        if not isinstance(k, str):
+            raise TypeError(f"{fix}; key {k!r} is a {type(k).__name__}, not a string.")
+        if torch.is_tensor(v):
+            if v.numel() != 1:
+                raise TypeError(f"{fix}; {k!r} is a tensor of shape {tuple(v.shape)}: reduce it (.mean()).")
+        elif not isinstance(v, numbers.Real) or isinstance(v, bool):
+            raise TypeError(f"{fix}; {k!r} is a {type(v).__name__}.")
+
+
 class LossReader:
     """Loss values as the model returns them (device tensors, or floats from a plug-in),
     read to the host in one transfer per window: the training step never waits for the GPU.
     Under data parallelism the values are averaged over the processes: the global batch's."""
 
-    def __init__(self, runtime):
-        self.runtime, self.pending = runtime, []
+    def __init__(self, runtime, who="train_step"):
+        self.runtime, self.pending, self.who = runtime, [], who
 
     def add(self, step, out):
+        check_losses(out, self.who)  # at once, not at the next read (every sync_every steps)
         self.pending.append((step, out))
 
     def read(self):
@@ -169,7 +188,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     log = LossLog(run_dir / "losses.csv", start) if main else None
     track = LossLog(run_dir / "track.csv", start) if monitor and main else None
     track_every = cfg["eval"]["track_every"]
-    reader = LossReader(runtime)
+    reader = LossReader(runtime, f"{type(model).__name__}.train_step")
     train_step = step_fn(model, data, stream, runtime, reader, per_step)
 
     def compile_seconds():  # this session's compilation on top of earlier sessions'

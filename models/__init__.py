@@ -4,9 +4,9 @@ Importing this package registers every built-in model. Out-of-tree models call
 `models.register(name)` on a `BidirectionalGAN` subclass and are loaded with `--plugin`.
 """
 from .base import BidirectionalGAN
-from .registry import available, build, get, options, register
+from .registry import HARNESS_ARGS, available, build, get, options, register
 
 # Built-in models register themselves on import.
 from . import ali, autoencoder, bigan, bigan_qp, bigbigan, gan_posthoc_encoder, pca, random_init  # noqa: E402,F401
 
-__all__ = ["BidirectionalGAN", "available", "build", "get", "options", "register"]
+__all__ = ["BidirectionalGAN", "HARNESS_ARGS", "available", "build", "get", "options", "register"]

@@ -14,6 +14,7 @@ def register(name):
         raise ValueError(f"model name must be a non-empty string without surrounding spaces, got {name!r}")
 
     def deco(cls):
+        check_contract(cls, name)
         cls.registry_name = name
         if name in _MODELS and _MODELS[name] is not cls:
             if _same_source(_MODELS[name], cls):
@@ -23,6 +24,68 @@ def register(name):
         return cls
 
     return deco
+
+
+# What the harness passes to every model's constructor, as keyword arguments, besides the
+# config's model_options. A model takes each by name (or **kwargs) and may ignore any.
+HARNESS_ARGS = {
+    "data_shape": "tuple: (C, H, W) of the images in [-1, 1], or (2,) for 2-D points",
+    "z_dim": "int: latent dimension (the config's arch.z_dim)",
+    "width": "int: base channel width of the shared networks (arch.width)",
+    "arch": "str: 'shared' (the suite's common networks) or 'paper' (the method's own)",
+    "total_steps": "int: G/E updates this run will make (for schedules)",
+}
+
+
+def check_contract(cls, name):
+    """What registration requires, so a broken model fails at import with the fix named."""
+    from .base import BidirectionalGAN
+
+    where = f"model {name!r} ({cls.__module__}.{cls.__qualname__})"
+    if not (isinstance(cls, type) and issubclass(cls, BidirectionalGAN)):
+        raise ModelConfigError(f"{where} must subclass models.base.BidirectionalGAN.")
+    if cls.train_step is BidirectionalGAN.train_step:
+        raise ModelConfigError(f"{where} must define train_step(self, batch, step): one G/E update and its D "
+                               "updates, returning a dict of scalar losses.")
+    if cls.prior not in ("normal", "uniform"):
+        raise ModelConfigError(f"{where}: prior must be 'normal' or 'uniform', got {cls.prior!r}.")
+    for attr, least in (("batches_per_step", 1), ("d_steps_per_step", 0)):
+        v = getattr(cls, attr)
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise ModelConfigError(f"{where}: {attr} must be an integer >= {least}, got {v!r}.")
+    for attr in ("networks", "eval_networks", "fp32_networks"):
+        v = getattr(cls, attr)
+        if not isinstance(v, (tuple, list)) or not all(isinstance(n, str) and n.isidentifier() for n in v):
+            raise ModelConfigError(f"{where}: {attr} must be a tuple of attribute names, got {v!r}.")
+    if not cls.networks:
+        raise ModelConfigError(f"{where}: networks must name at least one trained network, e.g. ('G', 'E', 'D').")
+    missing = missing_harness_args(cls)
+    if missing:
+        raise ModelConfigError(f"{where}: __init__ must accept the harness's keyword arguments "
+                               f"{', '.join(HARNESS_ARGS)} (name them, or take **kwargs); it lacks "
+                               f"{', '.join(missing)}. models/registry.py HARNESS_ARGS says what each is.")
+
+
+def _params(cls):
+    return [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+
+
+def missing_harness_args(cls):
+    params = _params(cls)
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return []
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return [a for a in HARNESS_ARGS if a not in named]
+
+
+def check_networks(model, name):
+    """The built model has every network it declares, each an nn.Module."""
+    import torch.nn as nn
+
+    for attr in tuple(model.networks) + tuple(model.eval_networks):
+        if not isinstance(getattr(model, attr, None), nn.Module):
+            raise ModelConfigError(f"model {name!r} declares network {attr!r} (networks/eval_networks) but its "
+                                   f"__init__ sets no nn.Module self.{attr}; set it or change the declaration.")
 
 
 def _same_source(a, b):
@@ -49,24 +112,24 @@ def get(name):
 
 
 def options(name):
-    """The keyword options a model accepts with their defaults (None where the harness
-    supplies the value: data_shape, z_dim, width, total_steps)."""
-    sig = inspect.signature(get(name).__init__)
-    return {
-        p.name: None if p.default is p.empty else p.default
-        for p in sig.parameters.values()
-        if p.kind is p.KEYWORD_ONLY
-    }
+    """The keyword options a model accepts with their defaults (None where the harness supplies
+    the value, HARNESS_ARGS, or where the option has no default)."""
+    return {p.name: None if p.default is p.empty else p.default for p in _params(get(name))
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def build(name, **config):
-    """Build a registered model; an option the model does not take is a ModelConfigError naming it."""
+    """Build a registered model; an option the model does not take is a ModelConfigError naming
+    it, and the built model must have the networks it declares."""
     cls = get(name)
-    known = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise ModelConfigError(
-            f"Model {name!r} has no option {', '.join(map(repr, unknown))}. "
-            f"Its options are: {', '.join(sorted(known))}."
-        )
-    return cls(**config)
+    params = _params(cls)
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        known = set(options(name))
+        unknown = sorted(set(config) - known)
+        if unknown:
+            listed = ", ".join(sorted(known - set(HARNESS_ARGS))) or "none besides the harness's"
+            raise ModelConfigError(f"Model {name!r} has no option {', '.join(map(repr, unknown))}. "
+                                   f"Its options are: {listed}.")
+    model = cls(**config)
+    check_networks(model, name)
+    return model

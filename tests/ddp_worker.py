@@ -29,7 +29,7 @@ def run(out, name, steps, fast=True, compile_backend=None):
     runtime = Runtime("cpu", fast=fast, compile=compile_backend is not None, compile_backend=compile_backend,
                       sync_every=2)
     runtime.seed_everything(0)
-    args = model_args(cfg, name, data)
+    args = model_args(cfg, name, data.shape)
     model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -47,7 +47,7 @@ def evaluate(out, name):
     runtime = Runtime("cpu", fast=False)
     ev = Evaluator(data, cfg, runtime)  # the test built the cached classifier first
     runtime.seed_everything(0)
-    args = model_args(cfg, name, data)
+    args = model_args(cfg, name, data.shape)
     model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

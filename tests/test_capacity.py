@@ -2,7 +2,6 @@
 within 2x of the median of the other rows' (the rule the report's † marks), so a ranking is not
 a ranking of network sizes. PCA is exempt: it is the linear reference, small by definition
 (the configs say so)."""
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ def test_committed_configs_match_capacity(config, budget, shape):
     cfg = load_config(config, budget=budget)
     counts = {}
     for name in cfg["models"]:
-        args = model_args(cfg, name, SimpleNamespace(shape=shape))
+        args = model_args(cfg, name, shape)
         counts[name] = models.build(name, **{**args, "data_shape": shape}).param_counts()
     assert LINEAR <= set(counts)  # the reference rows are listed
     for net in ("e", "g"):

@@ -149,3 +149,52 @@ def test_edited_plugin_is_refused_and_force_is_scoped(tmp_path, cli):
     assert code == 0, err
     assert json.loads(Path("r/my-pca/seed0/config.json").read_text())["config"]["plugin_source"]
     assert {f: Path("r/pca/seed0", f).read_bytes() for f in kept} == kept
+
+
+def test_a_failing_model_stays_local(tmp_path, cli):
+    """A plugin whose __init__ raises is recorded as failed with a one-line reason and its
+    error.txt; the model beside it still runs; the exit code says something failed."""
+    plugin = write_plugin(tmp_path / "raiser.py", '''
+@models.register("raiser")
+class Raiser(BiGAN):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        raise RuntimeError("cannot build this one")
+''')
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "raiser,pca", "--plugin", plugin,
+                       "--out", "r", "--set", "eval.references=false")
+    assert code == 1 and "Traceback" not in err
+    assert "[raiser seed 0] failed: RuntimeError: cannot build this one" in err
+    assert "Traceback" in Path("r/raiser/seed0/error.txt").read_text()
+    assert json.loads(Path("r/pca/seed0/metrics.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.parametrize("k,returned,message", [
+    (0, "batch.mean()", "it returned Tensor"),
+    (1, "None", "it returned NoneType"),
+    (2, "{'loss_d': batch.flatten(1).mean(1)}", "'loss_d' is a tensor of shape (64,)"),
+    (3, "{'loss_d': 'low'}", "'loss_d' is a str"),
+])
+def test_train_step_return_is_checked_at_the_first_step(tmp_path, cli, k, returned, message):
+    plugin = write_plugin(tmp_path / f"bad_return{k}.py", f'''
+@models.register("bad-return-{k}")
+class BadReturn(BiGAN):
+    def train_step(self, batch, step):
+        return {returned}
+''')
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", f"bad-return-{k}", "--plugin", plugin,
+                       "--out", "r", "--fast")  # the fast path reads losses every 50 steps; the check does not wait
+    assert code == 1 and "BadReturn.train_step must return a dict of scalar losses" in err and message in err, err
+    assert not Path(f"r/bad-return-{k}/seed0/losses.csv").read_text().strip().count("\n")  # no step logged
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model_options.bigan=5", "model_options.bigan must be a mapping"),
+    ("model_options.bigan.lrr=1", "has no option lrr"),
+    ("model_options.bigbigan.size=huge", "unknown size 'huge'"),
+])
+def test_model_config_errors_stop_before_any_data_or_folder(cli, override, message):
+    models = "bigbigan" if "bigbigan" in override else "bigan"
+    assert_user_error(cli("run", "digits", "--budget", "smoke", "--models", models, "--set", override, "--out", "r"),
+                      message)
+    assert not Path("r").exists()

@@ -36,7 +36,7 @@ def test_every_model_trains_compiled_on_the_fast_path(name, digits, tmp_path):
     backend = CompileCounterWithBackend("aot_eager")
     runtime = Runtime("cpu", fast=True, compile=True, compile_backend=backend, sync_every=2)
     runtime.seed_everything(0)
-    args = model_args(cfg, name, digits)
+    args = model_args(cfg, name, digits.shape)
     model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
     nets = dict(parallel.networks(model, ema=True))
     tracked, ran = [], set()
@@ -72,7 +72,7 @@ def test_compile_caches_start_fresh_for_each_model(digits):
     """Models share code objects (the shared blocks' forwards); without a reset per model their
     cache entries add up until the recompile limit silently turns compilation off."""
     cfg = load_config("digits", budget="smoke")
-    args = model_args(cfg, "autoencoder", digits)
+    args = model_args(cfg, "autoencoder", digits.shape)
     runtime = Runtime("cpu", fast=False, compile=True, compile_backend="eager")  # caches only: no AOT tracing
     for _ in range(9):  # more than the recompile limit of 8
         model = models.build("autoencoder", **{**args, "data_shape": tuple(args["data_shape"])})

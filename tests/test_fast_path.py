@@ -27,7 +27,7 @@ def _losses(name, fast, tmp_path, sync_every=4):
     data = load_dataset("digits")
     runtime = Runtime("cpu", fast=fast, compile=False, sync_every=sync_every)
     runtime.seed_everything(0)
-    args = model_args(cfg, name, data)
+    args = model_args(cfg, name, data.shape)
     model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
     run_dir = tmp_path / f"{name}-{fast}"
     run_dir.mkdir()
@@ -73,7 +73,7 @@ def test_deferred_reads_still_stop_at_the_first_bad_step(tmp_path):
     cfg = load_config("digits", budget="smoke", overrides=["train.steps=20"])
     data = load_dataset("digits")
     runtime = Runtime("cpu", fast=True, compile=False, sync_every=5)
-    model = NaNAt7(**{**model_args(cfg, "autoencoder", data), "data_shape": data.shape})
+    model = NaNAt7(**{**model_args(cfg, "autoencoder", data.shape), "data_shape": data.shape})
     out = train(model, data.train.x, cfg, tmp_path, runtime, seed=0)
     assert out["status"] == "diverged" and out["diverged_at"] == 7 and out["g_steps"] == 7
     steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "losses.csv"))]
@@ -90,7 +90,7 @@ def test_fast_checkpoint_resumes_on_the_plain_path_with_plain_adam(tmp_path):
     cfg = load_config("digits", budget="smoke", overrides=["train.steps=3", "train.checkpoint_every=1000",
                                                              "train.batch_size=32"])
     data = load_dataset("digits")
-    args = {**model_args(cfg, "bigan", data), "data_shape": data.shape}
+    args = {**model_args(cfg, "bigan", data.shape), "data_shape": data.shape}
     fast_dir = tmp_path / "run"
     fast_dir.mkdir()
     runtime = Runtime("cpu", fast=True, compile=False)

@@ -18,14 +18,22 @@ def test_unknown_name_lists_close_matches():
         models.get("bigann")
 
 
+class _Minimal(BidirectionalGAN):
+    def __init__(self, *, data_shape, z_dim, width, arch, total_steps):
+        super().__init__(data_shape=data_shape, z_dim=z_dim)
+
+    def train_step(self, batch, step):
+        return {}
+
+
 def test_register_rejects_duplicates_and_bad_names():
     @models.register("test-dup")
-    class A(BidirectionalGAN):
+    class A(_Minimal):
         pass
 
     with pytest.raises(ValueError, match="already registered"):
         @models.register("test-dup")
-        class B(BidirectionalGAN):
+        class B(_Minimal):
             pass
 
     for bad in ("", "  ", " x"):
@@ -107,3 +115,55 @@ def test_models_and_metrics_do_not_import_the_harness():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(Path(__file__).resolve().parents[1]))
     assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(base=object), "must subclass models.base.BidirectionalGAN"),
+    (dict(train_step=None), "must define train_step"),
+    (dict(prior="laplace"), "prior must be 'normal' or 'uniform'"),
+    (dict(batches_per_step=0), "batches_per_step must be an integer >= 1"),
+    (dict(d_steps_per_step=1.5), "d_steps_per_step must be an integer >= 0"),
+    (dict(networks=()), "networks must name at least one"),
+    (dict(networks="GED"), "networks must be a tuple of attribute names"),
+    (dict(init="def __init__(self, *, data_shape, z_dim, width):\n    pass"), "it lacks arch, total_steps"),
+])
+def test_registration_checks_the_contract(change, message):
+    """A broken model fails when it registers (at plugin import), with the fix named."""
+    import textwrap
+
+    base = change.pop("base", _Minimal)
+    body = {k: v for k, v in change.items() if k not in ("init", "train_step")}
+    if "train_step" in change:
+        base = BidirectionalGAN  # the base class's train_step is not an implementation
+        body["__init__"] = _Minimal.__init__
+    if "init" in change:
+        ns = {}
+        exec(textwrap.dedent(change["init"]), ns)
+        body["__init__"] = ns["__init__"]
+    cls = type("Broken", (base,), body)
+    with pytest.raises(ModelConfigError, match=message):
+        models.register("test-broken")(cls)
+    assert "test-broken" not in models.available()
+
+
+def test_built_model_must_have_its_declared_networks():
+    @models.register("test-no-d")
+    class NoD(_Minimal):
+        networks = ("G", "E", "D")
+
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.G, self.E = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+
+    with pytest.raises(ModelConfigError, match="declares network 'D'"):
+        models.build("test-no-d", data_shape=(2,), z_dim=2, width=8, arch="shared", total_steps=1)
+
+
+def test_harness_arguments_are_declared_once():
+    """run passes exactly HARNESS_ARGS (plus the config's model_options) to every model."""
+    from benchmarks.config import load_config
+    from benchmarks.run import model_args
+
+    cfg = load_config("digits", budget="smoke")
+    assert set(model_args(cfg, "bigan", (1, 16, 16))) - set(models.options("bigan")) == set()
+    assert set(models.HARNESS_ARGS) <= set(model_args(cfg, "bigan", (1, 16, 16)))

@@ -179,7 +179,7 @@ def _read_tables(folder, listing):
     return names, attrs, partition, {name for name, _ in listing}
 
 
-@register_dataset("celeba64")
+@register_dataset("celeba64", shape=(3, SIZE, SIZE))
 def load(root=None, cache_dir=None, limit=None):
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigError(f"celeba64 option 'limit' must be a positive integer or None, "

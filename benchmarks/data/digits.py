@@ -14,7 +14,7 @@ TEST_SIZE = 0.25
 SPLIT_SEED = 0
 
 
-@register_dataset("digits")
+@register_dataset("digits", shape=(1, SIZE, SIZE))
 def load(root=None, cache_dir=None):
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32)  # (N, 8, 8), values 0..16

@@ -145,7 +145,7 @@ def _decode_split(images_path, labels_path):
     return {"x": x, "y": torch.from_numpy(labels.astype(np.int64))}
 
 
-@register_dataset("fashion-mnist")
+@register_dataset("fashion-mnist", shape=(1, SIZE, SIZE))
 def load(root=None, cache_dir=None):
     folder, found = _locate(root, cache_dir)
     splits, hashes, files = {}, {}, {}

@@ -38,11 +38,13 @@ class Dataset:
 
 
 _LOADERS = {}
+_SHAPES = {}
 _RESERVED = ("root", "cache_dir")
 
 
-def register_dataset(name):
-    """Decorator: register `fn` as the loader for `name`."""
+def register_dataset(name, shape=None):
+    """Decorator: register `fn` as the loader for `name`. `shape`, the (C, H, W) or (2,) its
+    Dataset will have, lets `run` build every model and check it before any data is loaded."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"dataset name must be a non-empty string, got {name!r}")
     if any(c.isspace() for c in name):
@@ -55,9 +57,16 @@ def register_dataset(name):
         if name in _LOADERS:
             raise ValueError(f"dataset {name!r} is already registered")
         _LOADERS[name] = fn
+        if shape is not None:
+            _SHAPES[name] = tuple(shape)
         return fn
 
     return decorate
+
+
+def declared_shape(name):
+    """The shape the loader declared at registration, or None."""
+    return _SHAPES.get(name)
 
 
 def available_datasets():

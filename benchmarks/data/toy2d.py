@@ -40,7 +40,7 @@ def _count(name, value):
     return value
 
 
-@register_dataset("toy2d")
+@register_dataset("toy2d", shape=(2,))
 def load(root=None, cache_dir=None, variant="grid25", n_train=50_000, n_test=5_000):
     if variant not in VARIANTS:
         raise ConfigError(f"Unknown toy2d variant {variant!r}. "
