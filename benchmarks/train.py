@@ -53,6 +53,26 @@ class BatchStream:
         return torch.cat(idx), (torch.cat(flips) if flips else None)
 
 
+class _NoModuleTracker:
+    """Stands in for FlopCounterMode's ModuleTracker. Only the total is read, and the tracker's
+    backward hooks make torch.autograd.grad fail inside the counted step (a gradient penalty)."""
+    parents = frozenset({"Global"})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def flop_counter():
+    """FlopCounterMode that counts the total only (no per-module attribution)."""
+    counter = FlopCounterMode(display=False)
+    if hasattr(counter, "mod_tracker"):
+        counter.mod_tracker = _NoModuleTracker()
+    return counter
+
+
 def check_losses(out, who):
     """The train_step contract: a dict of scalar losses (floats, or tensors of one element) under
     string names. Host-side metadata only, so it costs no device synchronisation."""
@@ -217,7 +237,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     tick = time.perf_counter()
     for step in bar:
         if flops is None:  # what one step costs, counted once (eager, so every op is seen)
-            with runtime.eager(), FlopCounterMode(display=False) as counter:
+            with runtime.eager(), flop_counter() as counter:
                 train_step(step)
             flops = counter.get_total_flops() * runtime.world  # each process ran its share of the rows
         else:

@@ -8,7 +8,7 @@ can be accounted without knowing the method.
 import torch
 from torch import nn
 
-from .blocks import count_params
+from models.blocks import count_params
 
 
 class BidirectionalGAN(nn.Module):

@@ -28,9 +28,9 @@ from torch import nn
 
 from models.errors import ModelConfigError
 
-from .base import BidirectionalGAN, adam, simultaneous_step
-from .blocks import Encoder, Generator, JointDiscriminator, init_normal
-from .registry import register
+from models.base import BidirectionalGAN, adam, simultaneous_step
+from models.blocks import Encoder, Generator, JointDiscriminator, init_normal
+from models.registry import register
 
 
 def half_then_exp_decay(total_steps, decay_start, final_factor):
