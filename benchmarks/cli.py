@@ -148,14 +148,14 @@ def cmd_perf(args):
 
 
 def cmd_report(args):
-    from .report import write_report
+    from .report import locked_report
 
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:
         raise UserError(f"Results folder {', '.join(missing)} does not exist; `python -m benchmarks run` writes one.")
     out = args.out or args.dirs[0]
     out.mkdir(parents=True, exist_ok=True)
-    print(write_report(out, [d for d in args.dirs if d != out]))
+    print(locked_report(out, [d for d in args.dirs if d != out]))
     return 0
 
 

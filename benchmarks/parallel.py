@@ -146,6 +146,15 @@ def plain_state_dict(model):
     return out
 
 
+def all_agree(flag, device):
+    """True when `flag` is true on every process (one all-reduce; no-op outside torchrun)."""
+    if not dist.is_initialized():
+        return bool(flag)
+    t = torch.tensor([int(bool(flag))], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
 def all_mean(t):
     dist.all_reduce(t)
     return t.div_(dist.get_world_size())

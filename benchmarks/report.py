@@ -219,6 +219,15 @@ def protocol(dirs, df):
     return "\n".join(lines)
 
 
+def locked_report(out_dir, extra_dirs=()):
+    """write_report under the folder's report lock: shards that finish together (a shared
+    folder) take turns; a writer still busy after a minute is reported, not waited for."""
+    from .lock import FolderLock
+
+    with FolderLock(out_dir, "Results folder").acquire(wait=60):
+        return write_report(out_dir, extra_dirs)
+
+
 def write_report(out_dir, extra_dirs=()):
     """Write summary.{csv,md} (per run), table.{md,csv,tex} (per model), pairwise.{csv,md}, plots/ and report.md."""
     dirs = [Path(out_dir), *map(Path, extra_dirs)]

@@ -21,6 +21,7 @@ from .config import BACKFILL
 from .errors import USER_ERRORS, ConfigError
 from .evaluate import Evaluator
 from .io import atomic_write_json, atomic_write_text
+from .lock import Busy, FolderLock
 from .runtime import versions
 from .train import train
 
@@ -96,7 +97,26 @@ def check_folder(cfg, out_dir, write=True):
         atomic_write_json(path, {"config": ident})
 
 
-def run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, position=0):
+def run_one(name, seed, cfg, data, runtime, out_dir, *args, **kwargs):
+    """One (model, seed) run, under its lock: a second process that would write the same run
+    stops with exit code 2 (lock.Busy) instead of interleaving its logs with the first's."""
+    lock = FolderLock(out_dir / name / f"seed{seed}", "Run", lock_file=out_dir / name / f".seed{seed}.lock")
+    busy = None
+    if runtime.is_main:  # rank 0 writes the run's files; the lock is its
+        try:
+            lock.acquire()
+        except Busy as e:
+            busy = e
+    if not parallel.all_agree(busy is None, runtime.device):
+        raise busy or Busy(f"Run {out_dir / name / f'seed{seed}'} is being written by another process "
+                           "(rank 0 says which).")
+    try:
+        return _run_one(name, seed, cfg, data, runtime, out_dir, *args, **kwargs)
+    finally:
+        lock.release()
+
+
+def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, position=0):
     run_dir = out_dir / name / f"seed{seed}"
     args = model_args(cfg, name, data.shape)
     ident = _jsonable({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, "model_args": args, "seed": seed,
@@ -243,9 +263,19 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
         failed += row["status"] == "failed"
     parallel.barrier()
     if runtime.is_main and job is None:
-        print(report.write_report(out_dir))
+        print(report.locked_report(out_dir))
         print(f"\nResults: {out_dir}")
     return 1 if failed else 0
+
+
+def _die_with_parent():
+    """In a --jobs shard process (Linux): SIGTERM when the parent dies, even by kill -9, so no
+    orphan keeps training into the folder a rerun would then collide with."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def run_jobs(argv, jobs, out_dir):
@@ -261,10 +291,18 @@ def run_jobs(argv, jobs, out_dir):
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     procs = [subprocess.Popen([sys.executable, "-m", "benchmarks", *rest, "--shard", f"{i}/{jobs}",
-                               "--job-of", f"{i}/{jobs}"], env=env) for i in range(1, jobs + 1)]
-    codes = [p.wait() for p in procs]
+                               "--job-of", f"{i}/{jobs}"], env=env, preexec_fn=_die_with_parent)
+             for i in range(1, jobs + 1)]
+    try:
+        codes = [p.wait() for p in procs]
+    except BaseException:  # Ctrl-C or a kill of this process: take the shards down with it
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        raise
     if (out_dir / "benchmark.json").exists():
-        print(report.write_report(out_dir))
+        print(report.locked_report(out_dir))
         print(f"\nResults: {out_dir}")
     bad = [c for c in codes if c]
     return (bad[0] if bad[0] > 0 else 1) if bad else 0  # a shard killed by a signal has a negative code

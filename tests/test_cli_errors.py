@@ -198,3 +198,28 @@ def test_model_config_errors_stop_before_any_data_or_folder(cli, override, messa
     assert_user_error(cli("run", "digits", "--budget", "smoke", "--models", models, "--set", override, "--out", "r"),
                       message)
     assert not Path("r").exists()
+
+
+def test_a_second_writer_of_a_run_stops_at_once(tmp_path, cli):
+    """Two commands on one folder: the second exits 2 naming the first's PID; the first finishes
+    with a clean log (every step once)."""
+    import time
+
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    argv = ("run", "digits", *SMOKE, "--out", str(tmp_path / "r"), "--set", "train.steps=60",
+            "--set", "train.log_every=1", "--set", "eval.references=false")
+    first = subprocess.Popen([sys.executable, "-m", "benchmarks", *argv], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "r/bigan/seed0/config.json").exists():  # written under the run's lock
+            assert first.poll() is None and time.time() < deadline, "the first run did not start"
+            time.sleep(0.2)
+        t0 = time.time()
+        assert_user_error(cli(*argv), "is being written by another process", f"PID {first.pid}")
+        assert time.time() - t0 < 15
+    finally:
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-2000:]
+    steps = [row.split(",")[0] for row in (tmp_path / "r/bigan/seed0/losses.csv").read_text().splitlines()[1:]]
+    assert steps == [str(s) for s in range(60)]

@@ -140,3 +140,44 @@ def test_jobs_report_once_and_default_folder_is_runs(tmp_path):
     for name in ("pca", "random-init"):
         assert json.loads((tmp_path / "runs/digits-smoke" / name / "seed0/metrics.json").read_text())["status"] == "ok"
     assert "runs/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
+def test_jobs_shards_die_with_their_parent(tmp_path):
+    """kill -9 of a --jobs parent takes its shard processes down too (no orphan keeps writing)."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    parent = subprocess.Popen([sys.executable, "-m", "benchmarks", "run", "digits", "--budget", "smoke", "--models",
+                               "bigan,ali", "--jobs", "2", "--set", "train.steps=100000"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children():
+        kids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent.pid:  # field 4 of /proc/PID/stat: the parent's PID
+                kids.append(int(stat.parent.name))
+        return kids
+
+    deadline = time.time() + 60
+    while len(children()) < 2:
+        assert time.time() < deadline, "the shard processes did not start"
+        time.sleep(0.2)
+    kids = children()
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    def alive(pid):  # running, not a zombie waiting to be reaped
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.time() + 20
+    while any(alive(k) for k in kids):
+        assert time.time() < deadline, "a shard outlived its parent"
+        time.sleep(0.2)
