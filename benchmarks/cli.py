@@ -3,7 +3,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import USER_ERRORS, UserError
+from .errors import USER_ERRORS, UserError, filesystem_message
 
 
 def _csv(kind):
@@ -171,6 +171,9 @@ def main(argv=None):
         return {"list-models": cmd_list_models, "run": cmd_run, "report": cmd_report, "perf": cmd_perf}[args.command](args)
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
+        return UserError.exit_code
+    except OSError as e:  # an unwritable, read-only or full output folder is the user's to fix
+        print(f"error: {filesystem_message(e)}", file=sys.stderr)
         return UserError.exit_code
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs and the last checkpoint of the current run are kept; "

@@ -179,9 +179,13 @@ def protocol(dirs, df):
     lines = []
     for d in dirs:
         bench = Path(d) / "benchmark.json"
-        if not bench.exists():
+        try:
+            c = json.loads(bench.read_text())["config"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            if bench.exists():
+                lines.append(f"- {bench} is unreadable ({type(e).__name__}): the next `run` in this folder records "
+                             "it again; the runs' own config.json files below still say what they ran")
             continue
-        c = json.loads(bench.read_text())["config"]
         recs = []
         for path in sorted(Path(d).glob("*/seed*/config.json")):
             try:

@@ -84,8 +84,18 @@ def check_folder(cfg, out_dir, write=True):
     if path.exists():
         try:
             old = _backfilled(json.loads(path.read_text())["config"])
-        except (ValueError, KeyError):
-            raise ConfigError(f"{path} is not a benchmark record; this folder is not a results folder, choose another --out.") from None
+        except (ValueError, KeyError, TypeError) as e:
+            if not any(out_dir.glob("*/seed*/config.json")):
+                raise ConfigError(f"{path} is not a benchmark record and {out_dir} holds no runs: this is not a "
+                                  "results folder; choose another --out.") from None
+            # Damaged (a cut-off write): every run's own config.json still guards its resumption.
+            print(f"warning: {path} is unreadable ({type(e).__name__}); recorded again from this config",
+                  file=sys.stderr)
+            old = None
+        if old is None:
+            if write:
+                atomic_write_json(path, {"config": ident})
+            return
         changes = _diff(old, ident)
         if changes:
             raise ConfigError(
@@ -122,9 +132,17 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
     ident = _jsonable({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, "model_args": args, "seed": seed,
                        **plugin_source(name)})
     cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
+    if runtime.is_main and run_dir.is_dir():  # under the run's lock: no live writer owns these
+        for tmp in run_dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)  # an atomic write cut short by a kill
     parallel.barrier()  # every process decides on the same files
     if cfg_path.exists() and not force:
-        old = _backfilled(json.loads(cfg_path.read_text())["config"])
+        try:
+            old = _backfilled(json.loads(cfg_path.read_text())["config"])
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            raise ConfigError(f"{cfg_path} is unreadable ({type(e).__name__}: {e}). It records the config this run "
+                              f"was started with, so the run cannot be resumed safely: restore the file, or retrain "
+                              f"just this run with --force --models {name} --seeds {seed}.") from None
         changes = _diff(old, ident)
         if changes:
             raise ConfigError(
@@ -132,7 +150,13 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
                 f"Retrain just this run with --force --models {name} --seeds {seed}, or use another --out."
             )
         if metrics_path.exists():
-            row = json.loads(metrics_path.read_text())
+            try:
+                row = json.loads(metrics_path.read_text())
+            except (ValueError, OSError) as e:  # resumed: its checkpoint is evaluated again (retrained if gone)
+                row = {}
+                if runtime.is_main:
+                    print(f"warning: {metrics_path} is unreadable ({type(e).__name__}); the run is resumed from its "
+                          "checkpoint and evaluated again", file=sys.stderr)
             if row.get("status") in ("ok", "diverged"):  # a failed run is retried, from its checkpoint
                 return row, "skipped"
     parallel.barrier()
@@ -158,7 +182,7 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
                          position=position))
         if row["status"] == "ok":  # every process evaluates: they share the sample metrics
             row.update(ev.evaluate(model, run_dir, seed))
-    except USER_ERRORS:
+    except USER_ERRORS + (OSError,):  # bad input, or a full or unwritable disk: the user's to fix (exit 2)
         raise
     except Exception as e:  # noqa: BLE001 - a crashing model is a result to record, not a reason to stop
         if runtime.world > 1:

@@ -4,8 +4,10 @@ It owns what every run shares: the per-seed data order, progress, the loss log, 
 checkpoints with resume, divergence detection and the accounting of what was spent.
 """
 import csv
+import io
 import math
 import numbers
+import sys
 import time
 
 import torch
@@ -14,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import parallel
 from .errors import UserError
-from .io import atomic_torch_save
+from .io import atomic_torch_save, atomic_write_text
 
 
 class BatchStream:
@@ -119,38 +121,54 @@ class LossReader:
 
 
 class LossLog:
-    """Loss rows in memory, appended to `losses.csv` at each checkpoint, so the file on disk
-    always matches the last checkpoint; rows past it are dropped on resume."""
+    """Loss rows in memory, written to `losses.csv` (atomically, the whole file) at each
+    checkpoint, so the file on disk always matches the last checkpoint; on resume, rows past it
+    are dropped, and so are unreadable ones (a damaged file), with a warning."""
 
     def __init__(self, path, resume_step):
-        self.path, self.rows, self.fields = path, [], None
+        self.path, self.rows = path, []
         if path.exists():
-            with open(path, newline="") as f:
-                kept = [r for r in csv.DictReader(f) if int(r["step"]) < resume_step]
-            self.rows = kept
-        self.written = 0
-        self._rewrite()
+            self.rows, bad = _read_log(path, resume_step)
+            if bad:
+                print(f"warning: {path}: {bad} unreadable row(s) dropped; the log keeps the readable ones",
+                      file=sys.stderr)
+        self.flush()
 
     def append(self, step, values):
         self.rows.append({"step": step, **{k: f"{v:.6g}" for k, v in values.items()}})
 
-    def _rewrite(self):
-        fields = ["step"] + sorted({k for r in self.rows for k in r} - {"step"})
-        with open(self.path, "w", newline="") as f:
-            w = csv.DictWriter(f, fields)
-            w.writeheader()
-            w.writerows(self.rows)
-        self.fields, self.written = fields, len(self.rows)
-
     def flush(self):
-        new = self.rows[self.written:]
-        if not new:
-            return
-        if any(set(r) - set(self.fields) for r in new):
-            return self._rewrite()
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, self.fields).writerows(new)
-        self.written = len(self.rows)
+        fields = ["step"] + sorted({k for r in self.rows for k in r} - {"step"})
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fields)
+        w.writeheader()
+        w.writerows(self.rows)
+        atomic_write_text(self.path, buf.getvalue())
+
+
+def _read_log(path, before):
+    """(rows with step < before, count of unreadable rows) of a loss or tracking log."""
+    try:
+        text = path.read_text()
+        lines = text.splitlines(keepends=True)
+        cut = bool(lines) and not text.endswith("\n")  # a last row without its newline was cut off
+        rows = list(csv.DictReader(lines[:-1] if cut else lines))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return [], 1
+    kept, bad = [], int(cut)
+    for r in rows:
+        try:
+            ok = None not in r and None not in r.values() and int(r["step"]) >= 0  # None: a cut-off row
+            for k, v in r.items():
+                if k != "step" and v != "":  # "": a column the row's step did not log
+                    float(v)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            ok = False
+        if not ok:
+            bad += 1
+        elif int(r["step"]) < before:
+            kept.append(r)
+    return kept, bad
 
 
 def step_fn(model, data, stream, runtime, reader, per_step):
@@ -275,5 +293,6 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     elapsed += time.perf_counter() - tick
     bar.close()
     runtime.release(model)
-    checkpoint(steps)
+    if start < steps:  # a finished checkpoint (a run evaluated again) stays as it is, byte for byte
+        checkpoint(steps)
     return {"status": "ok", **spent(steps)}

@@ -5,6 +5,7 @@ resumed run) never sees a half-written file.
 Each file is written to a temporary sibling and renamed into place; rename is atomic on POSIX
 and Windows when both paths are on one filesystem.
 """
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -33,4 +34,8 @@ def atomic_write(path, write):
 
 
 def atomic_torch_save(obj, path):
-    atomic_write(path, lambda f: torch.save(obj, f))
+    """Serialised in memory first, so a full disk surfaces as the file write's OSError (ENOSPC)
+    rather than as torch's zip writer's RuntimeError."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write(path, lambda f: f.write(buf.getbuffer()))

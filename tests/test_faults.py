@@ -1,0 +1,203 @@
+"""Fault injection: what a results folder survives. Each case asserts the exit code, the message
+and that finished runs are byte-identical afterwards; an interrupted run resumes exactly.
+
+One shared uninterrupted reference (autoencoder and pca, digits smoke) keeps the cases to a few
+seconds each."""
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from metrics import cache
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ("run", "digits", "--budget", "smoke", "--models", "autoencoder,pca", "--set", "eval.references=false",
+        "--set", "train.checkpoint_every=10")
+FILES = ("metrics.json", "config.json", "checkpoint.pt", "losses.csv")
+
+
+def snapshot(folder, runs=("autoencoder", "pca")):
+    return {(r, f): (Path(folder) / r / "seed0" / f).read_bytes() for r in runs for f in FILES}
+
+
+def weights(folder, run="autoencoder"):
+    return torch.load(Path(folder) / run / "seed0" / "checkpoint.pt", weights_only=False)["model"]
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def assert_rc2(result, *needles):
+    code, _, err = result
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+@pytest.fixture(scope="module")
+def _reference_dir(tmp_path_factory, _shared_caches):
+    """The uninterrupted runs, trained once per module; each test gets a copy."""
+    from benchmarks.cli import main
+
+    root = tmp_path_factory.mktemp("faults")
+    (root / "cache").mkdir()
+    for name, shared in _shared_caches.items():
+        (root / "cache" / name).symlink_to(shared, target_is_directory=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BIGAN_BENCH_CACHE", str(root / "cache"))
+        assert main([*ARGS, "--out", str(root / "ref")]) == 0
+    return root / "ref"
+
+
+@pytest.fixture
+def reference(_reference_dir):
+    shutil.copytree(_reference_dir, "ref")  # into this test's working folder
+    return snapshot("ref")
+
+
+def test_truncated_metrics_json_is_evaluated_again_from_the_checkpoint(cli, reference):
+    assert cli(*ARGS, "--out", "ref")[0] == 0  # nothing to do
+    path = Path("ref/autoencoder/seed0/metrics.json")
+    path.write_bytes(path.read_bytes()[:40])
+    code, _, err = cli(*ARGS, "--out", "ref")
+    assert code == 0 and "metrics.json is unreadable" in err and "Traceback" not in err
+    new, old = json.loads(path.read_text()), json.loads(reference[("autoencoder", "metrics.json")])
+    for k in ("recon_mse", "probe_acc", "fd_digits", "g_steps"):
+        assert new[k] == old[k], k  # the same checkpoint, the same evaluation
+    assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
+
+
+def test_truncated_config_json_is_refused_with_the_narrow_fix(cli, reference):
+    path = Path("ref/autoencoder/seed0/config.json")
+    path.write_bytes(path.read_bytes()[:30])
+    assert_rc2(cli(*ARGS, "--out", "ref"), "config.json is unreadable", "--force --models autoencoder --seeds 0")
+    assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
+    assert cli(*ARGS, "--out", "ref", "--force", "--models", "autoencoder")[0] == 0
+    assert same_weights(weights("ref"), torch.load(__import__("io").BytesIO(reference[("autoencoder", "checkpoint.pt")]),
+                                                   weights_only=False)["model"])
+
+
+def test_truncated_benchmark_json_is_recorded_again(cli, reference):
+    Path("ref/benchmark.json").write_text('{"conf')
+    code, out, err = cli("report", "ref")
+    assert code == 0 and "unreadable" in Path("ref/table.md").read_text()
+    code, _, err = cli(*ARGS, "--out", "ref")
+    assert code == 0 and "benchmark.json is unreadable" in err
+    assert json.loads(Path("ref/benchmark.json").read_text())["config"]["budget"] == "smoke"
+    assert snapshot("ref") == reference
+
+
+def test_damaged_loss_log_of_an_unfinished_run_keeps_its_readable_rows(cli, monkeypatch, tmp_path):
+    """Cut off mid-row: the resume warns, drops what it cannot read, and logs every later step."""
+    plugin = tmp_path / "stop.py"
+    plugin.write_text("import os\nimport models\nfrom models.autoencoder import Autoencoder\n\n"
+                      "@models.register('stop-ae')\nclass StopAE(Autoencoder):\n"
+                      "    def train_step(self, batch, step):\n"
+                      "        if step == 15 and os.path.exists(os.environ['STOP_FLAG']):\n"
+                      "            os.remove(os.environ['STOP_FLAG'])\n"
+                      "            raise KeyboardInterrupt\n"
+                      "        return super().train_step(batch, step)\n")
+    flag = tmp_path / "flag"
+    flag.write_text("1")
+    monkeypatch.setenv("STOP_FLAG", str(flag))
+    args = ("run", "digits", "--budget", "smoke", "--models", "stop-ae", "--plugin", plugin, "--out", "r",
+            "--set", "eval.references=false", "--set", "train.checkpoint_every=10", "--set", "train.log_every=1")
+    assert cli(*args)[0] == 130
+    log = Path("r/stop-ae/seed0/losses.csv")
+    text = log.read_text()
+    log.write_text(text[:-7])  # the last row loses its tail
+    code, _, err = cli(*args)
+    assert code == 0 and "losses.csv: 1 unreadable row(s) dropped" in err
+    steps = [int(r.split(",")[0]) for r in log.read_text().splitlines()[1:]]
+    assert steps == [s for s in range(30) if s != 9]  # step 9 was the damaged row
+
+
+def test_leftover_temp_files_are_removed_and_ignored(cli, reference):
+    run = Path("ref/autoencoder/seed0")
+    (run / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    (run / "metrics.json").unlink()  # so the run is visited (evaluated again)
+    assert cli(*ARGS, "--out", "ref")[0] == 0
+    assert not list(run.glob(".*.tmp"))
+    assert run.joinpath("checkpoint.pt").read_bytes() == reference[("autoencoder", "checkpoint.pt")]
+
+
+def _patch_writer(monkeypatch, fail):
+    """Every atomic write (checkpoints, logs, tables) goes through metrics.cache.atomic_write;
+    `fail(path)` returns the OSError to raise instead, or None to write."""
+    real = cache.atomic_write
+
+    def writer(path, write):
+        err = fail(Path(path))
+        if err is not None:
+            raise err
+        return real(path, write)
+
+    monkeypatch.setattr(cache, "atomic_write", writer)
+    monkeypatch.setattr("benchmarks.io.atomic_write", writer)
+
+
+def _os_error(code, path):
+    return OSError(code, os.strerror(code), str(path))
+
+
+def test_full_disk_is_a_user_error_and_the_rerun_resumes_exactly(cli, reference):
+    """ENOSPC on the second checkpoint write: rc 2 naming the path and the fix; the first
+    checkpoint and every finished run are intact; the rerun ends where an uninterrupted run does."""
+    calls = {"n": 0}
+
+    def second_checkpoint(path):
+        calls["n"] += path.name == "checkpoint.pt"
+        return _os_error(errno.ENOSPC, path) if path.name == "checkpoint.pt" and calls["n"] == 2 else None
+
+    with pytest.MonkeyPatch.context() as mp:
+        _patch_writer(mp, second_checkpoint)
+        assert_rc2(cli(*ARGS, "--out", "full"), "No space left on device", "checkpoint.pt", "Free space")
+    assert torch.load("full/autoencoder/seed0/checkpoint.pt", weights_only=False)["step"] == 10
+    assert cli(*ARGS, "--out", "full")[0] == 0
+    assert same_weights(weights("full"), weights("ref"))
+    new, old = (json.loads(Path(d, "autoencoder/seed0/metrics.json").read_text()) for d in ("full", "ref"))
+    assert new["recon_mse"] == old["recon_mse"] and new["probe_acc"] == old["probe_acc"]
+
+
+def test_full_disk_while_reporting_keeps_the_runs(cli, reference, monkeypatch):
+    _patch_writer(monkeypatch, lambda p: _os_error(errno.ENOSPC, p) if p.name == "table.md" else None)
+    assert_rc2(cli("report", "ref"), "No space left on device", "table.md")
+    assert snapshot("ref") == reference
+
+
+def test_unwritable_output_folder_is_a_user_error(cli, reference):
+    assert_rc2(cli(*ARGS, "--out", "/proc/bigan-bench-results"), "cannot write", "/proc/bigan-bench-results",
+               "choose another --out")
+    # A read-only folder (root ignores chmod, so the writer is made to see EROFS).
+    with pytest.MonkeyPatch.context() as mp:
+        _patch_writer(mp, lambda p: _os_error(errno.EROFS, p))
+        assert_rc2(cli("report", "ref"), "Read-only file system", "Make the folder writable")
+    assert snapshot("ref") == reference
+
+
+def test_kill_9_mid_run_resumes_exactly(tmp_path, cli, reference):
+    """kill -9 of a run (after its first checkpoint, so possibly mid-write of the next): the rerun
+    of the same command finishes with the weights of the uninterrupted reference."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks", *ARGS, "--out", str(tmp_path / "k"),
+                             "--models", "autoencoder"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "k/autoencoder/seed0/checkpoint.pt").exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert cli(*ARGS, "--out", "k", "--models", "autoencoder")[0] == 0
+    assert same_weights(weights("k"), weights("ref"))
+    assert not list(Path("k/autoencoder/seed0").glob(".*.tmp"))
