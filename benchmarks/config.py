@@ -173,9 +173,23 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
     ts = cfg["eval"]["truncation"]
     if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in ts):
         raise ConfigError(f"eval.truncation must be a list of positive thresholds, e.g. [0.5, 1.0, 2.0], got {ts!r}.")
-    for k in ("track_every", "truncation_samples", "track_samples"):
+    for k in ("z_dim", "width"):
+        if cfg["arch"][k] <= 0:
+            raise ConfigError(f"arch.{k} must be positive, got {cfg['arch'][k]}.")
+    for k in ("probe_max_train", "eval_batch_size", "grid_size", "gen_samples"):
+        if cfg["eval"][k] <= 0:
+            raise ConfigError(f"eval.{k} must be positive, got {cfg['eval'][k]}.")
+    for k in ("track_every", "truncation_samples", "track_samples", "inception_samples"):
         if cfg["eval"][k] < 0:
             raise ConfigError(f"eval.{k} must be zero or positive, got {cfg['eval'][k]}.")
+    for k in ("gen_samples", "inception_samples", "track_samples", "truncation_samples"):
+        if 0 < cfg["eval"][k] < 10:  # IS splits into 10; FD needs a covariance
+            raise ConfigError(f"eval.{k} = {cfg['eval'][k]} is too few samples to score; use at least 10 (or 0 "
+                              "where 0 means off).")
+    for name, opts in cfg["model_options"].items():
+        if opts is not None and not isinstance(opts, dict):
+            raise ConfigError(f"model_options.{name} must be a mapping of option: value, e.g. "
+                              f"--set model_options.{name}.lr=1e-4; got {opts!r}.")
     cfg["benchmark"] = path.stem
     cfg["budget"] = budget
     return cfg

@@ -31,6 +31,10 @@ class BidirectionalGAN(nn.Module):
     eval_networks = ()
     #: networks the fast path must run in fp32 rather than under bf16 autocast
     fp32_networks = ()
+    #: allowed ranges of numeric options, {name: (low, high)} (None: unbounded; low excluded when
+    #: it is 0 for a rate, see `models.registry.check_options`); a model extends it with its own
+    option_ranges = {"lr": (0, None), "lr_d": (0, None), "lr_g": (0, None), "lr_e": (0, None),
+                     "beta1": (0, 1), "beta2": (0, 1), "weight_decay": (0, None)}
 
     def __init__(self, *, data_shape, z_dim):
         super().__init__()

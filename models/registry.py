@@ -130,6 +130,28 @@ def build(name, **config):
             listed = ", ".join(sorted(known - set(HARNESS_ARGS))) or "none besides the harness's"
             raise ModelConfigError(f"Model {name!r} has no option {', '.join(map(repr, unknown))}. "
                                    f"Its options are: {listed}.")
+    check_options(cls, name, {k: v for k, v in config.items() if k not in HARNESS_ARGS})
     model = cls(**config)
     check_networks(model, name)
     return model
+
+
+def check_options(cls, name, given):
+    """Each option has its default's type (a number for a numeric default) and lies in the
+    model's declared range: rates > 0, betas in [0, 1), decays >= 0 by default."""
+    defaults = {p.name: p.default for p in _params(cls) if p.default is not p.empty}
+    for key, value in given.items():
+        default = defaults.get(key)
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise ModelConfigError(f"model_options.{name}.{key} must be a number (default {default!r}), got {value!r}.")
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ModelConfigError(f"model_options.{name}.{key} must be true or false, got {value!r}.")
+        rng = getattr(cls, "option_ranges", {}).get(key)
+        if rng and isinstance(value, (int, float)) and not isinstance(value, bool):
+            low, high = rng
+            if (low is not None and (value <= low if low == 0 and key.startswith("lr") else value < low)) or (
+                    high is not None and value >= high):
+                allowed = (f"> {low}" if low == 0 and key.startswith("lr") else f">= {low}") if high is None else \
+                    f"in [{low}, {high})"
+                raise ModelConfigError(f"model_options.{name}.{key} must be {allowed}, got {value!r}.")

@@ -192,6 +192,11 @@ class BadReturn(BiGAN):
     ("model_options.bigan=5", "model_options.bigan must be a mapping"),
     ("model_options.bigan.lrr=1", "has no option lrr"),
     ("model_options.bigbigan.size=huge", "unknown size 'huge'"),
+    ("model_options.bigan.lr=-1", "model_options.bigan.lr must be > 0, got -1"),
+    ("model_options.bigan.lr=abc", "model_options.bigan.lr must be a number"),
+    ("model_options.bigan.beta1=1.5", "must be in [0, 1)"),
+    ("arch.z_dim=0", "arch.z_dim must be positive"),
+    ("eval.gen_samples=-5", "eval.gen_samples must be positive"),
 ])
 def test_model_config_errors_stop_before_any_data_or_folder(cli, override, message):
     models = "bigbigan" if "bigbigan" in override else "bigan"
@@ -223,3 +228,8 @@ def test_a_second_writer_of_a_run_stops_at_once(tmp_path, cli):
     assert first.returncode == 0, err[-2000:]
     steps = [row.split(",")[0] for row in (tmp_path / "r/bigan/seed0/losses.csv").read_text().splitlines()[1:]]
     assert steps == [str(s) for s in range(60)]
+
+
+def test_data_root_for_a_dataset_that_reads_no_files_is_refused(cli, tmp_path):
+    assert_user_error(cli("run", "digits", *SMOKE, "--data-root", tmp_path, "--out", "r"),
+                      "--data-root", "no files are read")

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from benchmarks.errors import ConfigError
 from benchmarks.data.registry import Dataset, Split, register_dataset
 
 SIZE = 16
@@ -16,6 +17,8 @@ SPLIT_SEED = 0
 
 @register_dataset("digits", shape=(1, SIZE, SIZE))
 def load(root=None, cache_dir=None):
+    if root is not None:
+        raise ConfigError(f"--data-root {root} is not used: digits are scikit-learn's bundled copy, no files are read. Leave it out.")
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32)  # (N, 8, 8), values 0..16
     labels = torch.as_tensor(bunch.target, dtype=torch.int64)
