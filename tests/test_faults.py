@@ -125,9 +125,10 @@ def test_damaged_loss_log_of_an_unfinished_run_keeps_its_readable_rows(cli, monk
 def test_leftover_temp_files_are_removed_and_ignored(cli, reference):
     run = Path("ref/autoencoder/seed0")
     (run / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    (run / "error.txt").write_text("Traceback ... of an earlier failure")
     (run / "metrics.json").unlink()  # so the run is visited (evaluated again)
     assert cli(*ARGS, "--out", "ref")[0] == 0
-    assert not list(run.glob(".*.tmp"))
+    assert not list(run.glob(".*.tmp")) and not (run / "error.txt").exists()  # ok now: no stale error
     assert run.joinpath("checkpoint.pt").read_bytes() == reference[("autoencoder", "checkpoint.pt")]
 
 
@@ -201,3 +202,13 @@ def test_kill_9_mid_run_resumes_exactly(tmp_path, cli, reference):
     assert cli(*ARGS, "--out", "k", "--models", "autoencoder")[0] == 0
     assert same_weights(weights("k"), weights("ref"))
     assert not list(Path("k/autoencoder/seed0").glob(".*.tmp"))
+
+
+def test_truncated_checkpoint_of_an_unfinished_run_is_refused_and_kept(cli, reference):
+    run = Path("ref/autoencoder/seed0")
+    (run / "metrics.json").unlink()
+    data = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(data[:1000])
+    assert_rc2(cli(*ARGS, "--out", "ref"), "checkpoint.pt cannot be read", "--force")
+    assert (run / "checkpoint.pt").read_bytes() == data[:1000]  # left in place for the user to decide
+    assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
