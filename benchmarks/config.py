@@ -183,9 +183,8 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
         if cfg["eval"][k] < 0:
             raise ConfigError(f"eval.{k} must be zero or positive, got {cfg['eval'][k]}.")
     for k in ("gen_samples", "inception_samples", "track_samples", "truncation_samples"):
-        if 0 < cfg["eval"][k] < 10:  # IS splits into 10; FD needs a covariance
-            raise ConfigError(f"eval.{k} = {cfg['eval'][k]} is too few samples to score; use at least 10 (or 0 "
-                              "where 0 means off).")
+        if cfg["eval"][k] == 1:  # a Frechet distance needs a covariance
+            raise ConfigError(f"eval.{k} = 1 is too few samples to score; use at least 2 (or 0 where 0 means off).")
     for name, opts in cfg["model_options"].items():
         if opts is not None and not isinstance(opts, dict):
             raise ConfigError(f"model_options.{name} must be a mapping of option: value, e.g. "

@@ -64,7 +64,7 @@ from torch import nn
 
 from models.errors import ModelConfigError
 
-from models.base import BidirectionalGAN, adam, simultaneous_step
+from models.base import ADAM, BidirectionalGAN, POSITIVE, UNIT, adam, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk, init_normal
 from models.registry import register
 
@@ -174,6 +174,7 @@ class PaperXPath(nn.Module):
 @register("ali")
 class ALI(BidirectionalGAN):
     prior = "normal"
+    option_ranges = {**ADAM, "eps": POSITIVE, "dropout": UNIT}
     batches_per_step = 1
     d_steps_per_step = 1
 

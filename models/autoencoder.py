@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from models.errors import ModelConfigError
 
-from models.base import BidirectionalGAN, adam, simultaneous_step
+from models.base import ADAM, BidirectionalGAN, adam, simultaneous_step
 from models.blocks import Encoder, Generator, init_normal
 from models.registry import register
 
@@ -27,6 +27,7 @@ from models.registry import register
 @register("autoencoder")
 class Autoencoder(BidirectionalGAN):
     prior = "normal"
+    option_ranges = ADAM
     networks = ("G", "E")  # no discriminator: params_d = 0
     batches_per_step = 1
     d_steps_per_step = 0  # no discriminator

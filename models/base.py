@@ -11,6 +11,19 @@ from torch import nn
 from models.blocks import count_params
 
 
+class Range:
+    """An allowed interval of a numeric option: `ok(value)`, and `text` for the message."""
+
+    def __init__(self, text, ok):
+        self.text, self.ok = text, ok
+
+
+POSITIVE = Range("> 0", lambda v: v > 0)
+NON_NEGATIVE = Range(">= 0", lambda v: v >= 0)
+UNIT = Range("in [0, 1)", lambda v: 0 <= v < 1)
+ADAM = {"lr": POSITIVE, "beta1": UNIT, "beta2": UNIT, "init_std": POSITIVE}
+
+
 class BidirectionalGAN(nn.Module):
     #: prior over z: "normal" for N(0, I), "uniform" for U(-1, 1)
     prior = "normal"
@@ -31,10 +44,10 @@ class BidirectionalGAN(nn.Module):
     eval_networks = ()
     #: networks the fast path must run in fp32 rather than under bf16 autocast
     fp32_networks = ()
-    #: allowed ranges of numeric options, {name: (low, high)} (None: unbounded; low excluded when
-    #: it is 0 for a rate, see `models.registry.check_options`); a model extends it with its own
-    option_ranges = {"lr": (0, None), "lr_d": (0, None), "lr_g": (0, None), "lr_e": (0, None),
-                     "beta1": (0, 1), "beta2": (0, 1), "weight_decay": (0, None)}
+    #: allowed values of numeric options, {name: Range}, checked before the model is built
+    #: (models.registry.check_options); each model declares its own (names mean different
+    #: things: BiGAN-QP's beta1 weights a loss term, BiGAN's is Adam's)
+    option_ranges = {}
 
     def __init__(self, *, data_shape, z_dim):
         super().__init__()

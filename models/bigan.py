@@ -28,7 +28,7 @@ from torch import nn
 
 from models.errors import ModelConfigError
 
-from models.base import BidirectionalGAN, adam, simultaneous_step
+from models.base import ADAM, BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, adam, simultaneous_step
 from models.blocks import Encoder, Generator, JointDiscriminator, init_normal
 from models.registry import register
 
@@ -47,6 +47,7 @@ def half_then_exp_decay(total_steps, decay_start, final_factor):
 @register("bigan")
 class BiGAN(BidirectionalGAN):
     prior = "uniform"
+    option_ranges = {**ADAM, "weight_decay": NON_NEGATIVE, "decay_start": UNIT, "final_lr_factor": POSITIVE}
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4, beta1=0.5, beta2=0.999,
                  weight_decay=2.5e-5, init_std=0.02, decay_start=0.5, final_lr_factor=0.01):

@@ -59,7 +59,7 @@ import torch
 from torch import nn
 
 from models.errors import ModelConfigError
-from models.base import BidirectionalGAN, simultaneous_step
+from models.base import BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk
 from models.registry import register
 
@@ -105,6 +105,8 @@ class BiGANQP(BidirectionalGAN):
     """Shared implementation; the registered subclasses set `full` and `stop_gradient`."""
 
     prior = "normal"
+    option_ranges = {"lr": POSITIVE, "adam_beta1": UNIT, "adam_beta2": UNIT, "adam_eps": POSITIVE,
+                     "lam": POSITIVE, "beta1": NON_NEGATIVE, "beta2": NON_NEGATIVE}
     batches_per_step = 3  # 2 critic batches + 1 G/E batch
     d_steps_per_step = 2
     full = False

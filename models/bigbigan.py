@@ -69,7 +69,7 @@ import torch.nn.functional as F
 
 from models.errors import ModelConfigError
 # Absolute imports, so that `--plugin models/bigbigan.py` can load this file on its own.
-from models.base import BidirectionalGAN, adam
+from models.base import BidirectionalGAN, POSITIVE, UNIT, adam
 from models.biggan_blocks import BigGANGenerator, JointD, StochasticEncoder, z_chunks
 from models.registry import register
 
@@ -149,6 +149,8 @@ def ema_schedule(total_steps, decay, start, ref_steps):
 @register("bigbigan")
 class BigBiGAN(BidirectionalGAN):
     prior = "normal"
+    option_ranges = {"lr_d": POSITIVE, "lr_g": POSITIVE, "lr_e_mult": POSITIVE, "beta1": UNIT, "beta2": UNIT,
+                     "adam_eps": POSITIVE, "ema_decay": UNIT}
     batches_per_step = 3  # a fresh batch for each of the 2 D steps and for the E/G step
     d_steps_per_step = 2
     eval_networks = ("G_ema",)  # decode uses it; trained by EMA, not by an optimiser

@@ -34,7 +34,7 @@ from torch import nn
 
 from models.errors import ModelConfigError
 
-from models.base import BidirectionalGAN, adam, simultaneous_step
+from models.base import ADAM, BidirectionalGAN, UNIT, adam, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk, init_normal
 from models.registry import register
 
@@ -54,6 +54,7 @@ class XDiscriminator(nn.Module):
 @register("gan-posthoc-encoder")
 class GANPosthocEncoder(BidirectionalGAN):
     prior = "normal"
+    option_ranges = {**ADAM, "posthoc_fraction": UNIT}
     batches_per_step = 1
     d_steps_per_step = 1  # in the GAN phase only; see the module docstring
 

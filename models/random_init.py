@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from models.errors import ModelConfigError
-from models.base import BidirectionalGAN
+from models.base import BidirectionalGAN, POSITIVE
 from models.blocks import Encoder, Generator, init_normal
 from models.registry import register
 
@@ -19,6 +19,7 @@ from models.registry import register
 @register("random-init")
 class RandomInit(BidirectionalGAN):
     prior = "normal"
+    option_ranges = {"init_std": POSITIVE}
     networks = ("G", "E")  # no discriminator: params_d = 0
     batches_per_step = 1
     d_steps_per_step = 0

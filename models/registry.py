@@ -137,8 +137,8 @@ def build(name, **config):
 
 
 def check_options(cls, name, given):
-    """Each option has its default's type (a number for a numeric default) and lies in the
-    model's declared range: rates > 0, betas in [0, 1), decays >= 0 by default."""
+    """Each option has its default's type (a number for a numeric default) and lies in the range
+    the model declares for it (`option_ranges`)."""
     defaults = {p.name: p.default for p in _params(cls) if p.default is not p.empty}
     for key, value in given.items():
         default = defaults.get(key)
@@ -148,10 +148,5 @@ def check_options(cls, name, given):
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ModelConfigError(f"model_options.{name}.{key} must be true or false, got {value!r}.")
         rng = getattr(cls, "option_ranges", {}).get(key)
-        if rng and isinstance(value, (int, float)) and not isinstance(value, bool):
-            low, high = rng
-            if (low is not None and (value <= low if low == 0 and key.startswith("lr") else value < low)) or (
-                    high is not None and value >= high):
-                allowed = (f"> {low}" if low == 0 and key.startswith("lr") else f">= {low}") if high is None else \
-                    f"in [{low}, {high})"
-                raise ModelConfigError(f"model_options.{name}.{key} must be {allowed}, got {value!r}.")
+        if rng is not None and isinstance(value, (int, float)) and not rng.ok(value):
+            raise ModelConfigError(f"model_options.{name}.{key} must be {rng.text}, got {value!r}.")
