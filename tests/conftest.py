@@ -16,7 +16,16 @@ SHARED = ("domain", "references")
 
 @pytest.fixture(scope="session")
 def _shared_caches(tmp_path_factory):
-    return {name: tmp_path_factory.mktemp(name) for name in SHARED}
+    """Under pytest-xdist every worker is its own session; their base folders share a parent,
+    so the caches live there and each classifier is trained once per test run, not per worker
+    (two workers that miss at once both write it, atomically, with the same content)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent / "shared-caches" if os.environ.get("PYTEST_XDIST_WORKER") else base / "shared-caches"
+    out = {}
+    for name in SHARED:
+        out[name] = root / name
+        out[name].mkdir(parents=True, exist_ok=True)
+    return out
 
 
 @pytest.fixture(autouse=True)

@@ -129,16 +129,16 @@ def test_every_process_shares_the_sample_metrics_and_matches_one_process(tmp_pat
 
 
 def test_jobs_report_once_and_default_folder_is_runs(tmp_path):
-    """--jobs 2 without --out: two shard processes write runs/digits-smoke (git ignores runs/,
+    """--jobs 2 without --out: two shard processes write runs/toy2d-smoke (git ignores runs/,
     so a run never touches the committed results/), and the compact table is printed once."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "run", "digits", "--budget", "smoke", "--models",
-                           "pca,random-init", "--jobs", "2", "--set", "eval.references=false"],
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "run", "toy2d", "--budget", "smoke", "--models",
+                           "autoencoder,bigan", "--jobs", "2", "--set", "eval.truncation=[]"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("ok/runs") == 1 and done.stdout.count("Results: runs/digits-smoke") == 1
-    for name in ("pca", "random-init"):
-        assert json.loads((tmp_path / "runs/digits-smoke" / name / "seed0/metrics.json").read_text())["status"] == "ok"
+    assert done.stdout.count("ok/runs") == 1 and done.stdout.count("Results: runs/toy2d-smoke") == 1
+    for name in ("autoencoder", "bigan"):
+        assert json.loads((tmp_path / "runs/toy2d-smoke" / name / "seed0/metrics.json").read_text())["status"] == "ok"
     assert "runs/" in (ROOT / ".gitignore").read_text().splitlines()
 
 
