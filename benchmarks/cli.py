@@ -29,12 +29,6 @@ def _compile_options(parser):
                              "without generating code)")
 
 
-def parse_job(text):
-    """--job-of I/N (hidden): this process is job I of a --jobs N run."""
-    i, n = (int(t) for t in text.split("/"))
-    return i, n
-
-
 def runtime_from(args, fast=None):
     """The Runtime the command line asks for."""
     from .runtime import Runtime
@@ -69,7 +63,7 @@ def build_parser():
                    "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders")
     r.add_argument("--jobs", type=int, default=1, metavar="N", help="run the matrix as N local shard processes "
                    "sharing the CPU cores (faster than one process on a small CPU), then report once")
-    r.add_argument("--job-of", type=parse_job, help=argparse.SUPPRESS)  # set by --jobs on its shard processes
+    r.add_argument("--job-of", help=argparse.SUPPRESS)  # I/N, set by --jobs on its shard processes
     path = r.add_mutually_exclusive_group()
     path.add_argument("--plain", dest="fast", action="store_false", default=None,
                       help="fp32 eager with host-side data even on CUDA "
@@ -134,7 +128,7 @@ def cmd_run(args):
     try:
         data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
         return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard,
-                             job=args.job_of, debug=args.debug)
+                             job=parse_shard(args.job_of) if args.job_of else None, debug=args.debug)
     finally:
         parallel.shutdown()
 

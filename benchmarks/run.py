@@ -190,7 +190,8 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
         atomic_write_text(run_dir / "error.txt", traceback.format_exc())
         row.update({"status": "failed", "error": f"{type(e).__name__}: {e}"})
     else:
-        (run_dir / "error.txt").unlink(missing_ok=True)  # an earlier failure of this run is history
+        if runtime.is_main:
+            (run_dir / "error.txt").unlink(missing_ok=True)  # an earlier failure of this run is history
     row["wall_seconds"] = round(time.perf_counter() - t0, 3)
     if runtime.is_main:
         atomic_write_json(metrics_path, row)
@@ -226,10 +227,6 @@ def check_models(cfg, shape=None):
     its runs to record as failed, so the other models still run."""
     for name in list(cfg["models"]) + list(cfg["model_options"]):
         models.get(name)
-    for name, opts in cfg["model_options"].items():
-        if opts is not None and not isinstance(opts, dict):
-            raise ConfigError(f"model_options.{name} must be a mapping of option: value, e.g. "
-                              f"--set model_options.{name}.lr=1e-4; got {opts!r}.")
     for name in cfg["models"]:
         unknown = sorted(set(cfg["model_options"].get(name, {}) or {}) - set(models.options(name)))
         if unknown:
@@ -254,7 +251,10 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
     after the whole matrix).
     `job` = (i, n) when this process is job i of a `--jobs n` run: its progress bar takes line i,
     and the parent writes the report. `debug`: print a failed run's traceback, not just its reason."""
-    check_models(cfg, data.shape)
+    from .data import declared_shape
+
+    # `run` already built every model at the declared shape; build again only at another one.
+    check_models(cfg, None if tuple(data.shape) == declared_shape(cfg["dataset"]) else data.shape)
     if runtime.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     parallel.barrier()
