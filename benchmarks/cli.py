@@ -63,6 +63,8 @@ def build_parser():
                    "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders")
     r.add_argument("--jobs", type=int, default=1, metavar="N", help="run the matrix as N local shard processes "
                    "sharing the CPU cores (faster than one process on a small CPU), then report once")
+    r.add_argument("--no-figures", dest="figures", action="store_false",
+                   help="write the result tables but not the figures (a scripted sweep; `report DIR` draws them)")
     r.add_argument("--job-of", help=argparse.SUPPRESS)  # I/N, set by --jobs on its shard processes
     path = r.add_mutually_exclusive_group()
     path.add_argument("--plain", dest="fast", action="store_false", default=None,
@@ -92,6 +94,7 @@ def build_parser():
     rep = sub.add_parser("report", help="write tables for a results folder (several folders: merged)")
     rep.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
     rep.add_argument("--out", type=Path, help="where the merged tables go (default: the first DIR)")
+    rep.add_argument("--no-figures", dest="figures", action="store_false", help="the tables only, no figures")
     return p
 
 
@@ -123,12 +126,13 @@ def cmd_run(args):
 
         if args.jobs < 1 or args.shard or parallel.launched():
             raise UserError("--jobs N needs N >= 1 and goes without --shard and torchrun (it makes the shards itself).")
-        return run_jobs(args.argv, args.jobs, out)
+        return run_jobs(args.argv, args.jobs, out, figures=args.figures)
     runtime = runtime_from(args, fast=args.fast)
     try:
         data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
         return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard,
-                             job=parse_shard(args.job_of) if args.job_of else None, debug=args.debug)
+                             job=parse_shard(args.job_of) if args.job_of else None, debug=args.debug,
+                             figures=args.figures)
     finally:
         parallel.shutdown()
 
@@ -149,7 +153,7 @@ def cmd_report(args):
         raise UserError(f"Results folder {', '.join(missing)} does not exist; `python -m benchmarks run` writes one.")
     out = args.out or args.dirs[0]
     out.mkdir(parents=True, exist_ok=True)
-    print(locked_report(out, [d for d in args.dirs if d != out]))
+    print(locked_report(out, [d for d in args.dirs if d != out], figures=args.figures))
     return 0
 
 

@@ -53,6 +53,21 @@ def truncated_latent(model, n, threshold, generator):
     return z
 
 
+class _InDrawOrder:
+    """The one-process store of _sample_outputs: every batch is decoded here in draw order, so
+    the outputs are concatenated as they come (no torchmetrics import, which costs seconds)."""
+
+    def __init__(self, n_out):
+        self.cols = [[] for _ in range(n_out)]
+
+    def update(self, index, *outputs):
+        for col, o in zip(self.cols, outputs):
+            col.append(o.detach())
+
+    def compute(self):
+        return tuple(torch.cat(col) for col in self.cols)
+
+
 class Evaluator:
     def __init__(self, data, cfg, runtime, fid_weights=None):
         self.data, self.ec, self.runtime = data, cfg["eval"], runtime
@@ -231,7 +246,7 @@ class Evaluator:
         bs = self.ec["eval_batch_size"]
         starts = range(0, n, bs)
         rank, world = (self.runtime.rank, self.runtime.world) if shared and len(starts) >= self.runtime.world else (0, 1)
-        store = metrics.DrawOrdered(n_out, sync_on_compute=world > 1).to(self.runtime.device)
+        store = metrics.DrawOrdered(n_out).to(self.runtime.device) if world > 1 else _InDrawOrder(n_out)
         for k, i in enumerate(starts):
             z = truncated_latent(model, min(bs, n - i), threshold, g)
             if k % world == rank:

@@ -223,17 +223,19 @@ def protocol(dirs, df):
     return "\n".join(lines)
 
 
-def locked_report(out_dir, extra_dirs=()):
+def locked_report(out_dir, extra_dirs=(), figures=True):
     """write_report under the folder's report lock: shards that finish together (a shared
     folder) take turns; a writer still busy after a minute is reported, not waited for."""
     from .lock import FolderLock
 
     with FolderLock(out_dir, "Results folder").acquire(wait=60):
-        return write_report(out_dir, extra_dirs)
+        return write_report(out_dir, extra_dirs, figures=figures)
 
 
-def write_report(out_dir, extra_dirs=()):
-    """Write summary.{csv,md} (per run), table.{md,csv,tex} (per model), pairwise.{csv,md}, plots/ and report.md."""
+def write_report(out_dir, extra_dirs=(), figures=True):
+    """Write summary.{csv,md} (per run), table.{md,csv,tex} (per model), pairwise.{csv,md}, plots/ and report.md.
+    figures=False (--no-figures) writes the tables only, in well under a second, and removes the
+    folder's old figures, which would no longer match its tables; `report DIR` draws them again."""
     dirs = [Path(out_dir), *map(Path, extra_dirs)]
     for d in dirs:
         if not d.is_dir():
@@ -274,8 +276,8 @@ def write_report(out_dir, extra_dirs=()):
     per_run_md = markdown_table(list(per_run.columns), [[_num(v) if isinstance(v, float) else ("" if v is pd.NA or v is None else str(v))
                                                           for v in row] for row in per_run.itertuples(index=False)])
     atomic_write_text(out / "summary.md", f"# {out.name}: every run\n\n{per_run_md}")
-    figures = plots.all_figures(df, metrics, direction, out / "plots")
-    for stale in set((out / "plots").glob("*.png")) - {out / "plots" / f for f, _ in figures}:
+    figures = plots.all_figures(df, metrics, direction, out / "plots") if figures else None
+    for stale in set((out / "plots").glob("*.png")) - {out / "plots" / f for f, _ in figures or ()}:
         stale.unlink()  # a figure this folder no longer supports (a removed model or metric)
     atomic_write_text(out / "report.md", report_markdown(out, how, md_table, ranks_table(rows, metrics), proto,
                                                          figures, df))
@@ -326,7 +328,9 @@ def report_markdown(out, how, md_table, ranks_md, proto, figures, df):
              "Rank per metric = 1 + the number of models significantly better (below), so models the seeds cannot "
              "separate share a rank; blank where a model has fewer than 2 finished seeds. " + READ_PAIRWISE
              + " Every pair: [pairwise.md](pairwise.md), [pairwise.csv](pairwise.csv).\n", ranks_md, "## Figures\n"]
-    for name, caption in figures:
+    if figures is None:
+        parts.append(f"Not drawn (`--no-figures`); `python -m benchmarks report {out}` draws them.\n")
+    for name, caption in figures or ():
         parts.append(f"### {Path(name).stem}\n\n{caption}\n\n![{Path(name).stem}](plots/{name})\n")
     parts += ["## Protocol\n", proto + "\n"]
     return "\n".join(parts)

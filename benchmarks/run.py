@@ -246,11 +246,13 @@ def build_model(cfg, name, shape):
     return models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
 
 
-def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, shard=None, job=None, debug=False):
+def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, shard=None, job=None, debug=False,
+                  figures=True):
     """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run failed,
     after the whole matrix).
     `job` = (i, n) when this process is job i of a `--jobs n` run: its progress bar takes line i,
-    and the parent writes the report. `debug`: print a failed run's traceback, not just its reason."""
+    and the parent writes the report. `debug`: print a failed run's traceback, not just its reason.
+    `figures=False`: the report's tables without its figures."""
     from .data import declared_shape
 
     # `run` already built every model at the declared shape; build again only at another one.
@@ -287,7 +289,7 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
         failed += row["status"] == "failed"
     parallel.barrier()
     if runtime.is_main and job is None:
-        print(report.locked_report(out_dir))
+        print(report.locked_report(out_dir, figures=figures))
         print(f"\nResults: {out_dir}")
     return 1 if failed else 0
 
@@ -302,7 +304,7 @@ def _die_with_parent():
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def run_jobs(argv, jobs, out_dir):
+def run_jobs(argv, jobs, out_dir, figures=True):
     """`run ... --jobs N`: N shard processes of this very command on this machine, the CPU cores
     split between them (small convolutions use two threads poorly; two processes use them
     fully), then one report over the whole folder. Returns the worst exit code."""
@@ -313,7 +315,9 @@ def run_jobs(argv, jobs, out_dir):
         elif not a.startswith("--jobs="):
             rest.append(a)
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    # Every thread pool of a shard gets its share: PyTorch's OpenMP, and the BLAS under numpy,
+    # scipy and scikit-learn (OpenBLAS reads its own variable; its idle threads spin).
+    env = {**os.environ, **{v: threads for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
     procs = [subprocess.Popen([sys.executable, "-m", "benchmarks", *rest, "--shard", f"{i}/{jobs}",
                                "--job-of", f"{i}/{jobs}"], env=env, preexec_fn=_die_with_parent)
              for i in range(1, jobs + 1)]
@@ -326,7 +330,7 @@ def run_jobs(argv, jobs, out_dir):
             p.wait()
         raise
     if (out_dir / "benchmark.json").exists():
-        print(report.locked_report(out_dir))
+        print(report.locked_report(out_dir, figures=figures))
         print(f"\nResults: {out_dir}")
     bad = [c for c in codes if c]
     return (bad[0] if bad[0] > 0 else 1) if bad else 0  # a shard killed by a signal has a negative code

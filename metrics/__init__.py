@@ -7,7 +7,6 @@ mixture coverage), reconstruction (x and z cycles, label agreement); gathered co
 outputs across torchrun processes.
 """
 from .domain import DomainClassifier, classifier_score, get_domain_classifier
-from .gathered import DrawOrdered
 from .frechet import feature_stats, frechet_distance, frechet_from_stats, inception_score, kernel_distance
 from .inception import inception_features, load_inception, reference_stats, resolve_inception_weights, to_uint8
 from .knn import knn_accuracy, nearest_neighbours
@@ -21,3 +20,13 @@ __all__ = [
     "label_agreement", "latent_cycle_mse", "linear_probe", "load_inception", "mode_coverage", "nearest_neighbours",
     "reconstruction_mse", "reference_stats", "resolve_inception_weights", "to_uint8",
 ]
+
+
+def __getattr__(name):
+    """DrawOrdered on first use: it imports torchmetrics (seconds of start-up, torchvision and
+    scipy.signal included), which only a multi-process evaluation needs."""
+    if name == "DrawOrdered":
+        from .gathered import DrawOrdered
+
+        return DrawOrdered
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,13 +1,19 @@
 import os
 
-import pytest
-import torch
-
-from benchmarks.cli import main
-
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Parallel workers (tox runs `pytest -n auto`) take one core each instead of all of them
-    # competing for every core; the library's small convolutions use many threads poorly anyway.
+    # competing for every core: PyTorch's OpenMP pool and the BLAS pools of numpy and
+    # scikit-learn, whose idle threads spin. Set before they load (they read it once), and
+    # inherited by the processes tests start.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.cli import main  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 

@@ -9,7 +9,10 @@ import pytest
 from tests.conftest import write_plugin
 from tests.fixtures import make_celeba, make_fashion_mnist
 
-SMOKE = ("--budget", "smoke", "--models", "bigan")  # one model keeps the suite fast
+# One model, tables only, no truncation sweep or tracking curve (tested in test_run_figures.py):
+# these tests are about the command line and the data, and the suite stays fast.
+SMOKE = ("--budget", "smoke", "--models", "bigan", "--no-figures", "--set", "eval.truncation=[]",
+         "--set", "eval.track_every=0")
 
 
 def assert_user_error(result, *needles):
@@ -161,7 +164,7 @@ class Raiser(BiGAN):
         super().__init__(**kw)
         raise RuntimeError("cannot build this one")
 ''')
-    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "raiser,pca", "--plugin", plugin,
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", "raiser,pca", "--plugin", plugin,
                        "--out", "r", "--set", "eval.references=false")
     assert code == 1 and "Traceback" not in err
     assert "[raiser seed 0] failed: RuntimeError: cannot build this one" in err
@@ -182,7 +185,7 @@ class BadReturn(BiGAN):
     def train_step(self, batch, step):
         return {returned}
 ''')
-    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", f"bad-return-{k}", "--plugin", plugin,
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", f"bad-return-{k}", "--plugin", plugin,
                        "--out", "r", "--fast")  # the fast path reads losses every 50 steps; the check does not wait
     assert code == 1 and "BadReturn.train_step must return a dict of scalar losses" in err and message in err, err
     assert not Path(f"r/bad-return-{k}/seed0/losses.csv").read_text().strip().count("\n")  # no step logged

@@ -23,10 +23,12 @@ def test_digits_smoke_writes_every_metric(cli):
     assert "Inception metrics skipped" in err
     table = Path("r/table.md").read_text()
     assert "fd_digits ↓" in table and "probe_pool_acc ↑" in table and "domain CNN trained on digits" in table
+    report = Path("r/report.md").read_text()  # the run's report draws its figures (tests elsewhere skip them)
+    assert "](plots/bar_probe_acc.png)" in report and Path("r/plots/bar_probe_acc.png").stat().st_size > 1000
 
 
 def test_inception_columns_fill_in_with_a_weights_file(cli, random_weights):  # noqa: F811
-    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan", "--out", "r",
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan", "--out", "r", "--no-figures",
                        "--fid-weights", random_weights, "--set", "eval.inception_samples=8",
                        "--set", "train.steps=5")
     assert code == 0, err
@@ -37,7 +39,7 @@ def test_inception_columns_fill_in_with_a_weights_file(cli, random_weights):  # 
 
 
 def test_missing_weights_leave_the_columns_empty_with_a_reason(cli, tmp_path):
-    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan", "--out", "r",
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan", "--out", "r", "--no-figures",
                        "--fid-weights", tmp_path / "nope.pth", "--set", "eval.inception_samples=8",
                        "--set", "train.steps=5")
     assert code == 0, err
@@ -47,7 +49,9 @@ def test_missing_weights_leave_the_columns_empty_with_a_reason(cli, tmp_path):
 
 
 def test_toy2d_writes_mode_coverage(cli):
-    code, _, err = cli("run", "toy2d", "--budget", "smoke", "--models", "bigan", "--out", "r")
+    code, _, err = cli("run", "toy2d", "--budget", "smoke", "--models", "bigan,bigan-qp-full", "--out", "r", "--no-figures")
     assert code == 0, err
-    m = json.loads(Path("r/bigan/seed0/metrics.json").read_text())
-    assert 0 <= m["modes_covered"] <= 25 and 0 <= m["high_quality"] <= 1
+    for model in ("bigan", "bigan-qp-full"):
+        m = json.loads(Path(f"r/{model}/seed0/metrics.json").read_text())
+        assert m["status"] == "ok" and m["recon_mse"] >= 0
+        assert 0 <= m["modes_covered"] <= 25 and 0 <= m["high_quality"] <= 1

@@ -19,7 +19,7 @@ import torch
 from metrics import cache
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ("run", "digits", "--budget", "smoke", "--models", "autoencoder,pca", "--set", "eval.references=false",
+ARGS = ("run", "digits", "--budget", "smoke", "--no-figures", "--models", "autoencoder,pca", "--set", "eval.references=false",
         "--set", "train.checkpoint_every=10")
 FILES = ("metrics.json", "config.json", "checkpoint.pt", "losses.csv")
 
@@ -110,7 +110,7 @@ def test_damaged_loss_log_of_an_unfinished_run_keeps_its_readable_rows(cli, monk
     flag = tmp_path / "flag"
     flag.write_text("1")
     monkeypatch.setenv("STOP_FLAG", str(flag))
-    args = ("run", "digits", "--budget", "smoke", "--models", "stop-ae", "--plugin", plugin, "--out", "r",
+    args = ("run", "digits", "--budget", "smoke", "--no-figures", "--models", "stop-ae", "--plugin", plugin, "--out", "r",
             "--set", "eval.references=false", "--set", "train.checkpoint_every=10", "--set", "train.log_every=1")
     assert cli(*args)[0] == 130
     log = Path("r/stop-ae/seed0/losses.csv")

@@ -62,7 +62,7 @@ class PluginGAN(BiGAN):
 ''')
     code, out, _ = cli("list-models", "--plugin", plugin)
     assert code == 0 and "plugin-gan" in out
-    code, out, err = cli("run", "digits", "--budget", "smoke", "--models", "plugin-gan", "--plugin", plugin,
+    code, out, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", "plugin-gan", "--plugin", plugin,
                          "--out", tmp_path / "res")
     assert code == 0, err
     assert (tmp_path / "res" / "plugin-gan" / "seed0" / "metrics.json").exists()
@@ -186,7 +186,7 @@ def test_the_example_plugin_lists_trains_and_scores(tmp_path, cli):
     code, out, _ = cli("list-models", "--plugin", plugin)
     assert code == 0 and "wgan-gp-bigan" in out and "Wasserstein critic" in out
     code, out, err = cli("run", "digits", "--budget", "smoke", "--models", "wgan-gp-bigan", "--plugin", plugin,
-                         "--out", tmp_path / "res", "--set", "eval.references=false")
+                         "--out", tmp_path / "res", "--set", "eval.references=false", "--no-figures")
     assert code == 0, err
     row = json.loads((tmp_path / "res" / "wgan-gp-bigan" / "seed0" / "metrics.json").read_text())
     assert row["status"] == "ok" and row["d_steps"] == 60 and row["flops_per_step"] > 0  # 2 critic steps x 30

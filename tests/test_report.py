@@ -172,3 +172,15 @@ def test_several_folders_merge_and_stale_figures_go(tmp_path, cli):
     assert (tmp_path / "m/plots/samples.png").exists()
     assert cli("report", tmp_path / "a")[0] == 0
     assert not (tmp_path / "a/plots/bar_gone_metric.png").exists()
+
+
+def test_no_figures_writes_the_tables_and_drops_figures_that_no_longer_match(tmp_path, cli):
+    write_fixture(tmp_path / "a", {"good-gan": RUNS["good-gan"]})
+    assert cli("report", tmp_path / "a")[0] == 0
+    assert (tmp_path / "a/plots/samples.png").exists()
+    code, out, err = cli("report", tmp_path / "a", "--no-figures")
+    assert code == 0, err
+    assert "good-gan" in out and set(_table(tmp_path / "a/table.csv")) == {"good-gan"}
+    assert not list((tmp_path / "a/plots").glob("*.png"))  # old figures would belie the new tables
+    report = (tmp_path / "a/report.md").read_text()
+    assert "Not drawn (`--no-figures`)" in report and "](plots/" not in report

@@ -39,7 +39,7 @@ def _rows(path):
 
 
 def test_images_get_latent_figures_truncation_sweep_and_a_curve(cli):
-    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan,bigan-qp-simple", "--out", "r")
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan,bigan-qp-simple", "--out", "r", "--no-figures")
     assert code == 0, err
     for name in ("interp.png", "neighbours_euclidean.png", "neighbours_cosine.png"):
         for model in ("bigan", "bigan-qp-simple"):
@@ -54,7 +54,7 @@ def test_images_get_latent_figures_truncation_sweep_and_a_curve(cli):
 
 def test_tracking_is_outside_training(cli):
     """The curve costs evaluation time, never training: losses are the same with and without it."""
-    args = ("run", "digits", "--budget", "smoke", "--models", "bigan", "--set", "train.steps=12")
+    args = ("run", "digits", "--budget", "smoke", "--no-figures", "--models", "bigan", "--set", "train.steps=12")
     assert cli(*args, "--out", "a")[0] == 0
     assert cli(*args, "--set", "eval.track_every=0", "--out", "b")[0] == 0
     assert _rows("a/bigan/seed0/losses.csv") == _rows("b/bigan/seed0/losses.csv")

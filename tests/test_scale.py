@@ -33,7 +33,7 @@ def test_bad_shard_is_a_config_error(text):
 
 
 def test_a_shard_runs_only_its_part_and_report_merges_shard_folders(cli):
-    common = ("toy2d", "--budget", "smoke", "--models", "autoencoder", "--seeds", "0,1",
+    common = ("toy2d", "--budget", "smoke", "--no-figures", "--models", "autoencoder", "--seeds", "0,1",
               "--set", "train.steps=5", "--set", "eval.truncation=[]")
     code, _, err = cli("run", *common, "--shard", "2/2", "--out", "part2")
     assert code == 0, err
@@ -49,7 +49,7 @@ def test_a_shard_runs_only_its_part_and_report_merges_shard_folders(cli):
     assert [(r["model"], r["runs"], r["ok"]) for r in rows] == [("autoencoder", "2", "2")]
 
 
-ARGS = ("toy2d", "--budget", "smoke", "--models", "bigan", "--device", "cpu", "--set", "train.steps=8",
+ARGS = ("toy2d", "--budget", "smoke", "--no-figures", "--models", "bigan", "--device", "cpu", "--set", "train.steps=8",
         "--set", "train.log_every=1", "--set", "train.checkpoint_every=4", "--set", "eval.truncation=[]",
         "--set", "eval.track_every=8", "--set", "eval.track_samples=200")  # tracking: rank 0 alone evaluates
 
@@ -133,7 +133,7 @@ def test_jobs_report_once_and_default_folder_is_runs(tmp_path):
     so a run never touches the committed results/), and the compact table is printed once."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "benchmarks", "run", "toy2d", "--budget", "smoke", "--models",
-                           "autoencoder,bigan", "--jobs", "2", "--set", "eval.truncation=[]"],
+                           "autoencoder,bigan", "--jobs", "2", "--no-figures", "--set", "eval.truncation=[]"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("ok/runs") == 1 and done.stdout.count("Results: runs/toy2d-smoke") == 1
@@ -150,7 +150,7 @@ def test_jobs_shards_die_with_their_parent(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     parent = subprocess.Popen([sys.executable, "-m", "benchmarks", "run", "digits", "--budget", "smoke", "--models",
-                               "bigan,ali", "--jobs", "2", "--set", "train.steps=100000"], cwd=tmp_path, env=env,
+                               "bigan,ali", "--jobs", "2", "--no-figures", "--set", "train.steps=100000"], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def children():
