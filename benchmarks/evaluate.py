@@ -75,8 +75,12 @@ class Evaluator:
         self.notes = {}  # column -> what it was computed on, for the table's protocol header
         self.domain = self.domain_ref = self.inception = self.inception_ref = self.skip_reason = None
         if not self.images:
-            self.notes["modes_covered"] = (f"ALI's criterion on {self.ec['gen_samples']} samples: a mode counts when "
-                                           "enough samples lie within 3 std of its centre")
+            n = self.ec["gen_samples"]
+            self.notes["modes_nearest"] = (f"ALI's rule on {n} samples: each sample to its nearest centre, a mode "
+                                           "dropped only when no sample lands on it")
+            self.notes["modes_3sigma"] = (f"VEEGAN/PacGAN's rule on the first {min(n, 2500)} of them: a mode counts "
+                                          "when it is the nearest centre of at least one sample within 3 std; "
+                                          "high_quality and kl_modes on the same samples")
             return
         name, n_gen = data.name, self.ec["gen_samples"]
         self.domain = metrics.get_domain_classifier(data, runtime.device, default_cache_dir() / "domain")
@@ -197,7 +201,7 @@ class Evaluator:
             self._timed(sec, "generation", lambda: out.update(self._generation(model, g, x_test, rec)))
             self._timed(sec, "figures", lambda: self._latent_figures(model, x_test, z_test, run_dir))
         else:
-            out.update(self._timed(sec, "modes_covered", lambda: self._scores(model, g, ec["gen_samples"], shared=True)))
+            out.update(self._timed(sec, "modes", lambda: self._scores(model, g, ec["gen_samples"], shared=True)))
         self._timed(sec, "truncation", lambda: self._truncation_sweep(model, seed, run_dir))
 
         grid = model.decode(model.sample_latent(ec["grid_size"], generator=torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET))).float().cpu()
@@ -259,7 +263,7 @@ class Evaluator:
         if not self.images:
             (points,) = self._sample_outputs(model, g, n, lambda x: (x,), 1, threshold, shared)
             cov = metrics.mode_coverage(points.cpu(), self.data.meta["centres"], self.data.meta["std"])
-            return {k: cov[k] for k in ("modes_covered", "high_quality", "kl_modes")}
+            return {k: cov[k] for k in ("modes_nearest", "modes_3sigma", "high_quality", "kl_modes")}
         name, clf = self.data.name, self.domain
         feats, logits = self._sample_outputs(model, g, n, lambda x: (clf.features(metrics.to_uint8(x)),
                                                                      clf.logits(metrics.to_uint8(x))), 2, threshold, shared)

@@ -24,9 +24,9 @@ BUDGET = ["g_steps", "d_steps", "images_seen", "train_seconds", "params_g", "par
           "flops_per_step", "train_flops"]
 NOT_METRICS = set(BUDGET) | {"model", "seed", "status", "error", "metric_seconds", "wall_seconds", "protocol",
                              "compile_seconds", "compiled",
-                             "diverged_at", "diverged_on", "folder"}
+                             "diverged_at", "diverged_on", "folder", "drawn"}
 # Which way is better, by column name or prefix. A metric column not listed gets no arrow and no bold.
-HIGHER = ("probe_", "knn_", "semantic_recon", "cs_", "is_", "modes_covered", "high_quality")
+HIGHER = ("probe_", "knn_", "semantic_recon", "cs_", "is_", "modes_", "high_quality")
 LOWER = ("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kid_", "kl_modes")
 
 
@@ -285,7 +285,7 @@ def write_report(out_dir, extra_dirs=(), figures=True):
 
 
 # What the terminal shows: the first column matching each entry (exact name or prefix), at most 5.
-HEADLINE = ("recon_mse", "probe_acc", "knn_acc", "fid_", "fd_", "modes_covered", "high_quality", "semantic_recon")
+HEADLINE = ("recon_mse", "probe_acc", "knn_acc", "fid_", "fd_", "modes_nearest", "modes_3sigma", "semantic_recon")
 
 
 def terminal_table(rows, metrics, out):

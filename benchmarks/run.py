@@ -178,6 +178,8 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
     try:
         model = build_model(cfg, name, data.shape).to(runtime.device)
         row.update({f"params_{k}": v for k, v in model.param_counts().items()})
+        if model.drawn:
+            row["drawn"] = dict(model.drawn)
         row.update(train(model, data.train.x, cfg, run_dir, runtime, seed, desc=f"{name} s{seed}", monitor=monitor,
                          position=position))
         if row["status"] == "ok":  # every process evaluates: they share the sample metrics

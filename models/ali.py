@@ -31,7 +31,13 @@ All convs 'valid' (no padding), E and G convs bias-free and followed by BN, the 
 with a bias and no BN, BN with eps 1e-4 and running-average momentum 0.05 (`p <- 0.95 p + 0.05 m`),
 the encoder ending in a 1x1 conv to 2*z_dim at 1x1, the decoder ending in a 1x1 conv without a
 bias plus an untied (per-pixel) bias, then the logistic output. `width` is ignored there; z_dim is
-the configured one (ALI used 256). Other resolutions and 2-D points raise a ModelConfigError.
+the configured one (ALI used 256). On 2-D points `arch: paper` builds the mixture experiment's
+nets (`experiments/ali_mixture.py`, models/mixture_blocks.py): G 4 x 400 with BN and ReLU, the
+change-of-variables encoder E(x, eps), a maxout D on [x, z] without BN or dropout; the toy2d-ali
+config sets that script's Adam (lr 1e-4, beta1 0.8) and N(0, 0.02) init. `encode` there is
+E(x, eps=0). `random_hparams: true` draws lr, beta1 and the init std per run from the seed
+(the paper's ten random runs; `mixture_blocks.draw_hparams`), recorded as `drawn` in metrics.json.
+Other resolutions raise a ModelConfigError.
 
 Readings of our own:
 * Pixel range: ALI trains on [0, 1] with a sigmoid output; the harness feeds [-1, 1]. The paper
@@ -66,6 +72,7 @@ from models.errors import ModelConfigError
 
 from models.base import ADAM, BidirectionalGAN, POSITIVE, UNIT, adam, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk, init_normal
+from models.mixture_blocks import COVEncoder, MaxoutDiscriminator, MixtureGenerator, draw_hparams
 from models.registry import register
 
 
@@ -179,14 +186,23 @@ class ALI(BidirectionalGAN):
     d_steps_per_step = 1
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=1e-4, beta1=0.5, beta2=0.999,
-                 eps=1e-8, init_std=0.01, dropout=0.2, z_path_mult=2, joint_mult=4, logodds_init=True):
+                 eps=1e-8, init_std=0.01, dropout=0.2, z_path_mult=2, joint_mult=4, logodds_init=True,
+                 random_hparams=False):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
-        if arch == "paper":
+        if random_hparams:
+            self.drawn = draw_hparams(lr, beta1, init_std)
+            lr, beta1, init_std = self.drawn["lr"], self.drawn["beta1"], self.drawn["init_std"]
+        self._cov = arch == "paper" and len(data_shape) == 1
+        if self._cov:  # the 2-D mixture experiment's nets
+            self.G = MixtureGenerator(z_dim, data_shape[0])
+            self.E = COVEncoder(data_shape[0], z_dim)
+            self.D = MaxoutDiscriminator(data_shape[0] + z_dim)
+        elif arch == "paper":
             res = data_shape[-1] if len(data_shape) == 3 and data_shape[-2] == data_shape[-1] else None
             if res not in PAPER_TABLES:
                 raise ModelConfigError(
                     f"ali: arch 'paper' has the released CelebA 64x64 and SVHN 32x32 architectures; the data are "
-                    f"{tuple(data_shape)}. Use arch.style=shared at other resolutions and for 2-D points.")
+                    f"{tuple(data_shape)}. Use arch.style=shared for images of other sizes (on 2-D points 'paper' is ALI's mixture nets).")
             table = PAPER_TABLES[res]
             self.G = PaperGenerator(z_dim, data_shape[0], res, table)
             self.E = PaperEncoder(data_shape[0], 2 * z_dim, table)
@@ -205,7 +221,7 @@ class ALI(BidirectionalGAN):
         for net in (self.G, self.E, self.D):
             init_normal(net, init_std)
         # Pending data-dependent init of the paper G's per-pixel output bias (saved in checkpoints).
-        self._paper = arch == "paper"
+        self._paper = arch == "paper" and not self._cov
         self.register_buffer("logodds_pending", torch.tensor(self._paper and bool(logodds_init)))
         betas = (beta1, beta2)
         self.optimizers = {
@@ -220,13 +236,16 @@ class ALI(BidirectionalGAN):
 
     def sample_posterior(self, x):
         """The reparameterised draw z_hat = mu + exp(log sigma) * eps used in training; also
-        returns sigma for logging."""
+        returns sigma for logging (None for the change-of-variables encoder, which draws its own
+        noise)."""
+        if self._cov:
+            return self.E(x), None
         mu, log_sigma = self.posterior(x)
         sigma = torch.exp(log_sigma)
         return mu + sigma * self.noise_like(mu), sigma
 
     def encode(self, x):
-        return self.posterior(x)[0]
+        return self.E(x, eps=0.0) if self._cov else self.posterior(x)[0]
 
     @torch.no_grad()
     def _init_output_bias(self, x):
@@ -251,6 +270,8 @@ class ALI(BidirectionalGAN):
         loss_d = F.softplus(-data).mean() + F.softplus(sample).mean()
         loss_ge = F.softplus(data).mean() + F.softplus(-sample).mean()
         simultaneous_step((loss_d, self.optimizers["d"]), (loss_ge, self.optimizers["ge"]))
-        return {"loss_d": loss_d.detach(), "loss_ge": loss_ge.detach(),
-                "d_real": torch.sigmoid(data).mean().detach(), "d_fake": torch.sigmoid(sample).mean().detach(),
-                "sigma": sigma.mean().detach()}
+        out = {"loss_d": loss_d.detach(), "loss_ge": loss_ge.detach(),
+               "d_real": torch.sigmoid(data).mean().detach(), "d_fake": torch.sigmoid(sample).mean().detach()}
+        if sigma is not None:
+            out["sigma"] = sigma.mean().detach()
+        return out

@@ -48,6 +48,9 @@ class BidirectionalGAN(nn.Module):
     #: (models.registry.check_options); each model declares its own (names mean different
     #: things: BiGAN-QP's beta1 weights a loss term, BiGAN's is Adam's)
     option_ranges = {}
+    #: options the model drew at random for this run (ALI's randomised toy protocol), set in
+    #: __init__; the harness records them as `drawn` in the run's metrics.json
+    drawn = {}
 
     def __init__(self, *, data_shape, z_dim):
         super().__init__()

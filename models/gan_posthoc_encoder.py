@@ -26,7 +26,16 @@ Readings of our own:
   post-hoc phase. The harness also draws a real batch in the post-hoc phase (images_seen
   counts the images drawn) that the model does not use.
 * The encoder loss is the plain per-element MSE in z; Adam for E uses the GAN's settings.
-* `arch: paper`: a reference row has no published network, so both styles build the shared nets.
+* `arch: paper` on images: a reference row has no published network, so it builds the shared nets.
+* `arch: paper` on 2-D points: the GAN baseline of ALI's mixture experiment
+  (`experiments/gan_mixture.py`, models/mixture_blocks.py): G 4 x 400 with BN and ReLU, a maxout
+  D on x without BN, and ALI's update: real and generated batches through D as one batch,
+  d_loss = mean softplus(-D(x)) + mean softplus(D(G(z))), g_loss = mean softplus(D(x)) +
+  mean softplus(-D(G(z))) (label-swapped; the first term carries no gradient to G),
+  one simultaneous step (`ali_algorithm`). The post-hoc encoder is ALI's change-of-variables
+  encoder ("the same architecture as ALI's encoder"), trained as above with its own noise;
+  `encode` is E(x, eps=0). The toy2d-ali config sets the script's Adam (lr 1e-4, beta1 0.8);
+  `random_hparams` draws lr, beta1 and init std per run as for ALI.
 """
 import torch
 import torch.nn.functional as F
@@ -36,6 +45,7 @@ from models.errors import ModelConfigError
 
 from models.base import ADAM, BidirectionalGAN, UNIT, adam, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk, init_normal
+from models.mixture_blocks import COVEncoder, MaxoutDiscriminator, MixtureGenerator, draw_hparams
 from models.registry import register
 
 
@@ -59,15 +69,24 @@ class GANPosthocEncoder(BidirectionalGAN):
     d_steps_per_step = 1  # in the GAN phase only; see the module docstring
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4, beta1=0.5, beta2=0.999,
-                 init_std=0.02, posthoc_fraction=0.2):
+                 init_std=0.02, posthoc_fraction=0.2, random_hparams=False):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch not in ("shared", "paper"):
             raise ModelConfigError(f"gan-posthoc-encoder: arch must be 'shared' or 'paper', got {arch!r}")
         if not 0 <= posthoc_fraction < 1:
             raise ModelConfigError(f"gan-posthoc-encoder: posthoc_fraction must be in [0, 1), got {posthoc_fraction}")
-        self.G = Generator(data_shape, z_dim, width)
-        self.E = Encoder(data_shape, z_dim, width)
-        self.D = XDiscriminator(data_shape, width)
+        if random_hparams:
+            self.drawn = draw_hparams(lr, beta1, init_std)
+            lr, beta1, init_std = self.drawn["lr"], self.drawn["beta1"], self.drawn["init_std"]
+        self._cov = arch == "paper" and len(data_shape) == 1
+        if self._cov:  # ALI's mixture GAN baseline
+            self.G = MixtureGenerator(z_dim, data_shape[0])
+            self.E = COVEncoder(data_shape[0], z_dim)
+            self.D = MaxoutDiscriminator(data_shape[0])
+        else:
+            self.G = Generator(data_shape, z_dim, width)
+            self.E = Encoder(data_shape, z_dim, width)
+            self.D = XDiscriminator(data_shape, width)
         for net in (self.G, self.E, self.D):
             init_normal(net, init_std)
         self.gan_steps = int(total_steps) - int(round(posthoc_fraction * total_steps))
@@ -84,7 +103,22 @@ class GANPosthocEncoder(BidirectionalGAN):
     def train_step(self, batch, step):
         if self.in_posthoc_phase(step):
             return self._encoder_step(batch.shape[0])
-        return self._gan_step(batch)
+        return self._paper_gan_step(batch) if self._cov else self._gan_step(batch)
+
+    def encode(self, x):
+        return self.E(x, eps=0.0) if self._cov else self.E(x)
+
+    def _paper_gan_step(self, x):
+        """ALI's GAN baseline (gan_mixture.py): one D pass over [x, G(z)], softplus losses, both
+        players updated from the same forward pass."""
+        n = x.shape[0]
+        logits = self.D(torch.cat([x, self.G(self.sample_latent(n))]))
+        data, sample = logits[:n], logits[n:]
+        loss_d = F.softplus(-data).mean() + F.softplus(sample).mean()
+        loss_g = F.softplus(data).mean() + F.softplus(-sample).mean()  # the script's form; the data term has no G gradient
+        simultaneous_step((loss_d, self.optimizers["d"]), (loss_g, self.optimizers["g"]))
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+                "d_real": torch.sigmoid(data).mean().detach(), "d_fake": torch.sigmoid(sample).mean().detach()}
 
     def _gan_step(self, x):
         bce = F.binary_cross_entropy_with_logits

@@ -168,5 +168,5 @@ def test_paper_architecture_at_32px_trains_with_logodds_output_bias():
 def test_paper_architecture_unsupported_shapes():
     with pytest.raises(ModelConfigError, match="64x64"):
         models.build("ali", **{**KW, "arch": "paper"})
-    with pytest.raises(ModelConfigError, match="2-D points"):
-        models.build("ali", **{**PKW, "arch": "paper"})
+    with pytest.raises(ModelConfigError, match="images"):
+        models.build("ali", **{**KW, "data_shape": (1, 28, 28), "arch": "paper"})

@@ -54,4 +54,5 @@ def test_toy2d_writes_mode_coverage(cli):
     for model in ("bigan", "bigan-qp-full"):
         m = json.loads(Path(f"r/{model}/seed0/metrics.json").read_text())
         assert m["status"] == "ok" and m["recon_mse"] >= 0
-        assert 0 <= m["modes_covered"] <= 25 and 0 <= m["high_quality"] <= 1
+        assert 0 <= m["modes_3sigma"] <= m["modes_nearest"] <= 25 and 0 <= m["high_quality"] <= 1
+        assert "nearest centre" in m["protocol"]["modes_nearest"] and "3 std" in m["protocol"]["modes_3sigma"]

@@ -231,17 +231,22 @@ def test_mode_coverage_hand_placed():
     grid = torch.tensor([[i, j] for i in range(-2, 3) for j in range(-2, 3)], dtype=torch.float32) * 2.0
     on_seven = grid[:7].repeat(100, 1)  # 700 samples exactly on 7 of 25 centres
     res = metrics.mode_coverage(on_seven, grid, 0.05)
-    assert res["modes_covered"] == 7 and res["high_quality"] == 1.0
-    assert res["kl_modes"] == pytest.approx(math.log(25 / 7))
-    assert res["min_count"] == 700 // (5 * 25)
+    assert res["modes_3sigma"] == res["modes_nearest"] == 7 and res["high_quality"] == 1.0
+    assert res["kl_modes"] == pytest.approx(math.log(25 / 7)) and res["n_3sigma"] == 700
     far = torch.full((50, 2), 1.0)  # halfway between centres: nearest is 1.41 away >> 3 * 0.05
     res = metrics.mode_coverage(torch.cat([on_seven, far]), grid, 0.05)
-    assert res["modes_covered"] == 7 and res["high_quality"] == pytest.approx(700 / 750)
+    assert res["modes_3sigma"] == 7 and res["high_quality"] == pytest.approx(700 / 750)
+    assert res["modes_nearest"] == 8  # ALI's rule: a far-off sample still keeps its nearest mode alive
     assert metrics.mode_coverage(far, grid, 0.05)["kl_modes"] is None
-    # Uniform over all modes: KL 0. A mode with too few samples is not covered.
+    # VEEGAN/PacGAN count on the first 2,500 samples: a mode reached only later is not covered
+    late = torch.cat([grid[:1].repeat(2500, 1), grid[1:2]])
+    res = metrics.mode_coverage(late, grid, 0.05)
+    assert res["modes_3sigma"] == 1 and res["modes_nearest"] == 2 and res["n_3sigma"] == 2500
+    # Uniform over all modes: KL 0. min_count raises the bar.
     assert metrics.mode_coverage(grid.repeat(4, 1), grid, 0.05)["kl_modes"] == pytest.approx(0.0)
     sparse = torch.cat([grid[:1].repeat(99, 1), grid[1:2]])
-    assert metrics.mode_coverage(sparse, grid, 0.05, min_count=2)["modes_covered"] == 1
+    assert metrics.mode_coverage(sparse, grid, 0.05, min_count=2)["modes_3sigma"] == 1
+    assert metrics.mode_coverage(sparse, grid, 0.05)["modes_3sigma"] == 2
 
 
 # --- reconstruction ----------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_two_process_data_parallel_run_matches_one_process(tmp_path, cli):
             assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-3, abs=1e-4), (ra["step"], k)
     ma, mb = (json.load(open(tmp_path / d / "bigan" / "seed0" / "metrics.json")) for d in ("single", "ddp"))
     assert ma["images_seen"] == mb["images_seen"]  # the global batch is the configured batch
-    assert mb["modes_covered"] == pytest.approx(ma["modes_covered"], abs=2)
+    assert mb["modes_3sigma"] == pytest.approx(ma["modes_3sigma"], abs=2)
     assert len(list(csv.DictReader(open(tmp_path / "ddp" / "bigan" / "seed0" / "track.csv")))) == 1
     cfg = json.load(open(tmp_path / "ddp" / "bigan" / "seed0" / "config.json"))
     assert cfg["runtime"]["processes"] == 2 and cfg["command"].startswith("torchrun")
