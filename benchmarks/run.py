@@ -40,6 +40,10 @@ def _backfilled(old):
     for (section, key), value in BACKFILL.items():
         if isinstance(old.get(section), dict):
             old[section].setdefault(key, value)
+    if isinstance(old.get("model_args"), dict) and old.get("model") in models.available():
+        # A model option added since the run started: new options default to the old behaviour.
+        for key, value in models.options(old["model"]).items():
+            old["model_args"].setdefault(key, value)
     return old
 
 

@@ -174,3 +174,19 @@ def test_finished_runs_are_skipped_unless_forced(cli):
     assert code == 0 and "[bigan seed 0] ok" in err
     assert json.loads(open("r/bigan/seed0/metrics.json").read())["wall_seconds"] != json.loads(first)["wall_seconds"]
 
+
+
+def test_a_model_option_added_since_a_run_started_takes_its_default(cli):
+    """Runs recorded before a model gained an option are still the same runs (options are added
+    with the old behaviour as default); a recorded value that differs is still refused."""
+    assert cli("run", "digits", *SMOKE, "--models", "ali", "--out", "r")[0] == 0
+    path = "r/ali/seed0/config.json"
+    rec = json.loads(open(path).read())
+    del rec["config"]["model_args"]["random_hparams"]  # as written before the option existed
+    open(path, "w").write(json.dumps(rec))
+    code, _, err = cli("run", "digits", *SMOKE, "--models", "ali", "--out", "r")
+    assert code == 0 and "[ali seed 0] skipped" in err
+    rec["config"]["model_args"]["random_hparams"] = True
+    open(path, "w").write(json.dumps(rec))
+    code, _, err = cli("run", "digits", *SMOKE, "--models", "ali", "--out", "r")
+    assert code == 2 and "random_hparams: True -> False" in err
