@@ -207,14 +207,20 @@ def protocol(dirs, df):
         # Every distinct value over the runs, not the first run's: a folder may be filled by
         # several commands (seed subsets, shards, resumes) on several machines.
         if recs:
-            versions = [dict(r.get("versions") or {}) for r in recs]
+            # A run's first start and every later one (a resume, an evaluation again) count.
+            starts = [s for r in recs for s in [r, *(r.get("resumed") or [])]]
+            versions = [dict(s.get("versions") or {}) for s in starts]
             commits = sorted({str(v.pop("git_commit", None)) for v in versions})
-            started = sorted({r.get("started") or "?" for r in recs})
-            lines += [f"- device: {'; '.join(sorted({json.dumps(r.get('runtime'), sort_keys=True) for r in recs}))}",
+            started = sorted({s.get("started") or "?" for s in starts})
+            again = sum(bool(r.get("resumed")) for r in recs)
+            if again:
+                lines.append(f"- resumed or evaluated again: {again} of {len(recs)} runs (each run's config.json "
+                             "lists its later starts under `resumed`)")
+            lines += [f"- device: {'; '.join(sorted({json.dumps(s.get('runtime'), sort_keys=True) for s in starts}))}",
                       f"- versions: {'; '.join(sorted({json.dumps(v, sort_keys=True) for v in versions}))}",
                       f"- code (git commit): {', '.join(commits)}",
                       f"- started: {started[0]} to {started[-1]}",
-                      *[f"- command: `{cmd}`" for cmd in sorted({r.get('command') or '?' for r in recs})]]
+                      *[f"- command: `{cmd}`" for cmd in sorted({s.get('command') or '?' for s in starts})]]
     notes = {}
     for p in df.get("protocol", pd.Series(dtype=object)).dropna():
         if isinstance(p, dict):

@@ -140,9 +140,11 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
         for tmp in run_dir.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)  # an atomic write cut short by a kill
     parallel.barrier()  # every process decides on the same files
+    record = None  # the run's record so far, when it is resumed (or evaluated again)
     if cfg_path.exists() and not force:
         try:
-            old = _backfilled(json.loads(cfg_path.read_text())["config"])
+            record = json.loads(cfg_path.read_text())
+            old = _backfilled(record["config"])
         except (ValueError, KeyError, TypeError, OSError) as e:
             raise ConfigError(f"{cfg_path} is unreadable ({type(e).__name__}: {e}). It records the config this run "
                               f"was started with, so the run cannot be resumed safely: restore the file, or retrain "
@@ -168,9 +170,13 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
         if force and run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(cfg_path, {"config": ident, "dataset_meta": data.meta, "runtime": runtime.describe(),
-                                     "versions": versions(), "command": command,
-                                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
+        start = {"runtime": runtime.describe(), "versions": versions(), "command": command,
+                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+        if record is None:
+            record = {"config": ident, "dataset_meta": data.meta, **start}
+        else:  # the first start's record stays (how the run was trained); each later one is added
+            record = {**record, "config": ident, "resumed": [*record.get("resumed", []), start]}
+        atomic_write_json(cfg_path, record)
     parallel.barrier()  # the folder (and any checkpoint to resume from) is in place for every process
 
     # Built before seeding: building the evaluator trains (or loads) its classifier, which draws random numbers.

@@ -101,8 +101,13 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, cli, monkeypatch):
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 10
     assert not (run / "metrics.json").exists()
 
+    first = json.loads((run / "config.json").read_text())
     code, _, err = cli(*args, "--out", "a")  # the same command resumes
     assert code == 0, err
+    rec = json.loads((run / "config.json").read_text())  # how it was first started stays; the resume is added
+    assert rec["started"] == first["started"] and "resumed" not in first
+    assert [r["command"] for r in rec["resumed"]] == [first["command"]]
+    assert "resumed or evaluated again: 1 of 1 runs" in open("a/table.md").read()
     code, _, err = cli(*args, "--out", "b")  # an uninterrupted twin
     assert code == 0, err
     resumed = torch.load(run / "checkpoint.pt", weights_only=False)
