@@ -5,13 +5,17 @@ For each model, in one process, the same number of training steps twice:
   the losses read with `.item()` every step (what a straightforward PyTorch loop does);
 * harness: the runtime's own path (on CUDA the fast path: device-resident data, bf16
   autocast, channels_last, fused Adam, torch.compile, losses read every `SYNC_EVERY` steps).
-Warm-up steps (compilation included) are not timed. Then InceptionV3 feature throughput and
-the linear probe on the GPU/torch back end against scikit-learn on the same features.
+Warm-up steps (compilation included) are not timed. On 2-D points, `bigan` in the `run`
+command's whole loop (`train()`) is also timed against a hand-written BiGAN of the same widths
+(`plain_bigan.py`): what the harness costs beyond the model's own work. Then InceptionV3 feature
+throughput (images only) and the linear probe on the GPU/torch back end against scikit-learn.
 Writes results/perf/<device>.md (and .json) with the device, versions and command.
 """
+import copy
 import json
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,11 +25,12 @@ from tqdm.auto import tqdm
 import metrics
 import models
 
+from . import plain_bigan
 from .evaluate import INCEPTION_BATCH, _subset
 from .io import atomic_write_json, atomic_write_text
 from .run import model_args
 from .runtime import Runtime, versions
-from .train import BatchStream, LossReader, step_fn
+from .train import BatchStream, LossReader, step_fn, train
 
 
 def _build(name, cfg, data, runtime, seed=0):
@@ -93,6 +98,43 @@ def harness_speed(name, cfg, data, steps, warmup, runtime):
     return seconds, per_step, model, compile_s
 
 
+def run_loop_seconds(name, cfg, data, runtime, steps):
+    """Wall-clock seconds of `train()`, the `run` command's loop, for `steps` steps of a fresh model in
+    a scratch folder: the FLOP-counted first step, the loss reads, the log, the progress bar and the
+    checkpoints at the config's `checkpoint_every`, all included (tracking off)."""
+    cfg = copy.deepcopy(cfg)
+    cfg["train"]["steps"], cfg["eval"]["track_every"] = steps, 0
+    model = _build(name, cfg, data, runtime)
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        out = train(model, data.train.x, cfg, Path(d), runtime, seed=0, desc=f"{name} run loop")
+        seconds = time.perf_counter() - t
+    assert out["status"] == "ok", out
+    return seconds
+
+
+def loop_vs_plain(cfg, data, runtime, steps):
+    """The `bigan` model in the run loop against a hand-written BiGAN of the same widths
+    (`plain_bigan.py`) on 2-D points, side by side: plain, harness, plain again; the harness is
+    compared with the faster plain timing (the two bracket any drift in the machine's load)."""
+    args = model_args(cfg, "bigan", data.shape)
+    x = data.train.x.float()
+
+    def plain():
+        return plain_bigan.time_steps(steps, x, z_dim=args["z_dim"], width=args["width"],
+                                      batch_size=cfg["train"]["batch_size"], lr=args["lr"],
+                                      betas=(args["beta1"], args["beta2"]), weight_decay=args["weight_decay"])
+
+    before = plain()
+    harness = run_loop_seconds("bigan", cfg, data, runtime, steps)
+    after = plain()
+    per_k = 1000 / steps
+    return {"steps": steps, "threads": torch.get_num_threads(), "checkpoint_every": cfg["train"]["checkpoint_every"],
+            "log_every": cfg["train"]["log_every"], "plain_before_s_per_1k": round(before * per_k, 3),
+            "plain_after_s_per_1k": round(after * per_k, 3), "harness_run_s_per_1k": round(harness * per_k, 3),
+            "ratio": round(harness / min(before, after), 3)}
+
+
 def inception_speed(data, runtime, n, fid_weights=None):
     """(images/s, what was timed). Throughput does not depend on the weights, so without the
     standard file the same architecture is timed with random weights, and says so."""
@@ -150,15 +192,21 @@ def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, incep
                      "baseline_img_s": round(steps * per_step / base_s, 1), "harness_img_s": round(steps * per_step / fast_s, 1),
                      "baseline_ms_per_g_step": round(1000 * base_s / steps, 2), "harness_ms_per_g_step": round(1000 * fast_s / steps, 2),
                      "speedup": round(base_s / fast_s, 2), "compile_s": round(compile_s, 1)})
-    n_inc = inception_images or (5000 if runtime.device.type == "cuda" else 128)
-    inc_rate, inc_label = inception_speed(data, runtime, n_inc, fid_weights)
+    side_by_side = None
+    if len(data.shape) == 1 and data.shape[0] == 2 and "bigan" in cfg["models"]:
+        side_by_side = loop_vs_plain(cfg, data, runtime, steps)
+    inception = None  # InceptionV3 reads images; points have none
+    if len(data.shape) == 3:
+        n_inc = inception_images or (5000 if runtime.device.type == "cuda" else 128)
+        inc_rate, inc_label = inception_speed(data, runtime, n_inc, fid_weights)
+        inception = {"images_per_s": round(inc_rate, 1), "setting": inc_label}
     probe = probe_speed(model, data, runtime, cfg["eval"]["probe_max_train"])
     record = {"device": device_name(runtime), "runtime": runtime.describe(), "versions": versions(),
               "command": " ".join(["python -m benchmarks"] + sys.argv[1:]),
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "benchmark": cfg["benchmark"], "budget": cfg["budget"],
               "sizes": {"batch_size": cfg["train"]["batch_size"], **cfg["arch"], "data_shape": list(data.shape)},
-              "steps": steps, "warmup": warmup, "training": rows,
-              "inception": {"images_per_s": round(inc_rate, 1), "setting": inc_label}, "probe": probe}
+              "steps": steps, "warmup": warmup, "training": rows, "run_loop_vs_plain": side_by_side,
+              "inception": inception, "probe": probe}
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = device_slug(runtime, default_path)
     atomic_write_json(out_dir / f"{slug}.json", record)
@@ -199,10 +247,23 @@ def to_markdown(r):
         lines.append(f"| {row['model']} | {row['images_per_step']} | {row['baseline_img_s']} | {row['harness_img_s']} | "
                      f"{row['speedup']}x | {row['baseline_ms_per_g_step']} | {row['harness_ms_per_g_step']} | "
                      f"{row.get('compile_s', '')} |")
-    p = r["probe"]
-    lines += ["", "Images/s counts the real images D consumes (BiGAN-QP and BigBiGAN take several batches per G step).",
-              "", "## Evaluation", "",
-              f"- InceptionV3 features: {r['inception']['images_per_s']} images/s ({r['inception']['setting']})",
+    p, inc, sbs = r["probe"], r.get("inception"), r.get("run_loop_vs_plain")
+    lines += ["", "Images/s counts the real images D consumes (BiGAN-QP and BigBiGAN take several batches per G step)."]
+    if sbs:
+        lines += ["", "## The run loop against a hand-written BiGAN", "",
+                  f"`bigan` trained by `train()` (the `run` command's loop: FLOP-counted first step, losses read "
+                  f"every step, log every {sbs['log_every']} steps, checkpoint every {sbs['checkpoint_every']} steps) "
+                  f"against `benchmarks/plain_bigan.py` (the same G, E, D widths, batch, Adam and BCE losses, "
+                  f"simultaneous update, a bare loop), {sbs['steps']} steps each, {sbs['threads']} thread(s), "
+                  "timed plain, harness, plain:", "",
+                  "| plain before, s/1000 steps | harness run loop, s/1000 steps | plain after, s/1000 steps "
+                  "| harness / faster plain |",
+                  "|---|---|---|---|",
+                  f"| {sbs['plain_before_s_per_1k']} | {sbs['harness_run_s_per_1k']} | {sbs['plain_after_s_per_1k']} | "
+                  f"{sbs['ratio']}x |"]
+    lines += ["", "## Evaluation", "",
+              (f"- InceptionV3 features: {inc['images_per_s']} images/s ({inc['setting']})" if inc
+               else "- InceptionV3 features: not applicable (the data are not images)"),
               f"- linear probe ({p['setting']}): torch back end {p['torch']['seconds']} s (accuracy "
               f"{p['torch']['accuracy']}), scikit-learn {p['sklearn']['seconds']} s (accuracy {p['sklearn']['accuracy']})", ""]
     return "\n".join(lines)

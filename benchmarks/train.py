@@ -42,6 +42,12 @@ class BatchStream:
 
     def next(self, k):
         """(indices, flip bits or None) of the next k examples."""
+        epoch, pos = divmod(self.consumed, self.n)
+        if pos + k <= self.n:  # the common case, within one epoch: views, no concatenation
+            perm, flip = self._epoch_order(epoch)
+            idx = perm[pos:pos + k]
+            self.consumed += k
+            return idx, (flip[idx] if flip is not None else None)
         idx, flips = [], []
         while k > 0:
             epoch, pos = divmod(self.consumed, self.n)
@@ -109,8 +115,9 @@ class LossReader:
         if not self.pending:
             return []
         dev = self.runtime.device
-        flat = torch.stack([torch.as_tensor(v).detach().float().reshape(()).to(dev)
-                            for _, out in self.pending for v in out.values()])
+        with torch.no_grad():  # one conversion call per value: the plain path reads every step
+            flat = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=dev).reshape(())
+                                for _, out in self.pending for v in out.values()])
         values = self.runtime.mean_over_processes(flat).tolist()
         rows, i = [], 0
         for step, out in self.pending:
@@ -127,6 +134,7 @@ class LossLog:
 
     def __init__(self, path, resume_step):
         self.path, self.rows = path, []
+        self._fields, self._text, self._rendered = None, "", 0  # the CSV text of rows[:_rendered]
         if path.exists():
             self.rows, bad = _read_log(path, resume_step)
             if bad:
@@ -138,12 +146,20 @@ class LossLog:
         self.rows.append({"step": step, **{k: f"{v:.6g}" for k, v in values.items()}})
 
     def flush(self):
-        fields = ["step"] + sorted({k for r in self.rows for k in r} - {"step"})
+        # The rows already written are kept as CSV text, so a flush renders only the new ones
+        # (rendering every row at every checkpoint grows with the run); a new column re-renders all.
+        new = self.rows[self._rendered:]
+        keys = {k for r in new for k in r} | set(self._fields or ())
+        fields = ["step"] + sorted(keys - {"step"})
         buf = io.StringIO()
         w = csv.DictWriter(buf, fields)
-        w.writeheader()
-        w.writerows(self.rows)
-        atomic_write_text(self.path, buf.getvalue())
+        if fields != self._fields:
+            self._fields, self._text, new = fields, "", self.rows
+            w.writeheader()
+        w.writerows(new)
+        self._text += buf.getvalue()
+        self._rendered = len(self.rows)
+        atomic_write_text(self.path, self._text)
 
 
 def _read_log(path, before):
