@@ -53,6 +53,21 @@ def truncated_latent(model, n, threshold, generator):
     return z
 
 
+def _uniform_modes(data, n):
+    """The mode scores of no model at all: n points uniform over the square that holds the
+    centres with half a spacing to spare (grid25: [-5, 5]^2), seed 0. Spread without any mode
+    learnt already covers most modes under both rules; a model's counts mean little unless
+    its high_quality is well above this."""
+    c = torch.as_tensor(data.meta["centres"], dtype=torch.float64)
+    half = torch.cdist(c, c).masked_fill(torch.eye(len(c), dtype=torch.bool), float("inf")).min() / 2
+    lo, hi = c.min(0).values - half, c.max(0).values + half
+    x = lo + (hi - lo) * torch.rand(n, c.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    r = metrics.mode_coverage(x, c, data.meta["std"])
+    return (f"uniform noise over {[round(v, 3) for v in lo.tolist()]} to {[round(v, 3) for v in hi.tolist()]}, "
+            f"{n} points: modes_nearest {r['modes_nearest']}, modes_3sigma {r['modes_3sigma']}, "
+            f"high_quality {r['high_quality']:.4f}")
+
+
 class _InDrawOrder:
     """The one-process store of _sample_outputs: every batch is decoded here in draw order, so
     the outputs are concatenated as they come (no torchmetrics import, which costs seconds)."""
@@ -81,6 +96,7 @@ class Evaluator:
             self.notes["modes_3sigma"] = (f"VEEGAN/PacGAN's rule on the first {min(n, 2500)} of them: a mode counts "
                                           "when it is the nearest centre of at least one sample within 3 std; "
                                           "high_quality and kl_modes on the same samples")
+            self.notes["modes_chance"] = _uniform_modes(data, n)
             return
         name, n_gen = data.name, self.ec["gen_samples"]
         self.domain = metrics.get_domain_classifier(data, runtime.device, default_cache_dir() / "domain")

@@ -56,3 +56,4 @@ def test_toy2d_writes_mode_coverage(cli):
         assert m["status"] == "ok" and m["recon_mse"] >= 0
         assert 0 <= m["modes_3sigma"] <= m["modes_nearest"] <= 25 and 0 <= m["high_quality"] <= 1
         assert "nearest centre" in m["protocol"]["modes_nearest"] and "3 std" in m["protocol"]["modes_3sigma"]
+        assert "uniform noise over [-5.0, -5.0] to [5.0, 5.0], 1000 points: modes_nearest 25" in m["protocol"]["modes_chance"]
