@@ -189,9 +189,7 @@ class ALI(BidirectionalGAN):
                  eps=1e-8, init_std=0.01, dropout=0.2, z_path_mult=2, joint_mult=4, logodds_init=True,
                  random_hparams=False):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
-        if random_hparams:
-            self.drawn = draw_hparams(lr, beta1, init_std)
-            lr, beta1, init_std = self.drawn["lr"], self.drawn["beta1"], self.drawn["init_std"]
+        self.drawn, lr, beta1, init_std = draw_hparams(random_hparams, lr, beta1, init_std)
         self._cov = arch == "paper" and len(data_shape) == 1
         if self._cov:  # the 2-D mixture experiment's nets
             self.G = MixtureGenerator(z_dim, data_shape[0])

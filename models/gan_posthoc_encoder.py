@@ -75,9 +75,7 @@ class GANPosthocEncoder(BidirectionalGAN):
             raise ModelConfigError(f"gan-posthoc-encoder: arch must be 'shared' or 'paper', got {arch!r}")
         if not 0 <= posthoc_fraction < 1:
             raise ModelConfigError(f"gan-posthoc-encoder: posthoc_fraction must be in [0, 1), got {posthoc_fraction}")
-        if random_hparams:
-            self.drawn = draw_hparams(lr, beta1, init_std)
-            lr, beta1, init_std = self.drawn["lr"], self.drawn["beta1"], self.drawn["init_std"]
+        self.drawn, lr, beta1, init_std = draw_hparams(random_hparams, lr, beta1, init_std)
         self._cov = arch == "paper" and len(data_shape) == 1
         if self._cov:  # ALI's mixture GAN baseline
             self.G = MixtureGenerator(z_dim, data_shape[0])
