@@ -1,0 +1,51 @@
+"""Milliseconds of one step of every optimiser of each toy2d model, for PyTorch's three Adam
+kernels: the for-loop (one parameter at a time), foreach (multi-tensor) and fused.
+
+    OMP_NUM_THREADS=1 python results/perf/toy2d/adam_paths.py
+
+Each model is built as `run` builds it, trained one step (so Adam has its state), given random
+gradients, and its optimisers stepped 5 x 100 times; the table shows the fastest pass."""
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+import torch  # noqa: E402
+
+from benchmarks.config import load_config  # noqa: E402
+from benchmarks.data import load_dataset  # noqa: E402
+from benchmarks.perf import _build  # noqa: E402
+from benchmarks.runtime import Runtime  # noqa: E402
+
+KERNELS = {"for-loop": dict(foreach=False, fused=None), "foreach": dict(foreach=True, fused=None),
+           "fused": dict(foreach=False, fused=True)}
+
+if __name__ == "__main__":
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    cfg = load_config("toy2d", "full")
+    data = load_dataset(cfg["dataset"], **cfg["dataset_options"])
+    runtime = Runtime("cpu", fast=False, compile=False)
+    x = data.train.x.float()
+    print("| model | " + " | ".join(KERNELS) + " |\n|---|" + "---|" * len(KERNELS))
+    for name in cfg["models"]:
+        ms = []
+        for kernel in KERNELS.values():
+            model = _build(name, cfg, data, runtime)
+            model.train()
+            model.train_step(x[:100 * model.batches_per_step], 0)
+            opts = list(model.optimizers.values())
+            for opt in opts:
+                for group in opt.param_groups:
+                    group.update(kernel)
+                for p in (p for g in opt.param_groups for p in g["params"]):
+                    p.grad = torch.randn_like(p) * 1e-3
+            best = float("inf")
+            for _ in range(5):
+                t = time.perf_counter()
+                for _ in range(100):
+                    for opt in opts:
+                        opt.step()
+                best = min(best, (time.perf_counter() - t) / 100)
+            ms.append(f"{1000 * best:.2f}")
+        print(f"| {name} | " + " | ".join(ms) + " |", flush=True)
