@@ -55,7 +55,7 @@ def baseline_speed(name, cfg, data, steps, warmup, device):
     """The straightforward loop: DataLoader, per-batch copy, fp32 eager, .item() every step."""
     runtime = Runtime(device, fast=False, compile=False)
     model = _build(name, cfg, data, runtime)
-    runtime.prepare(model)  # the plain path's settings: no autotuning, IEEE fp32, plain Adam
+    runtime.prepare(model)  # the plain path's settings: no autotuning, IEEE fp32, multi-tensor (unfused) Adam
     per_step = model.batches_per_step * cfg["train"]["batch_size"]
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data.train.x), batch_size=per_step,
                                          shuffle=True, drop_last=True, pin_memory=runtime.device.type == "cuda",

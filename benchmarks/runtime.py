@@ -4,7 +4,7 @@ live and how fast they move. Models never see any of it.
 Two paths to the same numbers:
 
 * plain (the default on CPU): fp32 eager; the dataset stays on the host and each batch is
-  copied to the device; the loop reads the losses every step.
+  copied to the device; multi-tensor (unfused) Adam; the loop reads the losses every step.
 * fast (the default on CUDA): the uint8 dataset lives on the device and batches are gathered,
   flipped and normalised there; bf16 autocast for the networks while losses, batch-norm
   statistics and spectral-norm power iterations stay fp32; channels_last; fused Adam;
