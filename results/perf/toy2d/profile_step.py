@@ -1,5 +1,6 @@
 """Where one toy2d training step's time goes: the single-thread GEMM rate on ALI's joint-D
-shapes, then a torch.profiler table of 50 `train_step` calls of one model.
+shapes and on the 128-wide layers of the other models at batch 100, then a torch.profiler table
+of 50 `train_step` calls of one model.
 
     OMP_NUM_THREADS=1 python results/perf/toy2d/profile_step.py ali
 """
@@ -18,7 +19,7 @@ from benchmarks.runtime import Runtime  # noqa: E402
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    for m, k, n in [(200, 384, 512), (200, 512, 512)]:
+    for m, k, n in [(200, 384, 512), (200, 512, 512), (100, 128, 128), (128, 100, 128)]:
         a, b = torch.randn(m, k), torch.randn(k, n)
         for _ in range(10):
             a @ b
