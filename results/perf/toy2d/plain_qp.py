@@ -29,12 +29,13 @@ MODEL = "bigan-qp-simple"
 
 
 def mlp(sizes, *, bias, norm_from, act):
-    """Linear layers of `sizes`; BN (from hidden layer `norm_from` on) and `act` after each hidden one."""
+    """Linear layers of `sizes`; `act` after each hidden one, BN before it from hidden layer
+    `norm_from` on (None: no BN)."""
     layers = []
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
         layers.append(nn.Linear(a, b, bias=bias))
         if i < len(sizes) - 2:
-            layers += [nn.BatchNorm1d(b)] if i >= norm_from else []
+            layers += [nn.BatchNorm1d(b)] if norm_from is not None and i >= norm_from else []
             layers.append(act())
     return nn.Sequential(*layers)
 
@@ -49,7 +50,7 @@ class PlainQP:
         self.G = mlp([z_dim, width, width, width, 2], bias=True, norm_from=0, act=nn.ReLU)
         self.E = mlp([2, width, width, width, z_dim], bias=True, norm_from=1, act=lrelu)
         self.F = mlp([2, width, width, width, z_dim], bias=False, norm_from=1, act=lrelu)
-        self.T = mlp([2 * z_dim, width, width, 1], bias=False, norm_from=99, act=lrelu)
+        self.T = mlp([2 * z_dim, width, width, 1], bias=False, norm_from=None, act=lrelu)
         self.z_dim, self.lam, self.beta1, self.beta2 = z_dim, lam, beta1, beta2
         self.d_params = [*self.F.parameters(), *self.T.parameters()]
         self.ge_params = [*self.G.parameters(), *self.E.parameters()]
