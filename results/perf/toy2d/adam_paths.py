@@ -6,26 +6,19 @@ kernels: the for-loop (one parameter at a time), foreach (multi-tensor) and fuse
 Each model is built as `run` builds it, trained one step (so Adam has its state), given random
 gradients, and its optimisers stepped 5 x 100 times; the table shows the fastest pass."""
 import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-import torch  # noqa: E402
+import torch
 
-from benchmarks.config import load_config  # noqa: E402
-from benchmarks.data import load_dataset  # noqa: E402
-from benchmarks.perf import _build  # noqa: E402
-from benchmarks.runtime import Runtime  # noqa: E402
+from _toy2d import setup
+from benchmarks.perf import _build
 
 KERNELS = {"for-loop": dict(foreach=False, fused=None), "foreach": dict(foreach=True, fused=None),
            "fused": dict(foreach=False, fused=True)}
 
 if __name__ == "__main__":
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    cfg = load_config("toy2d", "full")
-    data = load_dataset(cfg["dataset"], **cfg["dataset_options"])
-    runtime = Runtime("cpu", fast=False, compile=False)
+    cfg, data, runtime = setup()
     x = data.train.x.float()
     print("| model | " + " | ".join(KERNELS) + " |\n|---|" + "---|" * len(KERNELS))
     for name in cfg["models"]:

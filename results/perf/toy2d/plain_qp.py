@@ -12,18 +12,14 @@ per step that torch.profiler counts for the harness and the hand-written step.
 """
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.config import load_config  # noqa: E402
-from benchmarks.data import load_dataset  # noqa: E402
-from benchmarks.perf import harness_speed  # noqa: E402
-from benchmarks.runtime import Runtime  # noqa: E402
-from models.blocks import count_params  # noqa: E402
+from _toy2d import setup
+from benchmarks.perf import _timed_steps, harness_speed
+from models.blocks import count_params
 
 MODEL = "bigan-qp-simple"
 
@@ -90,15 +86,11 @@ class PlainQP:
         self.opt_ge.step()
 
 
-def time_plain(plain, x, steps, warmup=20):
+def time_plain(plain, x, steps, runtime, warmup=20):
+    """Seconds for `steps` hand-written steps on random batches of 3 x 100, after `warmup`."""
     g = torch.Generator().manual_seed(0)
     batches = [x[torch.randint(len(x), (300,), generator=g)] for _ in range(warmup + steps)]
-    for b in batches[:warmup]:
-        plain.step(b)
-    t = time.perf_counter()
-    for b in batches[warmup:]:
-        plain.step(b)
-    return time.perf_counter() - t
+    return _timed_steps(lambda i: plain.step(batches[i]), steps, warmup, runtime)
 
 
 def matmuls_per_step(fn, n=10):
@@ -112,9 +104,7 @@ if __name__ == "__main__":
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     passes = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     torch.set_num_threads(1)
-    cfg = load_config("toy2d", "full")
-    data = load_dataset(cfg["dataset"], **cfg["dataset_options"])
-    runtime = Runtime("cpu", fast=False, compile=False)
+    cfg, data, runtime = setup()
     x = data.train.x.float()
     _, _, model, _ = harness_speed(MODEL, cfg, data, 10, 5, runtime)
     torch.manual_seed(0)
@@ -126,7 +116,7 @@ if __name__ == "__main__":
     compiled = PlainQP(model.z_dim, model.G.net[0].out_features)
     compiled.compile()
     t = time.perf_counter()
-    time_plain(compiled, x, 1, warmup=3)
+    time_plain(compiled, x, 1, runtime, warmup=3)
     print(f"compilation (first steps): {time.perf_counter() - t:.1f} s")
 
     batch = x[:300]
@@ -136,9 +126,9 @@ if __name__ == "__main__":
 
     rows = {"harness `train_step`": [], "hand-written, eager": [], "hand-written, losses compiled": []}
     for p in range(passes):
-        rows["hand-written, eager"].append(time_plain(eager, x, steps))
+        rows["hand-written, eager"].append(time_plain(eager, x, steps, runtime))
         rows["harness `train_step`"].append(harness_speed(MODEL, cfg, data, steps, 20, runtime)[0])
-        rows["hand-written, losses compiled"].append(time_plain(compiled, x, steps))
+        rows["hand-written, losses compiled"].append(time_plain(compiled, x, steps, runtime))
         print(f"pass {p + 1} done", flush=True)
     print(f"\n{MODEL}, {steps} steps per pass, ms per step (min; every pass)\n")
     print("| step | min | passes |\n|---|---|---|")

@@ -6,16 +6,12 @@ of 50 `train_step` calls of one model.
 """
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-import torch  # noqa: E402
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
+import torch
+from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.config import load_config  # noqa: E402
-from benchmarks.data import load_dataset  # noqa: E402
-from benchmarks.perf import _build  # noqa: E402
-from benchmarks.runtime import Runtime  # noqa: E402
+from _toy2d import setup
+from benchmarks.perf import _build
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
@@ -28,9 +24,7 @@ if __name__ == "__main__":
             a @ b
         dt = (time.perf_counter() - t) / 200
         print(f"GEMM {m}x{k}x{n}: {dt * 1e6:.0f} us, {2 * m * k * n / dt / 1e9:.1f} GFLOP/s")
-    cfg = load_config("toy2d", "full")
-    data = load_dataset(cfg["dataset"], **cfg["dataset_options"])
-    runtime = Runtime("cpu", fast=False, compile=False)
+    cfg, data, runtime = setup()
     model = _build(sys.argv[1], cfg, data, runtime)
     runtime.prepare(model)
     model.train()
