@@ -1,6 +1,8 @@
 """python -m benchmarks {list-models, run, report}."""
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import USER_ERRORS, UserError, filesystem_message
@@ -89,7 +91,8 @@ def build_parser():
                     help="override one config value (repeatable)")
     pf.add_argument("--fid-weights", help="InceptionV3 weights file (else random weights, labelled, for timing)")
     pf.add_argument("--plugin", action="append", default=[], help="module or .py file that registers models")
-    pf.add_argument("--out", default="results/perf", help="folder for <device>.md and .json (default results/perf)")
+    pf.add_argument("--out", default="runs/perf", help="folder for <device>.md and .json (default runs/perf, which "
+                    "git ignores; the committed tables are in results/perf)")
 
     rep = sub.add_parser("report", help="write tables for a results folder (several folders: merged)")
     rep.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
@@ -126,7 +129,14 @@ def cmd_run(args):
 
         if args.jobs < 1 or args.shard or parallel.launched():
             raise UserError("--jobs N needs N >= 1 and goes without --shard and torchrun (it makes the shards itself).")
-        return run_jobs(args.argv, args.jobs, out, figures=args.figures)
+        cores = os.cpu_count() or 1
+        if args.jobs > cores:  # each shard trains in a process of its own, with its own copy of the data
+            raise UserError(f"--jobs {args.jobs} is more than the {cores} CPU cores of this machine: more shard "
+                            f"processes than cores only share the cores and multiply the memory. Use --jobs {cores} "
+                            "or fewer.")
+        jobs = min(args.jobs, len(cfg["models"]) * len(cfg["seeds"]))  # a shard without a run would start for nothing
+        if jobs > 1:
+            return run_jobs(args.argv, jobs, out, figures=args.figures)
     runtime = runtime_from(args, fast=args.fast)
     try:
         data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
@@ -148,17 +158,28 @@ def cmd_perf(args):
 def cmd_report(args):
     from .report import locked_report
 
-    missing = [str(d) for d in args.dirs if not d.is_dir()]
-    if missing:
-        raise UserError(f"Results folder {', '.join(missing)} does not exist; `python -m benchmarks run` writes one.")
-    out = args.out or args.dirs[0]
-    out.mkdir(parents=True, exist_ok=True)
-    print(locked_report(out, [d for d in args.dirs if d != out], figures=args.figures))
+    print(locked_report(args.out or args.dirs[0], args.dirs, figures=args.figures))
     return 0
+
+
+def _one_line_warnings():
+    """The project's own warnings (a damaged or unwritable cache entry) print as one `warning: ...`
+    line, like its other messages; other libraries' warnings keep Python's format."""
+    root, python_format = Path(__file__).resolve().parents[1], warnings.formatwarning
+
+    def fmt(message, category, filename, lineno, line=None):
+        try:
+            ours = Path(filename).resolve().relative_to(root).parts[0] in ("benchmarks", "metrics", "models")
+        except ValueError:  # outside the project
+            ours = False
+        return f"warning: {message}\n" if ours else python_format(message, category, filename, lineno, line)
+
+    warnings.formatwarning = fmt
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    _one_line_warnings()
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         from .plugins import load_plugin

@@ -30,6 +30,17 @@ SCHEMA = {
              "track_samples": int, "references": bool},
 }
 ARCH_STYLES = ("shared", "paper")
+# Seeds: 0 <= seed < 2**32. numpy is seeded with seed % 2**32 (runtime.seed_everything) and
+# Python's random with |seed|, so a seed outside this range would silently share its streams with
+# another seed; inside it, the derived torch seeds (seed * 1_000_003 + epoch for the data order,
+# seed + EVAL_NOISE_OFFSET for the evaluation noise) stay far inside torch's 64-bit range.
+SEED_LIMIT = 2**32
+# Counts that size tensors held in memory at once (a batch, every generated sample's features):
+# beyond a million the features alone take gigabytes, and run.check_sizes bounds each by the data
+# and the machine once the data is loaded. Checked here first, so 1e20 never reaches an allocator.
+MAX_COUNT = 1_000_000
+COUNTS = ("train.batch_size", "eval.eval_batch_size", "eval.grid_size", "eval.gen_samples", "eval.probe_max_train",
+          "eval.inception_samples", "eval.truncation_samples", "eval.track_samples")
 # Keys added after results were first published, with the value that reproduces the older
 # behaviour: a results folder recorded before a key existed is read as having that value.
 # eval.references only adds protocol lines and changes no number, so older folders count as
@@ -86,10 +97,31 @@ def _check(tree, schema, where):
         kind = schema[key]
         if isinstance(kind, dict):
             _check(value, kind, path)
+        elif kind is FREE:
+            _check_free(value, path)
         elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"Config key {path!r} must be an integer, got {value!r}.")
         elif not isinstance(value, kind):
             raise ConfigError(f"Config key {path!r} must be a {kind.__name__}, got {value!r}.")
+
+
+def _check_free(tree, where):
+    """A free-form mapping (options passed on as keyword arguments): a mapping whose keys, at
+    every level, are names."""
+    if not isinstance(tree, dict):
+        raise ConfigError(f"Config key {where!r} must be a mapping, got {tree!r}.")
+    for key, value in tree.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"Config key {where!r} holds the key {key!r}; keys must be names (text), "
+                              f"e.g. --set {where}.name=value.")
+        if isinstance(value, dict):
+            _check_free(value, f"{where}.{key}")
+
+
+def _unique(values):
+    """The list without repeats, in first-seen order: a run named twice is one run (and two
+    --jobs shards must never both write it)."""
+    return list(dict.fromkeys(values))
 
 
 def _merge(base, over):
@@ -162,8 +194,17 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
         raise ConfigError(f"Config {path} (budget {budget!r}) does not set: {', '.join(missing)}.")
     if not cfg["models"]:
         raise ConfigError("No models to run: the config's 'models' list (or --models) is empty.")
+    bad = [m for m in cfg["models"] if not isinstance(m, str) or not m.strip()]
+    if bad:
+        raise ConfigError(f"Models must be a list of model names, got {bad[0]!r} in {cfg['models']!r}; "
+                          "e.g. --models bigan,ali (`python -m benchmarks list-models` lists them).")
     if not cfg["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in cfg["seeds"]):
         raise ConfigError(f"Seeds must be a non-empty list of integers, got {cfg['seeds']!r}.")
+    bad = [s for s in cfg["seeds"] if not 0 <= s < SEED_LIMIT]
+    if bad:
+        raise ConfigError(f"Seed {bad[0]} is out of range: seeds must be integers from 0 to {SEED_LIMIT - 1} "
+                          "(numpy's random generator takes 32-bit seeds); e.g. --seeds 0,1,2.")
+    cfg["models"], cfg["seeds"] = _unique(cfg["models"]), _unique(cfg["seeds"])
     if cfg["arch"]["style"] not in ARCH_STYLES:
         raise ConfigError(f"arch.style must be one of {', '.join(ARCH_STYLES)}, got {cfg['arch']['style']!r}: "
                           "'shared' gives every method the same backbone, 'paper' each method its published one.")
@@ -185,6 +226,11 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
     for k in ("gen_samples", "inception_samples", "track_samples", "truncation_samples"):
         if cfg["eval"][k] == 1:  # a Frechet distance needs a covariance
             raise ConfigError(f"eval.{k} = 1 is too few samples to score; use at least 2 (or 0 where 0 means off).")
+    for key in COUNTS:
+        section, k = key.split(".")
+        if cfg[section][k] > MAX_COUNT:
+            raise ConfigError(f"{key} = {cfg[section][k]} is too large: use at most {MAX_COUNT} (a batch or a set of "
+                              "generated samples of that size would not fit in memory).")
     for name, opts in cfg["model_options"].items():
         if opts is not None and not isinstance(opts, dict):
             raise ConfigError(f"model_options.{name} must be a mapping of option: value, e.g. "

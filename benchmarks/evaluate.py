@@ -11,18 +11,21 @@ import math
 import os
 import sys
 import time
+import warnings
+from pathlib import Path
 
 import torch
 
 import metrics
 from metrics.frechet import FIDELITY_SEED
+from metrics.cache import CACHE_VARIABLE, write_entry
 from metrics.inception import content_hash
 
-from . import figures
+from . import figures, stats
 from .figures import to_unit as _to_unit
-from .io import atomic_write_json, atomic_write_text, default_cache_dir
+from .io import atomic_write_text, default_cache_dir
 
-REFERENCES_VERSION = "ref1"  # bump when _references computes anything differently
+REFERENCES_VERSION = "ref2"  # bump when references() computes anything differently
 EVAL_NOISE_OFFSET = 10_000  # the fixed noise of seed s comes from generator seed s + offset
 FIGURE_SEED = 0  # which test images the interpolation and neighbour figures show: the same for every model
 INTERP_PAIRS, INTERP_STEPS = 6, 8
@@ -66,6 +69,26 @@ def _uniform_modes(data, n):
     return (f"uniform noise over {[round(v, 3) for v in lo.tolist()]} to {[round(v, 3) for v in hi.tolist()]}, "
             f"{n} points: modes_nearest {r['modes_nearest']}, modes_3sigma {r['modes_3sigma']}, "
             f"high_quality {r['high_quality']:.4f}")
+
+
+def references_key(dataset, parts, backbone):
+    """The references cache key: the dataset, the code version, the content of every tensor the
+    numbers are computed from (which names the split, the subset and the sizes), and the
+    classifier behind the semantic chance level ("points" where there is none)."""
+    return "-".join(["references", dataset, REFERENCES_VERSION, *(content_hash(t, 12) for t in parts), backbone])
+
+
+def read_references(path):
+    """A references record (cache entry or a folder's references.json) if it has the shape
+    references() writes, else None: a damaged entry is recomputed, never trusted."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    ok = (isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("notes"), dict)
+          and all(isinstance(rec["notes"].get(k), str) for k in ("references", "chance"))
+          and isinstance(rec.get("values"), dict))
+    return rec if ok else None
 
 
 class _InDrawOrder:
@@ -198,7 +221,7 @@ class Evaluator:
             xv, yv = _subset(data.valid, ec["probe_max_train"])
             val = (self._batched(model.encode, xv), yv)
         if ec["references"] and "references" not in self.notes:
-            self._timed(sec, "references", lambda: self._references(x_tr, y_tr, x_test, val and xv, val and yv))
+            self._timed(sec, "references", self.references)
         probe = self._timed(sec, "probe_acc", lambda: metrics.linear_probe(f_tr, y_tr, z_test, data.test.y, device=dev, val=val))
         out["probe_acc"], out["probe_bal_acc"] = probe["accuracy"], probe["balanced_accuracy"]
         self.notes["probe_acc"] = (f"logistic regression on standardised E(x), C chosen on a validation slice; "
@@ -211,7 +234,7 @@ class Evaluator:
                 return metrics.linear_probe(p_tr, y_tr, p_te, data.test.y, device=dev,
                                             val=(p_val[0], yv) if val else None)["accuracy"]
             out["probe_pool_acc"] = self._timed(sec, "probe_pool_acc", pool_probe)
-        out["knn_acc"] = self._timed(sec, "knn_acc", lambda: metrics.knn_accuracy(f_tr, y_tr, z_test, data.test.y, k=20, device=dev))
+        out["knn_acc"] = self._timed(sec, "knn_acc", lambda: metrics.knn_accuracy(f_tr, y_tr, z_test, data.test.y, k=20, device=dev, metric="cosine" if self.images else "euclidean"))
 
         if self.images:
             self._timed(sec, "generation", lambda: out.update(self._generation(model, g, x_test, rec)))
@@ -227,35 +250,67 @@ class Evaluator:
         out["protocol"] = dict(self.notes)
         return out
 
-    def _references(self, x_tr, y_tr, x_test, xv=None, yv=None):
-        """What the model-free inputs score, once per benchmark, for the protocol block: the probe
-        and kNN on raw pixels (same train subset, validation and test split as the models' probes),
-        and the chance levels of the reconstruction columns: the same measures between each test
-        image and a random other one (a fixed permutation)."""
-        parts = [x_tr, y_tr, x_test, self.data.test.y] + ([xv, yv] if xv is not None else [])
-        key = "-".join(["references",  # names the exact tensors involved self.data.name, REFERENCES_VERSION, *(content_hash(t, 12) for t in parts),
-                        self.domain.key if self.images else "points"])
+    def references(self):
+        """What the model-free inputs score under this benchmark's protocol, for the protocol block
+        and the folder's references.json: the probe and kNN on raw pixels (the models' train
+        subset, validation and test split), the majority class, and the reconstruction columns'
+        chance levels (each test image against a random other one, a fixed permutation) and floor
+        (the train subset's mean image for every test image). Each with a 95 % percentile-bootstrap
+        interval over test items: they are computed once, on a fixed test set, so the test set's
+        own sampling error is the uncertainty they carry. Cached under a key naming everything
+        they depend on: dataset, code version, the exact tensors (so the subset, split and sizes),
+        and the domain classifier."""
+        data, dev = self.data, self.runtime.device
+        x_tr, y_tr = _subset(data.train, self.ec["probe_max_train"])
+        xv = yv = None
+        if data.valid is not None:
+            xv, yv = _subset(data.valid, self.ec["probe_max_train"])
+        x_te, y_te = data.test.x, data.test.y
+        parts = [x_tr, y_tr, x_te, y_te] + ([xv, yv] if xv is not None else [])
+        key = references_key(data.name, parts, self.domain.key if self.images else "points")
         path = default_cache_dir() / "references" / f"{key}.json"
-        try:  # computed once per dataset and protocol: the raw-pixel probe is the slow part
-            self.notes.update(json.loads(path.read_text()))
-            return
-        except (OSError, ValueError):
-            pass
+        cached = read_references(path)
+        if cached is None and path.exists():
+            warnings.warn(f"Ignoring unreadable references cache file {path}; computing it again (the caches live "
+                          f"under ${CACHE_VARIABLE}).", stacklevel=2)
+        if cached is None or cached["key"] != key:
+            cached = self._compute_references(x_tr, y_tr, x_te, y_te, xv, yv, dev)
+            cached["key"] = key
+            # the raw-pixel probe is the slow part; a cache that can't be written only costs time
+            write_entry(path, lambda f: f.write((json.dumps(cached, indent=2, sort_keys=True) + "\n").encode()))
+        self.notes.update(cached["notes"])
+        return cached
+
+    def _compute_references(self, x_tr, y_tr, x_te, y_te, xv, yv, dev):
         raw = lambda x: self.runtime.batch(x).flatten(1).cpu()  # noqa: E731 - the models' input scaling
-        dev, y_te = self.runtime.device, self.data.test.y
-        probe = metrics.linear_probe(raw(x_tr), y_tr, raw(x_test), y_te, device=dev,
+        metric = "cosine" if self.images else "euclidean"
+        probe = metrics.linear_probe(raw(x_tr), y_tr, raw(x_te), y_te, device=dev,
                                      val=(raw(xv), yv) if xv is not None else None)
-        knn = metrics.knn_accuracy(raw(x_tr), y_tr, raw(x_test), y_te, k=20, device=dev)
-        perm = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(FIGURE_SEED))
-        unit = _to_unit(self.runtime.batch(x_test).cpu())
-        chance = f"recon_mse {metrics.reconstruction_mse(unit, unit[perm]):.4g}"
+        knn = metrics.knn_accuracy(raw(x_tr), y_tr, raw(x_te), y_te, k=20, device=dev, metric=metric, per_item=True)
+        unit = _to_unit(self.runtime.batch(x_te).cpu()).double()
+        perm = torch.randperm(len(x_te), generator=torch.Generator().manual_seed(FIGURE_SEED))
+        mean_image = _to_unit(self.runtime.batch(x_tr).cpu()).double().mean(0, keepdim=True)
+        per_item = {"raw_probe_acc": probe["correct"], "raw_knn_acc": knn, "majority_acc": probe["majority_correct"],
+                    "chance_recon_mse": (unit - unit[perm]).pow(2).flatten(1).mean(1),
+                    "mean_image_recon_mse": (unit - mean_image).pow(2).flatten(1).mean(1)}
         if self.images:
-            labels = self.domain.predict(x_test)
-            chance += f", semantic_recon {metrics.label_agreement(labels, labels[perm]):.4g}"
-        self.notes["references"] = (f"raw pixels ({x_test[0].numel()} inputs): linear probe {probe['accuracy']:.4f}, "
-                                    f"kNN-20 {knn:.4f}; majority class {probe['majority_accuracy']:.4f}")
-        self.notes["chance"] = f"between each test image and a random other test image: {chance}"
-        atomic_write_json(path, {k: self.notes[k] for k in ("references", "chance")})
+            labels = self.domain.predict(x_te)
+            per_item["chance_semantic_recon"] = (labels == labels[perm]).double()
+            if per_item["chance_semantic_recon"].dim() == 2:  # multi-label: the share of attributes that agree
+                per_item["chance_semantic_recon"] = per_item["chance_semantic_recon"].mean(1)
+        values = {k: list(stats.bootstrap_interval(torch.as_tensor(v).double().numpy())) for k, v in per_item.items()}
+        f = lambda k: f"{values[k][0]:.4g} [{values[k][1]:.4g}, {values[k][2]:.4g}]"  # noqa: E731
+        n = f"95 % bootstrap intervals over the {len(x_te)} test items"
+        chance = f"recon_mse {f('chance_recon_mse')}"
+        if self.images:
+            chance += f", semantic_recon {f('chance_semantic_recon')}"
+        return {"notes": {
+            "references": (f"raw {'pixels' if self.images else 'coordinates'} ({x_te[0].numel()} inputs): linear probe "
+                           f"{f('raw_probe_acc')}, kNN-20 ({metric}) {f('raw_knn_acc')}; majority class "
+                           f"{f('majority_acc')}; {n}"),
+            "chance": (f"between each test image and a random other test image: {chance}; predicting the train "
+                       f"subset's mean image for every test image: recon_mse {f('mean_image_recon_mse')}; {n}")},
+            "values": values}
 
     def _sample_outputs(self, model, g, n, fn, n_out, threshold=None, shared=False):
         """fn(decoded batch) -> n_out tensors, over n prior draws with generator g (truncated at

@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from metrics.cache import atomic_torch_save, atomic_write  # noqa: F401 - the harness's writers live here too
+from metrics.cache import CACHE_VARIABLE, atomic_torch_save, atomic_write  # noqa: F401 - the harness's writers live here too
 
 
 def atomic_write_text(path, text):
@@ -17,8 +17,10 @@ def atomic_write_json(path, obj):
 
 
 def default_cache_dir():
-    """Where decoded datasets and trained helper models are cached."""
-    root = os.environ.get("BIGAN_BENCH_CACHE")
+    """Where decoded datasets and trained helper models are cached. Every cache reads and writes
+    through metrics.cache.read_entry / write_entry: a damaged entry is recomputed and an
+    unwritable folder only costs the caching, never the run."""
+    root = os.environ.get(CACHE_VARIABLE)
     if root:
         return Path(root)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bigan-bench"

@@ -9,11 +9,13 @@ Warm-up steps (compilation included) are not timed. On 2-D points, `bigan` in th
 command's whole loop (`train()`) is also timed against a hand-written BiGAN of the same widths
 (`plain_bigan.py`): what the harness costs beyond the model's own work. Then InceptionV3 feature
 throughput (images only) and the linear probe on the GPU/torch back end against scikit-learn.
-Writes results/perf/<device>.md (and .json) with the device, versions and command.
+Writes <out>/<device>.md (and .json) with the device, versions and command; --out defaults to
+runs/perf, which git ignores, so a check of one's own machine never overwrites the committed
+tables in results/perf.
 """
 import copy
-import json
 import re
+import shlex
 import sys
 import tempfile
 import time
@@ -202,7 +204,7 @@ def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, incep
         inception = {"images_per_s": round(inc_rate, 1), "setting": inc_label}
     probe = probe_speed(model, data, runtime, cfg["eval"]["probe_max_train"])
     record = {"device": device_name(runtime), "runtime": runtime.describe(), "versions": versions(),
-              "command": " ".join(["python -m benchmarks"] + sys.argv[1:]),
+              "command": shlex.join(["python", "-m", "benchmarks", *sys.argv[1:]]),
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "benchmark": cfg["benchmark"], "budget": cfg["budget"],
               "sizes": {"batch_size": cfg["train"]["batch_size"], **cfg["arch"], "data_shape": list(data.shape)},
               "steps": steps, "warmup": warmup, "training": rows, "run_loop_vs_plain": side_by_side,
@@ -272,7 +274,7 @@ def to_markdown(r):
 def main_perf(args):
     from .config import load_config
     from .data import load_dataset
-    from .run import check_models
+    from .run import check_models, check_sizes
 
     from .cli import runtime_from
 
@@ -282,6 +284,7 @@ def main_perf(args):
     cfg = load_config(args.config, budget=budget, overrides=args.overrides, models=args.models)
     check_models(cfg)
     data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
+    check_sizes(cfg, data)
     print(run_perf(cfg, data, runtime, args.steps, args.warmup, Path(args.out), args.fid_weights,
                    default_path=path is None or path == (runtime.device.type == "cuda")))
     return 0

@@ -6,6 +6,7 @@ returns [(file name, one sentence on how to read it)] for report.md, empty when 
 nothing to draw (a partial folder, a benchmark without that figure).
 """
 import math
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,8 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from .io import atomic_write  # noqa: E402
 
 # Run-time pictures assembled into one panel per model (the first finished seed), with captions.
 RUN_PICTURES = {
@@ -29,10 +32,17 @@ RUN_PICTURES = {
 }
 
 
+def save_figure(fig, path, **options):
+    """fig as a PNG at `path`, written atomically like every other file (a kill mid-write leaves
+    the old picture or none, never a truncated one); `options` go to savefig. Closes fig."""
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", **options))
+    finally:
+        plt.close(fig)
+
+
 def _save(fig, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, bbox_inches="tight")
 
 
 def _ok_values(df, model, col):
@@ -109,16 +119,26 @@ def tradeoff(df, direction, out):
                              f"the best models sit {best}.")]
 
 
-def _read_csvs(df, name):
-    """{model: [DataFrame of name per finished run]}."""
+def _skipped(path, e):
+    print(f"warning: {path} is unreadable ({type(e).__name__}: {e}); left out of the figures "
+          "(the tables still count its run)", file=sys.stderr)
+
+
+def _read_csvs(df, name, key):
+    """{model: [DataFrame of name per finished run]}; a log that cannot be read, or lacks its
+    `key` column, is left out of the plot with a warning."""
     out = {}
     for _, row in df[df["status"] == "ok"].iterrows():
         path = _run_dir(row) / name
         if path.exists():
             try:
-                out.setdefault(row["model"], []).append(pd.read_csv(path))
-            except (ValueError, pd.errors.ParserError):
-                continue  # an unreadable log is left out of the plot, the table still counts the run
+                frame = pd.read_csv(path)
+                if key not in frame.columns:
+                    raise ValueError(f"no {key!r} column")
+            except (ValueError, OSError, pd.errors.ParserError) as e:  # EmptyDataError is a ValueError
+                _skipped(path, e)
+                continue
+            out.setdefault(row["model"], []).append(frame)
     return out
 
 
@@ -128,7 +148,7 @@ def _mean_by(frames, key):
 
 def loss_curves(df, out):
     """Per model, each logged loss against the step, the mean over finished seeds."""
-    logs = _read_csvs(df, "losses.csv")
+    logs = _read_csvs(df, "losses.csv", "step")
     if not logs:
         return []
     fig, axes = _grid(len(logs))
@@ -147,7 +167,7 @@ def loss_curves(df, out):
 
 def track_curves(df, direction, out):
     """The periodic generation metric against the step: one line per model, band = min..max over seeds."""
-    tracks = _read_csvs(df, "track.csv")
+    tracks = _read_csvs(df, "track.csv", "step")
     cols = sorted({c for frames in tracks.values() for f in frames for c in f.columns if c != "step"})
     made = []
     for col in cols:
@@ -171,7 +191,7 @@ def track_curves(df, direction, out):
 
 def truncation(df, direction, out):
     """The truncation sweep of Gaussian-prior models: each score against the threshold."""
-    sweeps = _read_csvs(df, "truncation.csv")
+    sweeps = _read_csvs(df, "truncation.csv", "threshold")
     if not sweeps:
         return []
     cols = [c for c in next(iter(sweeps.values()))[0].columns if c != "threshold"]
@@ -183,7 +203,8 @@ def truncation(df, direction, out):
         xs = [t if math.isfinite(t) else max(finite, default=1.0) * 1.4 for t in mean.index]
         ticks = (xs, [f"{t:g}" if math.isfinite(t) else "none" for t in mean.index])
         for ax, col in zip(axes[0], cols):
-            ax.plot(xs, mean[col], "o-", color=f"C{i % 10}", label=m, ms=3, lw=1.2)
+            if col in mean:  # a sweep written before a column existed has no line for it
+                ax.plot(xs, mean[col], "o-", color=f"C{i % 10}", label=m, ms=3, lw=1.2)
     for ax, col in zip(axes[0], cols):
         ax.set_xticks(*ticks)
         ax.set_xlabel("truncation threshold (none = the untruncated prior)")
@@ -195,19 +216,30 @@ def truncation(df, direction, out):
                                "the threshold; a smaller threshold trades diversity for fidelity (BigGAN's trade-off).")]
 
 
+def _picture(path):
+    """A run-time picture as an (H, W[, C]) array; raises on a file that is not a whole image."""
+    im = mpimg.imread(path)
+    if im.ndim not in (2, 3) or not im.size:
+        raise ValueError(f"not an image (array of shape {im.shape})")
+    return im
+
+
 def montages(df, out):
-    """One panel per model of each run-time picture, from its first finished seed."""
+    """One panel per model of each run-time picture, from its first finished seed whose picture
+    can be read (a damaged one is skipped with a warning naming it)."""
     made = []
     ok = df[df["status"] == "ok"].sort_values(["model", "seed"], key=lambda s: s.astype(str))
     for name, caption in RUN_PICTURES.items():
-        panels = {}
+        images = {}
         for _, row in ok.iterrows():
             path = _run_dir(row) / name
-            if row["model"] not in panels and path.exists():
-                panels[row["model"]] = (row["seed"], path)
-        if not panels:
+            if row["model"] not in images and path.exists():
+                try:
+                    images[row["model"]] = (row["seed"], _picture(path))
+                except Exception as e:  # noqa: BLE001 - a damaged picture (cut off, empty): the next seed's
+                    _skipped(path, e)
+        if not images:
             continue
-        images = {m: (s, mpimg.imread(p)) for m, (s, p) in panels.items()}
         h, w = max(im.shape[0] for _, im in images.values()), max(im.shape[1] for _, im in images.values())
         scale = min(6.0, max(2.6, w / 100)) / w
         fig, axes = _grid(len(images), panel=(w * scale + 0.2, h * scale + 0.45))

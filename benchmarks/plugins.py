@@ -1,7 +1,8 @@
 """Out-of-tree models: `--plugin path/to/file.py` or `--plugin package.module`.
 
 The module is imported and registers its models with `models.register`; no project file
-is edited. Any failure to import becomes one clear UserError naming the plugin."""
+is edited. Any failure to import, sys.exit() included, becomes one clear UserError naming the
+plugin."""
 import hashlib
 import importlib
 import importlib.util
@@ -34,10 +35,18 @@ def load_plugin(spec):
         return importlib.import_module(spec)
     except UserError:
         raise
+    except SystemExit as e:  # sys.exit() in a plugin must not end the program without a word
+        raise UserError(f"Plugin {spec!r} called sys.exit({e.code!r}) while being imported{_where(e)}. A plugin only "
+                        "registers models: remove the call (or guard it with `if __name__ == '__main__':`), "
+                        "or leave out --plugin.") from None
     except Exception as e:  # noqa: BLE001 - any import failure is the plugin author's to fix
-        frames = traceback.extract_tb(e.__traceback__)
-        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
         raise UserError(
-            f"Plugin {spec!r} failed to import: {type(e).__name__}: {e}{where}. "
+            f"Plugin {spec!r} failed to import: {type(e).__name__}: {e}{_where(e)}. "
             "Fix the plugin (run `python path/to/plugin.py` to see the full traceback) or leave out --plugin."
         ) from None
+
+
+def _where(e):
+    """' at file:line' of the innermost frame that raised `e`, or ''."""
+    frames = traceback.extract_tb(e.__traceback__)
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""

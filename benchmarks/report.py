@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import plots, stats
 from .errors import UserError
+from .evaluate import read_references
 from .io import atomic_write_text
 
 # flops_per_step and train_flops are written by newer runs only; older folders get blank cells.
@@ -38,14 +39,75 @@ def direction(col):
     return None
 
 
+def _folder_config(d):
+    """The config a results folder's runs share (benchmark.json, else its first run's record),
+    reduced to what decides whether two folders' numbers can be compared; None when neither reads."""
+    from .run import FOLDER_KEYS, _backfilled
+
+    for path in [d / "benchmark.json", *sorted(d.glob("*/seed*/config.json"))]:
+        try:
+            c = _backfilled(json.loads(path.read_text())["config"])
+            return {k: c.get(k) for k in FOLDER_KEYS}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def check_mergeable(dirs):
+    """Folders that may be merged into one table: the same folder reached by two paths counts
+    once, and folders of different configs (dataset, budget, protocol) are refused, naming both.
+    Returns the distinct folders in order."""
+    from .run import _diff
+
+    distinct, seen = [], set()
+    for d in map(Path, dirs):
+        if not d.is_dir():
+            raise UserError(f"Results folder {d} does not exist; `python -m benchmarks run` writes one.")
+        if d.resolve() not in seen:
+            seen.add(d.resolve())
+            distinct.append(d)
+    configs = [(d, _folder_config(d)) for d in distinct]
+    known = [(d, c) for d, c in configs if c is not None]
+    for d, c in known[1:]:
+        changes = _diff(known[0][1], c)
+        if changes:
+            raise UserError(f"Results folders {known[0][0]} and {d} hold runs of different configs "
+                            f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); one table would "
+                            "average numbers that cannot be compared. Report each folder on its own.")
+    return distinct
+
+
+def _read_run(path):
+    """One run's metrics.json as a row; a file that does not parse, or parses to anything but a
+    run record (a list, null, {}), is a row of status "unreadable" that says why."""
+    model, seed = path.parent.parent.name, path.parent.name[4:]
+    try:
+        row = json.loads(path.read_text())
+        why = None if isinstance(row, dict) and isinstance(row.get("status"), str) else \
+            f"holds {type(row).__name__ if not isinstance(row, dict) else 'no status'}, not a run record"
+    except (OSError, ValueError) as e:
+        row, why = None, f"{type(e).__name__}"
+    if why:
+        return {"model": model, "seed": seed, "status": "unreadable", "error": f"{path}: {why}"}
+    return {**row, "model": model, "seed": row.get("seed", seed)}
+
+
 def collect(dirs):
-    rows = []
+    """Every run under the folders, each once: a (model, seed) found in two folders is counted once
+    when the two records are identical (a copy) and refused when they differ."""
+    rows, where = [], {}
     for d in dirs:
         for path in sorted(Path(d).glob("*/seed*/metrics.json")):
-            try:
-                row = json.loads(path.read_text())
-            except ValueError:
-                row = {"model": path.parent.parent.name, "seed": path.parent.name[4:], "status": "unreadable"}
+            row = _read_run(path)
+            key = (row["model"], str(row["seed"]))
+            if key in where:
+                first, first_row = where[key]
+                same = {k: v for k, v in first_row.items() if k != "folder"} == row
+                if same:
+                    continue
+                raise UserError(f"{row['model']} seed {row['seed']} is in both {first} and {d} with different "
+                                "results: a run is counted once. Report the folders separately, or move one away.")
+            where[key] = (d, {**row, "folder": str(d)})
             rows.append({**row, "folder": str(d)})
     df = pd.DataFrame(rows)
     for c in RUN_COLUMNS:
@@ -60,12 +122,41 @@ def metric_columns(df):
     return known + sorted(c for c in cols if c not in known)
 
 
-def aggregate(df):
+# The range of each metric, by column name or prefix (the first match): intervals are clipped to
+# it. modes_* end at the number of modes, which report reads from the runs' dataset record.
+BOUNDS = (
+    (("probe_", "knn_", "semantic_recon", "high_quality"), (0.0, 1.0)),
+    (("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kl_modes", "modes_"), (0.0, math.inf)),
+    (("cs_", "is_"), (1.0, math.inf)),  # an Inception Score is exp(mean KL) >= 1
+)
+
+
+def bounds(col, n_modes=None):
+    if col.startswith("modes_") and n_modes:
+        return 0.0, float(n_modes)
+    return next((b for prefixes, b in BOUNDS if col.startswith(prefixes)), (-math.inf, math.inf))
+
+
+def by_design(names):
+    """{model: {column: reason}}: what each registered model declares larger by its published design
+    (models.base.BidirectionalGAN.capacity_by_design); a model report cannot import has none."""
+    import models
+
+    known = set(models.available())
+    return {m: dict(getattr(models.get(m), "capacity_by_design", {}) or {}) for m in names if m in known}
+
+
+def aggregate(df, n_modes=None):
     """One row per model: run counts, mean budget spent, (mean, std, n, ci_low, ci_high, rank) per
-    metric over ok runs and whether its capacity is an outlier; and the pairwise tests per metric."""
+    metric over ok runs, and its capacity flags; and the pairwise tests per metric."""
     metrics, groups = metric_columns(df), dict(list(df.groupby("model", sort=True)))
-    values = {c: {m: pd.to_numeric(g.loc[g["status"] == "ok", c], errors="coerce").dropna().to_numpy(float)
-                  for m, g in groups.items()} for c in metrics}
+    values = {}
+    for c in metrics:
+        values[c] = {}
+        for m, g in groups.items():
+            ok = g[g["status"] == "ok"]
+            v = pd.to_numeric(ok[c], errors="coerce")
+            values[c][m] = {str(s): float(x) for s, x in zip(ok["seed"], v) if pd.notna(x)}
     pairs = {c: stats.pairwise(values[c], direction(c)) for c in metrics}
     ranks = {c: stats.ranks(values[c], pairs[c]) for c in metrics}
     out = []
@@ -77,11 +168,15 @@ def aggregate(df):
             vals = pd.to_numeric(g[c], errors="coerce").dropna()
             row[c] = float(vals.mean()) if len(vals) else math.nan
         for c in metrics:
-            row[c] = (*stats.t_interval(values[c][name]), ranks[c][name])
+            row[c] = (*stats.t_interval(list(values[c][name].values()), bounds=bounds(c, n_modes)), ranks[c][name])
         out.append(row)
-    outliers = stats.capacity_outliers({r["model"]: r for r in out})
+    design = by_design(groups)
+    flags = stats.capacity_outliers({r["model"]: r for r in out})
     for r in out:
-        r["capacity_outlier"] = r["model"] in outliers
+        cols = flags.get(r["model"], [])
+        reasons = design.get(r["model"], {})
+        r["capacity_flags"] = [(c, reasons.get(c, "")) for c in cols]
+        r["capacity_outlier"] = any(not why for _, why in r["capacity_flags"])  # not explained by its design
     return out, metrics, pairs
 
 
@@ -102,17 +197,35 @@ def _best(rows, metrics):
     return best
 
 
-OUTLIER_NOTE = (f"† E or G parameter count more than {stats.FACTOR:g}× from the median of the other rows "
-                f"(rows without that network are left out); compare its scores with that in mind.")
+NETWORK = {"params_e": "E", "params_g": "G", "params_d": "D"}
+
+
+def mark(r):
+    """† a capacity outlier, ‡ larger only where the method's published design makes it so."""
+    return " †" if r["capacity_outlier"] else " ‡" if r["capacity_flags"] else ""
+
+
+def outlier_note(rows):
+    """The table's footnote: which network of which model is how far off, and why where by design."""
+    flagged = [r for r in rows if r["capacity_flags"]]
+    if not flagged:
+        return ""
+    lines = [f"† / ‡: an E, G or D parameter count more than {stats.FACTOR:g}× from the median of the other rows "
+             "(rows without that network are left out); † compare its scores with that in mind, ‡ the method's "
+             "published design makes it so:"]
+    for r in flagged:
+        lines.append(f"- {r['model']}{mark(r)}: " + "; ".join(
+            f"{NETWORK[c]} {_num(r[c], 3)}" + (f" (by design: {why})" if why else "") for c, why in r["capacity_flags"]))
+    return "\n".join(lines)
 
 
 def _cells(rows, metrics, bold):
     """Formatted cells per row: `mean [ci_low, ci_high]`; `bold` wraps the best mean of each metric
-    column and † marks a capacity outlier."""
+    column; † and ‡ mark capacity flags (outlier_note)."""
     best = _best(rows, metrics)
     table = []
     for r in rows:
-        cells = [r["model"] + (" †" if r["capacity_outlier"] else ""), str(r["runs"]), str(r["ok"]),
+        cells = [r["model"] + mark(r), str(r["runs"]), str(r["ok"]),
                  str(r["diverged"]), str(r["failed"])]
         cells += [_num(r[c], {"train_seconds": 5, "flops_per_step": 3, "train_flops": 3}.get(c, 6)) for c in BUDGET]
         for c in metrics:
@@ -135,6 +248,8 @@ def flat_table(rows, metrics):
     """table.csv: one row per model, every number unformatted; ranks as integers, blank when none."""
     flat = pd.DataFrame([{**{k: r[k] for k in ("model", "runs", "ok", "diverged", "failed", *BUDGET)},
                           "capacity_outlier": r["capacity_outlier"],
+                          "capacity_flags": "; ".join(c + (f" (by design: {why})" if why else "")
+                                                      for c, why in r["capacity_flags"]),
                           **{f"{c}_{s}": r[c][i] for c in metrics
                              for i, s in enumerate(("mean", "std", "n", "ci_low", "ci_high", "rank"))}}
                          for r in rows])
@@ -150,7 +265,8 @@ def ranks_table(rows, metrics):
 
 def pairwise_table(pairs):
     """pairwise.csv as a DataFrame: one row per metric and pair of models."""
-    cols = ["metric", "model_a", "model_b", "mean_a", "mean_b", "diff", "p", "p_holm", "significant", "better", "note"]
+    cols = ["metric", "model_a", "model_b", "mean_a", "mean_b", "test", "n_pairs", "diff", "diff_low", "diff_high",
+            "p_a_better", "p", "p_holm", "significant", "better", "note"]
     return pd.DataFrame([{"metric": c, **p} for c, ps in pairs.items() for p in ps], columns=cols)
 
 
@@ -163,13 +279,13 @@ def markdown_table(head, rows):
         "| " + " | ".join(r) + " |\n" for r in rows)
 
 
-def latex_table(head, rows):
+def latex_table(head, rows, note=""):
     esc = lambda s: (s.replace("_", r"\_").replace("±", r"$\pm$").replace("↑", r"$\uparrow$")  # noqa: E731
                      .replace("↓", r"$\downarrow$").replace("†", r"$^\dagger$").replace("×", r"$\times$"))
     lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule", " & ".join(map(esc, head)) + r" \\",
              r"\midrule"] + [" & ".join(map(esc, r)) + r" \\" for r in rows] + [r"\bottomrule"]
-    if any("†" in r[0] for r in rows):  # the footnote of table.md, as a last row of the tabular
-        lines.append(rf"\multicolumn{{{len(head)}}}{{l}}{{\footnotesize {esc(OUTLIER_NOTE)}}} \\")
+    for line in note.splitlines():  # the footnote of table.md, as the last rows of the tabular
+        lines.append(rf"\multicolumn{{{len(head)}}}{{l}}{{\footnotesize {esc(line)}}} \\")
     lines.append(r"\end{tabular}")
     return "\n".join(lines) + "\n"
 
@@ -225,27 +341,71 @@ def protocol(dirs, df):
     for p in df.get("protocol", pd.Series(dtype=object)).dropna():
         if isinstance(p, dict):
             notes.update(p)
+    for d in dirs:  # the folder's references, written by its latest `run`, over what older runs recorded
+        refs = read_references(Path(d) / "references.json")
+        if refs:
+            notes.update(refs["notes"])
     lines += [f"- `{k}`: {v}" for k, v in sorted(notes.items())]
     return "\n".join(lines)
 
 
-def locked_report(out_dir, extra_dirs=(), figures=True):
-    """write_report under the folder's report lock: shards that finish together (a shared
-    folder) take turns; a writer still busy after a minute is reported, not waited for."""
+MANIFEST = ".report.json"  # the files report wrote into a folder: the only ones it may remove or overwrite
+
+
+def _manifest(out):
+    try:
+        files = json.loads((out / MANIFEST).read_text())["files"]
+        return {str(f) for f in files} if isinstance(files, list) else set()
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def check_output(out, inputs):
+    """report writes only into one of the folders it reports, a new or empty folder, or one it
+    wrote before (it holds the manifest); anything else is someone's folder, left untouched."""
+    out = Path(out)
+    if not out.exists() or out.resolve() in {d.resolve() for d in inputs}:
+        return
+    if not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose a new or empty folder.")
+    if any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise UserError(f"--out {out} is not empty and was not written by `report` (no {MANIFEST}); its files are "
+                        "left as they are. Choose a new or empty folder, or one of the folders reported.")
+
+
+def locked_report(out_dir, dirs=None, figures=True):
+    """write_report of `dirs` (default: out_dir itself) into out_dir, under the folder's report
+    lock: shards that finish together (a shared folder) take turns; a writer still busy after a
+    minute is reported, not waited for. Everything is checked before the folder is made."""
     from .lock import FolderLock
 
-    with FolderLock(out_dir, "Results folder").acquire(wait=60):
-        return write_report(out_dir, extra_dirs, figures=figures)
+    out = Path(out_dir)
+    inputs = check_mergeable(dirs or [out])
+    check_output(out, inputs)
+    if not any(next(d.glob("*/seed*/metrics.json"), None) for d in inputs):
+        raise UserError(f"{', '.join(map(str, inputs))} hold(s) no runs (no <model>/seed<k>/metrics.json); "
+                        "nothing to report.")
+    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out, "Results folder").acquire(wait=60):
+        return write_report(out, inputs, figures=figures)
 
 
-def write_report(out_dir, extra_dirs=(), figures=True):
-    """Write summary.{csv,md} (per run), table.{md,csv,tex} (per model), pairwise.{csv,md}, plots/ and report.md.
-    figures=False (--no-figures) writes the tables only, in well under a second, and removes the
-    folder's old figures, which would no longer match its tables; `report DIR` draws them again."""
-    dirs = [Path(out_dir), *map(Path, extra_dirs)]
-    for d in dirs:
-        if not d.is_dir():
-            raise UserError(f"Results folder {d} does not exist; `python -m benchmarks run` writes one.")
+def _dataset_meta(dirs):
+    for path in (p for d in dirs for p in sorted(Path(d).glob("*/seed*/config.json"))):
+        try:
+            meta = json.loads(path.read_text()).get("dataset_meta")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(meta, dict):
+            return meta
+    return {}
+
+
+def write_report(out_dir, dirs, figures=True):
+    """Write summary.{csv,md} (per run), table.{md,csv,tex} (per model), pairwise.{csv,md}, plots/ and report.md
+    for the runs in `dirs` (checked with check_mergeable). figures=False (--no-figures) writes the tables
+    only, in well under a second, and removes the figures it drew before, which would no longer match
+    its tables; `report DIR` draws them again."""
     df = collect(dirs)
     if df.empty:
         raise UserError(f"{', '.join(map(str, dirs))} hold(s) no runs (no <model>/seed<k>/metrics.json); nothing to report.")
@@ -255,21 +415,30 @@ def write_report(out_dir, extra_dirs=(), figures=True):
     per_run = df[RUN_COLUMNS + [c for c in metrics if c not in RUN_COLUMNS]]
     atomic_write_text(out / "summary.csv", per_run.to_csv(index=False))
 
-    rows, metrics, pairs = aggregate(df)
+    meta = _dataset_meta(dirs)
+    rows, metrics, pairs = aggregate(df, n_modes=len(meta.get("centres") or ()) or None)
     head, n = headers(metrics), n_text(rows, metrics)
-    note = f"\n{OUTLIER_NOTE}\n" if any(r["capacity_outlier"] for r in rows) else ""
+    note = outlier_note(rows)
     atomic_write_text(out / "table.csv", flat_table(rows, metrics).to_csv(index=False))
-    atomic_write_text(out / "table.tex", latex_table(head, _cells(rows, metrics, lambda t: rf"\textbf{{{t}}}")))
-    md_table = markdown_table(head, _cells(rows, metrics, lambda t: f"**{t}**")) + note
+    atomic_write_text(out / "table.tex", latex_table(head, _cells(rows, metrics, lambda t: rf"\textbf{{{t}}}"), note))
+    md_table = markdown_table(head, _cells(rows, metrics, lambda t: f"**{t}**")) + (f"\n{note}\n" if note else "")
+    refs = references_table(dirs)
+    md_table += f"\n{refs}" if refs else ""
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     how = (f"Each cell: mean [95 % t-interval over seeds, {n}], i.e. mean ± t(0.975, n−1)·s/√n over the seeds "
-           f"that finished (`ok`); a single seed gets no interval. Diverged and failed runs are counted, not averaged. "
+           f"that finished (`ok`), clipped to the metric's range (which keeps its coverage); a single seed gets no "
+           f"interval. The interval covers seed variation only: the test set is fixed, so a model that no seed "
+           f"changes (pca) has a zero-width one, and the model-free references carry their own test-set interval "
+           f"(protocol). Diverged and failed runs are counted, not averaged. "
            f"Best mean per metric in bold; ↑ higher is better, ↓ lower is better. Budget columns are means over "
            f"all runs. Written {when} by `python -m benchmarks report`.")
     proto = "\n".join(filter(None, [protocol(dirs, df), (
-        f"- statistics: mean and 95 % t-interval over seeds ({n}); every two models compared per metric with "
-        f"Welch's t-test, Holm-corrected over the pairs of that metric, significant at p_holm < {stats.ALPHA:g}; "
-        f"not testable when either model has n < 2 or both have zero variance over seeds")]))
+        f"- statistics: mean and 95 % t-interval over seeds ({n}), clipped to the metric's range; every two models "
+        f"compared per metric paired by seed (paired t-test on their common seeds, Wilcoxon signed-rank from "
+        f"{stats.SIGNED_RANK_MIN} common seeds; Welch's t-test only when fewer than 2 seeds are common), "
+        f"Holm-corrected over the pairs of that metric, significant at p_holm < {stats.ALPHA:g}; each with the "
+        f"mean difference, its 95 % interval and P(A better than B) over seeds (pairwise.csv)"),
+        skipped_text(df)]))
     text = f"# {out.name}\n\n{how}\n\n{md_table}\n## Protocol\n\n{proto}\n"
     atomic_write_text(out / "table.md", text)
     pair_df = pairwise_table(pairs)
@@ -283,11 +452,55 @@ def write_report(out_dir, extra_dirs=(), figures=True):
                                                           for v in row] for row in per_run.itertuples(index=False)])
     atomic_write_text(out / "summary.md", f"# {out.name}: every run\n\n{per_run_md}")
     figures = plots.all_figures(df, metrics, direction, out / "plots") if figures else None
-    for stale in set((out / "plots").glob("*.png")) - {out / "plots" / f for f, _ in figures or ()}:
-        stale.unlink()  # a figure this folder no longer supports (a removed model or metric)
+    drawn = {f"plots/{f}" for f, _ in figures or ()}
+    for stale in _manifest(out) - drawn:
+        if stale.startswith("plots/"):  # a figure of ours this folder no longer supports (a removed model or metric)
+            (out / stale).unlink(missing_ok=True)
+    written = ["summary.csv", "summary.md", "table.csv", "table.md", "table.tex", "pairwise.csv", "pairwise.md",
+               "report.md", *sorted(drawn)]
+    atomic_write_text(out / MANIFEST, json.dumps({"files": written}, indent=1) + "\n")
     atomic_write_text(out / "report.md", report_markdown(out, how, md_table, ranks_table(rows, metrics), proto,
                                                          figures, df))
     return terminal_table(rows, metrics, out)
+
+
+# The rows of the references table: label, then {metric column: key in references.json's values}.
+REFERENCE_ROWS = (
+    ("raw input (linear probe, kNN-20)", {"probe_acc": "raw_probe_acc", "knn_acc": "raw_knn_acc"}),
+    ("majority class", {"probe_acc": "majority_acc", "knn_acc": "majority_acc"}),
+    ("random other test image (chance)", {"recon_mse": "chance_recon_mse", "semantic_recon": "chance_semantic_recon"}),
+    ("train mean image (floor)", {"recon_mse": "mean_image_recon_mse"}),
+)
+
+
+def references_table(dirs):
+    """The model-free references of the folder's references.json as a small table in the models'
+    columns, each value with its 95 % bootstrap interval over test items; "" when there are none."""
+    refs = next((r for r in (read_references(Path(d) / "references.json") for d in dirs) if r), None)
+    if refs is None:
+        return ""
+    values = refs["values"]
+    cols = [c for c in ("recon_mse", "probe_acc", "knn_acc", "semantic_recon")
+            if any(c in m and m[c] in values for _, m in REFERENCE_ROWS)]
+    rows = []
+    for label, m in REFERENCE_ROWS:
+        cells = []
+        for c in cols:
+            v = values.get(m.get(c, ""))
+            cells.append(f"{_num(v[0])} [{_num(v[1])}, {_num(v[2])}]" if isinstance(v, list) and len(v) == 3 else "")
+        if any(cells):
+            rows.append([label] + cells)
+    return ("References (no model; 95 % bootstrap interval over the test items, from `references.json`):\n\n"
+            + markdown_table(["reference"] + [f"{c} {direction(c)}" for c in cols], rows))
+
+
+def skipped_text(df):
+    """The protocol line naming every run record that could not be read (counted as failed), so
+    that no run drops out of the tables unnoticed."""
+    bad = df[df["status"] == "unreadable"]
+    if bad.empty:
+        return ""
+    return "- unreadable run records, counted as failed: " + "; ".join(str(e) for e in bad["error"])
 
 
 # What the terminal shows: the first column matching each entry (exact name or prefix), at most 5.
@@ -304,7 +517,7 @@ def terminal_table(rows, metrics, out):
             cols.append(match)
     lines = [["model", "ok/runs"] + [f"{c} {direction(c)}" for c in cols]]
     for r in rows:
-        cells = [r["model"] + (" †" if r["capacity_outlier"] else ""), f"{r['ok']}/{r['runs']}"]
+        cells = [r["model"] + mark(r), f"{r['ok']}/{r['runs']}"]
         for c in cols:
             mean, _, _, low, high, _ = r[c]
             cells.append(_num(mean, 4) + (f" [{_num(low, 3)}, {_num(high, 3)}]" if not math.isnan(low) else ""))
@@ -315,13 +528,18 @@ def terminal_table(rows, metrics, out):
 
 
 READ_PAIRWISE = (
-    "Every two models are compared on every metric with Welch's t-test (unequal variances) on their finished "
-    "seeds; the p-values of one metric are Holm-corrected over all its pairs. `significant` means p_holm < 0.05, "
-    "and `better` then names the winner in the metric's direction (`diff` = mean_a − mean_b). So a model beats "
-    "BiGAN-QP on a metric only where the row of the two names it under `better`; an empty `better` means these "
-    "seeds cannot tell the two apart, whatever the means say. Pairs where either model has fewer than 2 finished "
-    "seeds, or both have the same value on every seed (zero variance: nothing to measure a difference against), "
-    "are not testable: p is blank, `note` says why, and they are never significant.")
+    "Every two models are compared on every metric on their finished seeds, paired by seed: the same seed gives "
+    "both the same data order and noise (and, on the shared networks, the same initial weights), so `test` is a "
+    "paired t-test on the per-seed differences over their common seeds (`n_pairs`), a Wilcoxon signed-rank test "
+    "from 10 common seeds, and Welch's t-test only when fewer than 2 seeds are common. `constant`: every common "
+    "seed gives the same difference (or both models are constant), so the difference is exact under this "
+    "protocol: p = 0 when it is not zero. The p-values of one metric are Holm-corrected over all its pairs; "
+    "`significant` means p_holm < 0.05, and `better` then names the winner in the metric's direction. Beside each "
+    "p-value, the effect: `diff` = mean_a − mean_b (over the common seeds when paired) with its 95 % interval "
+    "[`diff_low`, `diff_high`], and `p_a_better`, the share of seeds (paired) or of seed pairs (Welch) on which "
+    "model_a scored better, ties counting one half. An empty `better` means these seeds cannot tell the two "
+    "apart, whatever the means say; a pair that cannot be tested has a blank p, `note` says why, and it is never "
+    "significant.")
 
 
 def report_markdown(out, how, md_table, ranks_md, proto, figures, df):

@@ -6,7 +6,9 @@ crashed run is recorded and the benchmark goes on.
 """
 import hashlib
 import json
+import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,6 +34,25 @@ FIXED_MODEL_ARGS = ("data_shape", "total_steps", "arch")
 
 def _jsonable(obj):
     return json.loads(json.dumps(obj))
+
+
+def _recorded_config(path):
+    """The "config" mapping of a benchmark.json or config.json record, with the keys added since
+    it was written set to their old behaviour; (record, config). A file that cannot be read raises
+    OSError; one that does not parse, or parses to anything but {"config": {...}}, ValueError."""
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ValueError(f"expected a mapping with a 'config' mapping, got {_shape(record)}")
+    return record, _backfilled(record["config"])
+
+
+def _shape(obj):
+    """What a JSON value is, for a message: 'a list', 'null', "a mapping of 'model', 'seed'"."""
+    if obj is None:
+        return "null"
+    if isinstance(obj, dict):
+        return f"a mapping of {', '.join(map(repr, sorted(obj)[:5]))}" if obj else "an empty mapping"
+    return f"a {type(obj).__name__}"
 
 
 def _backfilled(old):
@@ -87,8 +108,8 @@ def check_folder(cfg, out_dir, write=True):
     path = out_dir / "benchmark.json"
     if path.exists():
         try:
-            old = _backfilled(json.loads(path.read_text())["config"])
-        except (ValueError, KeyError, TypeError) as e:
+            old = _recorded_config(path)[1]
+        except (ValueError, OSError) as e:
             if not any(out_dir.glob("*/seed*/config.json")):
                 raise ConfigError(f"{path} is not a benchmark record and {out_dir} holds no runs: this is not a "
                                   "results folder; choose another --out.") from None
@@ -143,9 +164,10 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
     record = None  # the run's record so far, when it is resumed (or evaluated again)
     if cfg_path.exists() and not force:
         try:
-            record = json.loads(cfg_path.read_text())
-            old = _backfilled(record["config"])
-        except (ValueError, KeyError, TypeError, OSError) as e:
+            record, old = _recorded_config(cfg_path)
+            if not isinstance(record.get("resumed", []), list):
+                raise ValueError("its 'resumed' entry is not a list")
+        except (ValueError, OSError) as e:
             raise ConfigError(f"{cfg_path} is unreadable ({type(e).__name__}: {e}). It records the config this run "
                               f"was started with, so the run cannot be resumed safely: restore the file, or retrain "
                               f"just this run with --force --models {name} --seeds {seed}.") from None
@@ -158,11 +180,13 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
         if metrics_path.exists():
             try:
                 row = json.loads(metrics_path.read_text())
+                if not isinstance(row, dict) or "status" not in row:
+                    raise ValueError(f"expected a mapping with a 'status', got {_shape(row)}")
             except (ValueError, OSError) as e:  # resumed: its checkpoint is evaluated again (retrained if gone)
                 row = {}
                 if runtime.is_main:
-                    print(f"warning: {metrics_path} is unreadable ({type(e).__name__}); the run is resumed from its "
-                          "checkpoint and evaluated again", file=sys.stderr)
+                    print(f"warning: {metrics_path} is unreadable ({type(e).__name__}: {e}); the run is resumed from "
+                          "its checkpoint and evaluated again", file=sys.stderr)
             if row.get("status") in ("ok", "diverged"):  # a failed run is retried, from its checkpoint
                 return row, "skipped"
     parallel.barrier()
@@ -196,11 +220,13 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
             row.update(ev.evaluate(model, run_dir, seed))
     except USER_ERRORS + (OSError,):  # bad input, or a full or unwritable disk: the user's to fix (exit 2)
         raise
-    except Exception as e:  # noqa: BLE001 - a crashing model is a result to record, not a reason to stop
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - a crashing model is a result to record, not a reason to
+        # stop; so is one whose code calls sys.exit(), which would otherwise end the whole benchmark without a word
         if runtime.world > 1:
             raise  # the other processes are waiting in a collective: stop them all (torchrun does)
         atomic_write_text(run_dir / "error.txt", traceback.format_exc())
-        row.update({"status": "failed", "error": f"{type(e).__name__}: {e}"})
+        error = f"the model called sys.exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+        row.update({"status": "failed", "error": error})
     else:
         if runtime.is_main:
             (run_dir / "error.txt").unlink(missing_ok=True)  # an earlier failure of this run is history
@@ -249,8 +275,52 @@ def check_models(cfg, shape=None):
                 build_model(cfg, name, shape)
             except USER_ERRORS:
                 raise
-            except Exception:  # noqa: BLE001 - the run records it (failed, with error.txt)
+            except (Exception, SystemExit):  # noqa: BLE001 - the run records it (failed, with error.txt)
                 pass
+
+
+# What a size may cost, as shares of this machine's memory: a batch's float32 inputs at most a
+# sixteenth (the networks' activations and gradients take several times the inputs), every
+# generated sample's retained outputs together at most a quarter (the data and models need the rest).
+BATCH_SHARE, SAMPLES_SHARE = 16, 4
+SAMPLE_BYTES = 1024  # what the metrics keep of one generated sample (decoded a batch at a time): domain
+# features and logits, or a toy2d point with its distances to the mode centres
+INCEPTION_BYTES = 2048 * 4 + 1008 * 8  # and with Inception: its pool features (float32) and logits (float64)
+
+
+def check_sizes(cfg, data):
+    """Once the data is loaded and before anything is written: the batch and sample sizes fit
+    the data and this machine's memory (config.MAX_COUNT has refused the absurd ones already)."""
+    tc, ec, n = cfg["train"], cfg["eval"], len(data.train.x)
+    if tc["batch_size"] > n:
+        raise ConfigError(f"train.batch_size = {tc['batch_size']} is larger than the {data.name} training split "
+                          f"({n} examples): use at most {n}, e.g. --set train.batch_size={min(n, 64)}.")
+    memory = physical_memory()
+    if memory is None:
+        return
+    gb = lambda b: f"{b / 2**30:.1f} GB"  # noqa: E731
+    one = 4 * math.prod(data.shape)
+    for key, value in (("train.batch_size", tc["batch_size"]), ("eval.eval_batch_size", ec["eval_batch_size"]),
+                       ("eval.grid_size", ec["grid_size"])):  # the grid is decoded as one batch
+        if value * one * BATCH_SHARE > memory:
+            raise ConfigError(f"{key} = {value} does not fit this machine: one batch of {data.name} inputs alone takes "
+                              f"{gb(value * one)}, and the networks several times more, against {gb(memory)} of "
+                              f"memory; use at most {memory // (one * BATCH_SHARE)}.")
+    per = {k: SAMPLE_BYTES for k in ("gen_samples", "truncation_samples", "track_samples")}
+    per["inception_samples"] = SAMPLE_BYTES + INCEPTION_BYTES
+    for k, b in per.items():
+        if ec[k] * b * SAMPLES_SHARE > memory:
+            raise ConfigError(f"eval.{k} = {ec[k]} does not fit this machine: the metrics keep about {gb(ec[k] * b)} "
+                              f"of outputs for that many samples, more than a quarter of its {gb(memory)} of memory; "
+                              f"use at most {memory // (b * SAMPLES_SHARE)}.")
+
+
+def physical_memory():
+    """This machine's memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def build_model(cfg, name, shape):
@@ -269,11 +339,14 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
 
     # `run` already built every model at the declared shape; build again only at another one.
     check_models(cfg, None if tuple(data.shape) == declared_shape(cfg["dataset"]) else data.shape)
+    check_sizes(cfg, data)
     if runtime.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     parallel.barrier()
     check_folder(cfg, out_dir, write=runtime.is_main)
-    command = " ".join(["python -m benchmarks"] + sys.argv[1:]) if sys.argv[0].endswith("__main__.py") else " ".join(sys.argv)
+    # Shell-quoted, so a path with a space (or any shell character) runs again as written.
+    argv = ["python", "-m", "benchmarks", *sys.argv[1:]] if sys.argv[0].endswith("__main__.py") else sys.argv
+    command = shlex.join(argv)
     if runtime.world > 1:
         command = f"torchrun ({runtime.world} processes) " + command.replace("python ", "", 1)
     built = []
@@ -299,6 +372,10 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
         if runtime.is_main:
             print(f"[{name} seed {seed}] {how if how == 'skipped' else row['status']}{detail}", file=sys.stderr)
         failed += row["status"] == "failed"
+    if cfg["eval"]["references"]:  # model-free, so a folder whose runs finished long ago gets current ones too
+        references = evaluator().references()  # building the evaluator is collective
+        if runtime.is_main:
+            atomic_write_json(out_dir / "references.json", references)
     parallel.barrier()
     if runtime.is_main and job is None:
         print(report.locked_report(out_dir, figures=figures))

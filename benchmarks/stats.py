@@ -1,8 +1,12 @@
-"""Statistics behind the per-model table: a t-interval over seeds, Welch's t-test between every
-two models with Holm's correction, ranks with ties, and capacity outliers.
+"""Statistics behind the per-model table: an interval over seeds kept inside the metric's range,
+a seed-paired (or Welch) test between every two models with Holm's correction and an effect
+size beside each p-value, ranks with ties, and capacity outliers.
 
-Seeds are few (3 to 10), so the interval uses Student's t rather than the normal 1.96, and the
-test does not assume equal variances: a stable model next to an unstable one is the common case.
+Seeds are few (3 to 10), so the interval uses Student's t rather than the normal 1.96. Models
+that ran the same seeds saw the same data order and noise stream (and, on the shared networks,
+the same initial weights), so their outcomes are correlated seed by seed: they are compared on
+the per-seed differences, which removes that shared variation. Only pairs without two common
+seeds fall back to Welch's test, which does not assume equal variances.
 """
 import itertools
 import math
@@ -11,13 +15,17 @@ import warnings
 import numpy as np
 from scipy import stats as st
 
-LEVEL = 0.95  # of the interval
+LEVEL = 0.95  # of the intervals
 ALPHA = 0.05  # a pair is significant when its Holm-adjusted p is below this
-FACTOR = 2.0  # capacity outlier: E or G more than FACTOR times from the median of the other models
+FACTOR = 2.0  # capacity outlier: E, G or D more than FACTOR times from the median of the other models
+SIGNED_RANK_MIN = 10  # common seeds from which the signed-rank test replaces the paired t-test
+CAPACITY_COLUMNS = ("params_e", "params_g", "params_d")
 
 
-def t_interval(values, level=LEVEL):
-    """(mean, std, n, low, high) of the seed values: mean ± t_{(1+level)/2, n-1} · s/√n.
+def t_interval(values, level=LEVEL, bounds=(-math.inf, math.inf)):
+    """(mean, std, n, low, high) of the seed values: mean ± t_{(1+level)/2, n-1} · s/√n, then
+    clipped to the metric's `bounds`. Clipping keeps the coverage: the true mean lies inside the
+    range, so it lies in the clipped interval exactly when it lies in the unclipped one.
     Below two values there is no spread to estimate: std and the interval are NaN."""
     x = np.asarray(values, dtype=float)
     n = len(x)
@@ -28,7 +36,8 @@ def t_interval(values, level=LEVEL):
         return mean, math.nan, n, math.nan, math.nan
     s = float(x.std(ddof=1))
     half = float(st.t.ppf(0.5 + level / 2, n - 1)) * s / math.sqrt(n)
-    return mean, s, n, mean - half, mean + half
+    lo, hi = bounds
+    return mean, s, n, max(lo, mean - half), min(hi, mean + half)
 
 
 def holm(pvalues):
@@ -45,31 +54,71 @@ def holm(pvalues):
     return out
 
 
-def welch(a, b):
-    """(p, note): Welch's two-sided t-test of two models' seed values, or (NaN, why not).
-    Two constant groups have no spread to measure a difference against (the standard error
-    is 0), whether their constants agree or not, so they are not tested rather than guessed."""
-    if len(a) < 2 or len(b) < 2:
-        return math.nan, "not testable: n < 2"
-    if np.ptp(a) == 0 and np.ptp(b) == 0:  # ptp, not var: var of equal floats can be 1e-35
-        return math.nan, "not testable: zero variance in both"
-    with warnings.catch_warnings():  # one constant side is fine, but scipy warns of "nearly identical" data
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():  # scipy warns of "nearly identical" data; the callers handle those cases
         warnings.simplefilter("ignore", RuntimeWarning)
-        p = float(st.ttest_ind(a, b, equal_var=False).pvalue)
-    return (p, "") if math.isfinite(p) else (math.nan, "not testable: non-finite values")
+        return fn(*args, **kwargs)
+
+
+def _p_better(d, higher):
+    """P(A better than B) from differences a - b: per common seed when paired, or over every
+    (a_i, b_j) pair (the common-language effect size); ties count one half."""
+    d = d if higher else -d
+    return float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+
+
+def compare(a, b, higher=True, level=LEVEL):
+    """One pair of models on one metric. a, b: {seed: value} of their finished seeds.
+    Returns {test, n_a, n_b, n_pairs, diff, diff_low, diff_high, p, p_a_better, note}:
+    - "paired t" on the common seeds (>= 2 of them), "signed-rank" (Wilcoxon) from
+      SIGNED_RANK_MIN common seeds; diff is the mean per-seed difference a - b with its t-interval;
+    - "welch" when fewer than two seeds are common: diff = mean(a) - mean(b), Welch's interval;
+    - "constant": every seed gives the same difference (or both sides are constant), so there is
+      no spread to test against and none is needed: the difference is decided exactly (p = 0 when
+      it is not zero, 1 when it is) under this protocol, whose test set and noise are fixed."""
+    common = sorted(set(a) & set(b))
+    xa, xb = np.array([a[s] for s in sorted(a)], float), np.array([b[s] for s in sorted(b)], float)
+    out = {"test": "", "n_a": len(xa), "n_b": len(xb), "n_pairs": len(common), "diff": math.nan,
+           "diff_low": math.nan, "diff_high": math.nan, "p": math.nan, "p_a_better": math.nan, "note": ""}
+    if len(xa) == 0 or len(xb) == 0:
+        return {**out, "note": "not testable: no finished seed"}
+    if not (np.isfinite(xa).all() and np.isfinite(xb).all()):
+        return {**out, "note": "not testable: non-finite values"}
+    if len(common) >= 2:
+        pa, pb = (np.array([v[s] for s in common], float) for v in (a, b))
+        d = pa - pb
+        out.update(diff=float(d.mean()), p_a_better=_p_better(d, higher))
+        if np.ptp(d) == 0:  # ptp, not var: var of equal floats can be 1e-35
+            return {**out, "test": "constant", "diff_low": out["diff"], "diff_high": out["diff"],
+                    "p": 0.0 if d[0] != 0 else 1.0, "note": "the same difference on every common seed"}
+        res = _quiet(st.ttest_rel, pa, pb)
+        ci = res.confidence_interval(level)
+        out.update(diff_low=float(ci.low), diff_high=float(ci.high))
+        if len(common) >= SIGNED_RANK_MIN:
+            return {**out, "test": "signed-rank", "p": float(_quiet(st.wilcoxon, d).pvalue)}
+        return {**out, "test": "paired t", "p": float(res.pvalue)}
+    out.update(diff=float(xa.mean() - xb.mean()), p_a_better=_p_better((xa[:, None] - xb[None, :]).ravel(), higher))
+    if len(xa) < 2 or len(xb) < 2:
+        return {**out, "note": "not testable: n < 2 and fewer than 2 common seeds"}
+    if np.ptp(xa) == 0 and np.ptp(xb) == 0:
+        return {**out, "test": "constant", "diff_low": out["diff"], "diff_high": out["diff"],
+                "p": 0.0 if out["diff"] != 0 else 1.0, "note": "both constant over their seeds"}
+    res = _quiet(st.ttest_ind, xa, xb, equal_var=False)
+    ci = res.confidence_interval(level)
+    return {**out, "test": "welch", "p": float(res.pvalue), "diff_low": float(ci.low), "diff_high": float(ci.high)}
 
 
 def pairwise(values, direction):
-    """Every two models on one metric, Holm-corrected over all of its pairs. `values`:
-    {model: array of ok-seed values}; `direction`: "↑" or "↓". One dict per pair (a < b by name)."""
+    """Every two models on one metric, Holm-corrected over all of its tested pairs. `values`:
+    {model: {seed: value}} of ok runs; `direction`: "↑" or "↓". One dict per pair (a < b by name)."""
     rows = []
     for a, b in itertools.combinations(sorted(values), 2):
-        xa, xb = np.asarray(values[a], dtype=float), np.asarray(values[b], dtype=float)
-        ma = float(xa.mean()) if len(xa) else math.nan
-        mb = float(xb.mean()) if len(xb) else math.nan
-        p, note = welch(xa, xb)
-        rows.append({"model_a": a, "model_b": b, "mean_a": ma, "mean_b": mb, "diff": ma - mb, "p": p,
-                     "p_holm": math.nan, "significant": False, "better": "", "note": note})
+        va, vb = values[a], values[b]
+        ma = float(np.mean(list(va.values()))) if va else math.nan
+        mb = float(np.mean(list(vb.values()))) if vb else math.nan
+        rows.append({"model_a": a, "model_b": b, "mean_a": ma, "mean_b": mb,
+                     **compare(va, vb, higher=direction == "↑"), "p_holm": math.nan, "significant": False,
+                     "better": ""})
     for r, adjusted in zip(rows, holm([r["p"] for r in rows])):
         significant = bool(adjusted < ALPHA)  # NaN compares False: an untested pair is never significant
         a_wins = r["diff"] > 0 if direction == "↑" else r["diff"] < 0
@@ -89,16 +138,32 @@ def ranks(values, pairs):
     return {m: 1 + k if len(values[m]) >= 2 else None for m, k in above.items()}
 
 
-def capacity_outliers(params, factor=FACTOR):
-    """Models whose mean E or G parameter count is more than `factor`× above or below the median
-    of the other models'. `params`: {model: {"params_e": x, "params_g": y}}. A count of 0 or NaN
-    means the network is absent (a reference row), not small: it is skipped on both sides."""
-    out = set()
-    for col in ("params_e", "params_g"):
+def bootstrap_interval(per_item, level=LEVEL, seed=0):
+    """(mean, low, high): the percentile bootstrap over test items of a mean of per-item scores,
+    for a number computed once on a fixed test set (a reference); it stays inside the range of
+    the per-item scores."""
+    x = np.asarray(per_item, dtype=float)
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    if np.ptp(x) == 0:  # every resample has the same mean
+        return (float(x[0]),) * 3
+    ci = st.bootstrap((x,), np.mean, confidence_level=level, method="percentile", n_resamples=2000,
+                      random_state=np.random.default_rng(seed), vectorized=True).confidence_interval
+    return float(x.mean()), float(ci.low), float(ci.high)
+
+
+def capacity_outliers(params, factor=FACTOR, by_design=None):
+    """{model: [columns]} of models whose mean E, G or D parameter count is more than `factor`×
+    above or below the median of the other models'. `params`: {model: {"params_e": x, ...}}.
+    A count of 0 or NaN means the network is absent (a reference row), not small: it is skipped on
+    both sides. `by_design`: {model: {column: reason}}, what the method's published design makes
+    larger; such a column is still reported (the reader should know), under its reason."""
+    out = {}
+    for col in CAPACITY_COLUMNS:
         have = {m: float(p[col]) for m, p in params.items()
                 if isinstance(p.get(col), (int, float)) and math.isfinite(p[col]) and p[col] > 0}
         for m, v in have.items():
             others = [w for o, w in have.items() if o != m]
             if others and not (float(np.median(others)) / factor <= v <= float(np.median(others)) * factor):
-                out.add(m)
-    return sorted(out)
+                out.setdefault(m, []).append(col)
+    return out

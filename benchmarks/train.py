@@ -3,6 +3,7 @@
 It owns what every run shares: the per-seed data order, progress, the loss log, atomic
 checkpoints with resume, divergence detection and the accounting of what was spent.
 """
+import collections
 import csv
 import io
 import math
@@ -201,6 +202,30 @@ def step_fn(model, data, stream, runtime, reader, per_step):
     return step
 
 
+def saved_step_flops(model, state):
+    """{phase: FLOPs of one step} from a checkpoint. One written before phases were counted holds
+    a single count, made at step 0, so it is step 0's phase's; an idle phase costs 0 whatever
+    was counted for it."""
+    per_step = state.get("phase_flops")
+    if per_step is None:
+        old = state.get("flops_per_step")
+        per_step = {} if old is None else {model.phase(0): old}
+    return {ph: 0 if ph in model.idle_phases else f for ph, f in per_step.items()}
+
+
+def flops_by_phase(model, step_flops, steps):
+    """{phase: FLOPs} of the first `steps` steps, each phase's one-step count times its steps,
+    with the model's analytic extras beside them; None when a phase that ran was never counted
+    (a checkpoint from before FLOPs were counted, resumed past that phase)."""
+    steps_in = collections.Counter(model.phase(s) for s in range(steps))
+    if not steps_in.keys() <= step_flops.keys():
+        return None
+    spent = {ph: step_flops[ph] * n for ph, n in steps_in.items()}
+    for name, f in model.analytic_flops().items():
+        spent[name] = spent.get(name, 0) + f
+    return spent
+
+
 def load_checkpoint(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
@@ -217,10 +242,16 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     `monitor(model)`, if given, returns generation scores; they are logged to track.csv every
     `cfg['eval']['track_every']` steps, outside the timed training (main process only).
 
+    FLOPs are the matmul and convolution FLOPs PyTorch's FlopCounterMode counts (2 per
+    multiply-add), forward and backward, counted once, eagerly, on the first step of each phase
+    the model declares (`model.phase(step)`; one phase, "train", by default) and charged to every
+    step of that phase; a phase in `model.idle_phases` trains nothing and costs 0, and the
+    model's `analytic_flops()` (work the counter cannot see) are added once.
+
     Returns the spend record: status ("ok" or "diverged"), g_steps, d_steps, images_seen,
-    flops_per_step (one G/E step with its D steps, forward and backward: the matmul and
-    convolution FLOPs PyTorch's FlopCounterMode counts, 2 per multiply-add) and train_flops,
-    train_seconds (compilation included), compile_seconds, the compiled networks, and
+    train_flops (the sum over phases), flops_by_phase ({phase: FLOPs}, with the analytic
+    extras), flops_per_step (train_flops / g_steps: the mean cost of one G/E step with its D
+    steps), train_seconds (compilation included), compile_seconds, the compiled networks, and
     diverged_at/diverged_on for a diverged run."""
     tc = cfg["train"]
     steps, batch_size = tc["steps"], tc["batch_size"]
@@ -228,14 +259,14 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     ckpt_path = run_dir / "checkpoint.pt"
     data = runtime.place(train_x)
     stream = BatchStream(len(train_x), seed, device=data.device, hflip=tc["hflip"])
-    start, elapsed, compiling, flops = 0, 0.0, 0.0, None
+    start, elapsed, compiling, step_flops = 0, 0.0, 0.0, {}  # step_flops: {phase: FLOPs of one step}
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
         model.load_optimizer_state(state["optim"])
         runtime.set_rng_state(state["rng"])
         start, elapsed, stream.consumed = state["step"], state["train_seconds"], state["consumed"]
-        compiling, flops = state.get("compile_seconds", 0.0), state.get("flops_per_step")
+        compiling, step_flops = state.get("compile_seconds", 0.0), saved_step_flops(model, state)
     compiled = runtime.prepare(model)
     compile_base = runtime.compile_seconds() if compiled else 0.0
     main = runtime.is_main
@@ -249,8 +280,11 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
         return compiling + (runtime.compile_seconds() - compile_base if compiled else 0.0)
 
     def spent(step):
+        by_phase = flops_by_phase(model, step_flops, step)
+        total = sum(by_phase.values()) if by_phase is not None else None
         return {"g_steps": step, "d_steps": model.d_updates(step), "images_seen": step * per_step,
-                "flops_per_step": flops, "train_flops": flops * step if flops is not None else None,
+                "flops_per_step": total / step if total is not None and step else None,
+                "train_flops": total, "flops_by_phase": by_phase,
                 "train_seconds": round(elapsed, 3), "compile_seconds": round(compile_seconds(), 3),
                 "compiled": ",".join(compiled)}
 
@@ -262,7 +296,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
             track.flush()
         atomic_torch_save({"model": parallel.plain_state_dict(model), "optim": model.optimizer_state(),
                            "rng": runtime.rng_state(), "step": step, "consumed": stream.consumed,
-                           "train_seconds": elapsed, "compile_seconds": compile_seconds(), "flops_per_step": flops},
+                           "train_seconds": elapsed, "compile_seconds": compile_seconds(), "phase_flops": step_flops},
                           ckpt_path)
 
     model.train()
@@ -270,12 +304,16 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
                disable=not main, position=position)  # parallel jobs: one line each
     tick = time.perf_counter()
     for step in bar:
-        if flops is None:  # what one step costs, counted once (eager, so every op is seen)
+        phase = model.phase(step)
+        if phase in step_flops:
+            train_step(step)
+        elif phase in model.idle_phases:  # its steps train nothing: nothing to count
+            step_flops[phase] = 0
+            train_step(step)
+        else:  # the phase's first step: what one of its steps costs, counted once (eager, so every op is seen)
             with runtime.eager(), flop_counter() as counter:
                 train_step(step)
-            flops = counter.get_total_flops() * runtime.world  # each process ran its share of the rows
-        else:
-            train_step(step)
+            step_flops[phase] = counter.get_total_flops() * runtime.world  # each process ran its share of the rows
         # Every process stops at the tracking points (only the main one has a monitor), so
         # they all meet at the barrier below.
         due_track = track_every and (step + 1) % track_every == 0

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cache import atomic_torch_save
+from .cache import read_entry, save_entry
 from .frechet import FIDELITY_SEED, inception_score
 from .inception import _short, content_hash, source_hash
 
@@ -176,20 +176,21 @@ def get_domain_classifier(dataset, device, cache_dir, progress=True):
     device = torch.device(device)
     key = domain_key(dataset)
     path = Path(cache_dir) / f"{key}.pt"
-    obj = None
-    if path.is_file():
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-            obj = obj if obj.get("key") == key else None
-        except Exception:  # noqa: BLE001 - corrupt file: retrain
-            obj = None
-    if obj is None:
+
+    def check(obj):  # the entry of this very key, whose network loads: anything else is retrained
+        if not isinstance(obj, dict) or obj.get("key") != key:
+            raise ValueError(f"not the classifier of key {key}")
+        return DomainClassifier(obj, device)
+
+    clf = read_entry(path, check, "domain classifier cache file")
+    if clf is None:
         if progress:
             print(f"[domain classifier {dataset.name}] training once (cache {path})", file=sys.stderr, flush=True)
         obj = _train(dataset, device, progress)
         obj["key"] = key
-        atomic_torch_save(obj, path)
-    return DomainClassifier(obj, device)
+        save_entry(obj, path)
+        clf = DomainClassifier(obj, device)
+    return clf
 
 
 def classifier_score(logits, multilabel=False, splits=10):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .cache import atomic_torch_save
+from .cache import read_entry, save_entry
 from .frechet import feature_stats
 
 BACKBONE = "inception-v3-compat"
@@ -182,18 +182,31 @@ def reference_stats(images, dataset, split, backbone, features_fn, *, cache_dir,
     with_logits=False, dtype=torch.float32)[0], or a DomainClassifier's .features."""
     key = reference_key(dataset, split, images, backbone)
     path = Path(cache_dir) / f"{key}.pt"
-    if path.is_file():
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-            if obj.get("key") == key and {"mu", "sigma", "kid_feats"} <= set(obj):
-                return obj
-        except Exception:  # noqa: BLE001 - a corrupt cache file is recomputed, not fatal
-            pass
+    cached = read_entry(path, lambda obj: _checked_stats(obj, key), "statistics cache file")
+    if cached is not None:
+        return cached
     feats = torch.as_tensor(features_fn(images))
     mu, sigma = feature_stats(feats)
     g = torch.Generator().manual_seed(seed)
     keep = torch.randperm(len(feats), generator=g)[:kid_max]
     obj = {"mu": mu, "sigma": sigma, "kid_feats": feats[keep].float().cpu().contiguous(),
            "n": len(feats), "key": key, "backbone": backbone, "dataset": dataset.name, "split": split}
-    atomic_torch_save(obj, path)
+    save_entry(obj, path)
+    return obj
+
+
+def _checked_stats(obj, key):
+    """A cached reference of `key` whose statistics fit together: mu (d,), sigma (d, d) and
+    kid_feats (m, d), all finite; else ValueError (the entry is computed again)."""
+    if not isinstance(obj, dict) or obj.get("key") != key:
+        raise ValueError(f"not the statistics of key {key}")
+    mu, sigma, kid = (obj.get(k) for k in ("mu", "sigma", "kid_feats"))
+    if not all(isinstance(t, torch.Tensor) for t in (mu, sigma, kid)):
+        raise ValueError("mu, sigma and kid_feats must be tensors")
+    d = mu.shape[0] if mu.dim() == 1 else -1
+    if d < 1 or sigma.shape != (d, d) or kid.dim() != 2 or kid.shape[1] != d or len(kid) < 1:
+        raise ValueError(f"shapes do not fit: mu {tuple(mu.shape)}, sigma {tuple(sigma.shape)}, "
+                         f"kid_feats {tuple(kid.shape)}")
+    if not all(torch.isfinite(t).all() for t in (mu, sigma, kid)):
+        raise ValueError("non-finite statistics")
     return obj

@@ -1,9 +1,10 @@
 """k-nearest-neighbour accuracy: the parameter-free companion of the linear probe.
 
-Cosine similarity on L2-normalised features (DINO / solo-learn / lightly convention, anchors
-§4.1-4.4) and an unweighted majority vote among the k most similar training points. We use the
-plain vote rather than the exp(sim/T) weighted one because it has no temperature to tune or
-version (lightly #1840 broke published numbers by changing T). Ties between classes go to the
+Cosine similarity on L2-normalised features for images (DINO / solo-learn / lightly
+convention, anchors §4.1-4.4), Euclidean distance on the 2-D tasks (points and their codes),
+where the norm, a point's radius, carries information that normalising would discard; then an
+unweighted majority vote among the k nearest training points. We use the plain vote rather
+than the exp(sim/T) weighted one because it has no temperature to tune or version (lightly #1840 broke published numbers by changing T). Ties between classes go to the
 tied class whose best-ranked neighbour is nearest (for k = 1 this is the 1-NN rule; for an even
 k on a binary attribute, a 50/50 split goes to the nearest neighbour's value).
 """
@@ -12,9 +13,9 @@ import torch
 _MAX_ELEMENTS = 1 << 24  # similarity-matrix entries per test chunk (64 MB in float32)
 
 
-def _normalise(x, device):
+def _features(x, device, metric):
     x = torch.as_tensor(x).detach().to(device=device, dtype=torch.float32)
-    return torch.nn.functional.normalize(x, dim=1)
+    return torch.nn.functional.normalize(x, dim=1) if metric == "cosine" else x
 
 
 def _vote(neigh_labels, n_classes):
@@ -30,13 +31,17 @@ def _vote(neigh_labels, n_classes):
 
 
 @torch.no_grad()
-def knn_accuracy(train_x, train_y, test_x, test_y, k=20, device=None):
+def knn_accuracy(train_x, train_y, test_x, test_y, k=20, device=None, metric="cosine", per_item=False):
     """Fraction of test points whose label is the majority label of their k nearest training
-    points (cosine). y (N,): class labels. y (N, K) in {0, 1}: K attributes, each voted on
-    separately; returns the mean accuracy over attributes. Runs in test chunks so the similarity
-    matrix stays under 2^24 entries; `device` defaults to train_x's."""
+    points, by `metric`: "cosine" (image features) or "euclidean" (2-D points). y (N,): class
+    labels. y (N, K) in {0, 1}: K attributes, each voted on separately; returns the mean accuracy
+    over attributes. Runs in test chunks so the similarity matrix stays under 2^24 entries;
+    `device` defaults to train_x's. per_item=True: the (N,) float64 CPU tensor of per-test-item
+    scores instead (1/0, or the share of attributes right), whose mean is the accuracy."""
+    if metric not in ("cosine", "euclidean"):
+        raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
     device = device if device is not None else torch.as_tensor(train_x).device
-    xtr, xte = _normalise(train_x, device), _normalise(test_x, device)
+    xtr, xte = _features(train_x, device, metric), _features(test_x, device, metric)
     ytr = torch.as_tensor(train_y).to(device=device, dtype=torch.int64)
     yte = torch.as_tensor(test_y).to(device=device, dtype=torch.int64)
     if ytr.shape[:1] != xtr.shape[:1] or yte.shape[:1] != xte.shape[:1] or ytr.dim() != yte.dim():
@@ -51,9 +56,10 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k=20, device=None):
     else:
         classes, ytr_idx = torch.unique(ytr, return_inverse=True)
     chunk = max(1, _MAX_ELEMENTS // max(1, len(xtr)))
-    correct = torch.zeros(ytr.shape[1] if multilabel else 1, dtype=torch.float64, device=device)
+    hits = []
     for i in range(0, len(xte), chunk):
-        sims = xte[i:i + chunk] @ xtr.T
+        q = xte[i:i + chunk]
+        sims = q @ xtr.T if metric == "cosine" else -torch.cdist(q, xtr)  # larger is nearer
         # topk's order among exactly equal similarities is unspecified; lower index first is
         # not guaranteed, so exact duplicates in train may tie-break either way.
         nn_idx = sims.topk(k, dim=1).indices  # sorted, most similar first
@@ -61,11 +67,12 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k=20, device=None):
             neigh = ytr_idx[nn_idx]  # (B, k, K)
             b, _, n_att = neigh.shape
             pred = _vote(neigh.permute(0, 2, 1).reshape(b * n_att, k), 2).reshape(b, n_att)
-            correct += (pred == yte[i:i + chunk]).double().sum(0)
+            hits.append((pred == yte[i:i + chunk]).double().mean(1))
         else:
             pred = classes[_vote(ytr_idx[nn_idx], len(classes))]
-            correct += (pred == yte[i:i + chunk]).double().sum()
-    return float((correct / len(xte)).mean())
+            hits.append((pred == yte[i:i + chunk]).double())
+    items = torch.cat(hits).cpu()
+    return items if per_item else float(items.mean())
 
 
 @torch.no_grad()

@@ -133,17 +133,29 @@ def _balanced(y, p):
     return float(np.mean([np.mean(p[y == c] == c) for c in np.unique(y)]))
 
 
-def _majority(y_train, y_test):
+def _per_item(hits):
+    """Per test item: 1/0 for a class label, the share of attributes right for a multi-label one;
+    `accuracy` is their mean, and a bootstrap over test items resamples them."""
+    return hits.astype(np.float64) if hits.ndim == 1 else hits.mean(1)
+
+
+def _mode(y_train):
+    """The majority label of train (per attribute for a multi-label y); ties: the smallest."""
     if y_train.ndim == 2:
-        return float(np.mean([_majority(y_train[:, j], y_test[:, j]) for j in range(y_train.shape[1])]))
+        return np.array([_mode(y_train[:, j]) for j in range(y_train.shape[1])])
     values, counts = np.unique(y_train, return_counts=True)
-    return float(np.mean(y_test == values[counts.argmax()]))  # ties: the smallest label
+    return values[counts.argmax()]
+
+
+def _majority(y_train, y_test):
+    return float(np.mean(y_test == _mode(y_train)))  # per attribute, then averaged: the same mean
 
 
 def linear_probe(train_x, train_y, test_x, test_y, *, val_fraction=0.1, Cs=DEFAULT_CS, seed=0,
                  device=None, backend=None, C=None, val=None, max_iter=1000):
     """Logistic-regression probe. Returns {"accuracy", "balanced_accuracy", "majority_accuracy",
-    "C", "val_accuracy" ({C: accuracy on the validation slice}), "backend"}.
+    "C", "val_accuracy" ({C: accuracy on the validation slice}), "backend", "correct" and
+    "majority_correct" (per test item, the probe's and the majority label's, see _per_item)}.
 
     y of shape (N,): one multi-class task. y of shape (N, K) in {0, 1}: K binary tasks; the metrics
     are means over tasks and ONE C is shared by all tasks, chosen by mean validation accuracy
@@ -189,4 +201,4 @@ def linear_probe(train_x, train_y, test_x, test_y, *, val_fraction=0.1, Cs=DEFAU
     (pred,), _ = fit(ftr, ytr, chosen, [fte])
     return {"accuracy": _accuracy(yte, pred), "balanced_accuracy": _balanced(yte, pred),
             "majority_accuracy": _majority(ytr, yte), "C": chosen, "val_accuracy": val_acc,
-            "backend": backend}
+            "backend": backend, "correct": _per_item(yte == pred), "majority_correct": _per_item(yte == _mode(ytr))}

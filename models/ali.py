@@ -184,6 +184,10 @@ class ALI(BidirectionalGAN):
     option_ranges = {**ADAM, "eps": POSITIVE, "dropout": UNIT}
     batches_per_step = 1
     d_steps_per_step = 1
+    # the shared D keeps the published design's z-path and joint MLP (module docstring), which
+    # BiGAN's D, adding z into the x-path's layers, does not have: 9-16x BiGAN's D on the committed configs
+    capacity_by_design = {"params_d": "ALI's published D(x, z): a z-path and a joint MLP beside the x-path "
+                                      "(2 x 2C and 2 x 4C wide for C x-path channels, CelebA's ratios)"}
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=1e-4, beta1=0.5, beta2=0.999,
                  eps=1e-8, init_std=0.01, dropout=0.2, z_path_mult=2, joint_mult=4, logodds_init=True,

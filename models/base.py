@@ -51,6 +51,13 @@ class BidirectionalGAN(nn.Module):
     #: options the model drew at random for this run (ALI's randomised toy protocol), set in
     #: __init__; the harness records them as `drawn` in the run's metrics.json
     drawn = {}
+    #: networks larger than the other rows' by design, {param-count column: one-line reason},
+    #: e.g. {"params_d": "the method's published D ..."}: the capacity check shows the reason
+    #: instead of flagging a mismatch
+    capacity_by_design = {}
+    #: phases (names `phase` returns) whose steps train nothing, such as a forward pass run only
+    #: for the loss log: the harness charges them no FLOPs
+    idle_phases = frozenset()
 
     def __init__(self, *, data_shape, z_dim):
         super().__init__()
@@ -95,6 +102,19 @@ class BidirectionalGAN(nn.Module):
 
     def decode(self, z):
         return self.G(z)
+
+    def phase(self, step):
+        """The training phase `step` belongs to, a name. The harness counts one step's FLOPs at the
+        first step of each phase and charges every step of that phase the same, so a model whose
+        update changes during training (a post-hoc encoder phase) names its phases. A function of
+        `step` alone, so that a resumed run is in the same phase."""
+        return "train"
+
+    def analytic_flops(self):
+        """{name: FLOPs} of training work done once per run that FlopCounterMode cannot see (it
+        counts matmuls and convolutions only), such as PCA's eigendecomposition; the harness
+        adds each to the run's train_flops and lists it beside the phases."""
+        return {}
 
     def d_updates(self, g_steps):
         """D updates made in the first `g_steps` steps; override when the ratio changes over training."""

@@ -15,9 +15,10 @@ inference" comparison: train a GAN without an encoder, then train E on (G(z), z)
 Readings of our own:
 * "After training" inside the harness's budget: the harness calls `train_step` total_steps
   times and then evaluates. The first total_steps - round(posthoc_fraction * total_steps)
-  steps (default posthoc_fraction 0.2) are the GAN phase, the rest the post-hoc phase; the
-  phase is chosen from `step`, so a resumed run continues in the right phase. E does not
-  change during the GAN phase, G and D do not change during the post-hoc phase.
+  steps (default posthoc_fraction 0.2) are the GAN phase ("gan"), the rest the post-hoc phase
+  ("posthoc"); `phase` chooses it from `step`, so a resumed run continues in the right phase,
+  and the harness counts the FLOPs of each phase's step separately. E does not change during
+  the GAN phase, G and D do not change during the post-hoc phase.
 * In the post-hoc phase G runs in eval mode (BN running statistics, under no_grad): its
   weights and BN buffers stay fixed, and E learns to invert exactly the G that evaluation
   decodes with (the harness evaluates in eval mode). E runs in train mode (batch statistics).
@@ -95,11 +96,11 @@ class GANPosthocEncoder(BidirectionalGAN):
     def d_updates(self, g_steps):
         return min(g_steps, self.gan_steps)
 
-    def in_posthoc_phase(self, step):
-        return step >= self.gan_steps
+    def phase(self, step):
+        return "gan" if step < self.gan_steps else "posthoc"
 
     def train_step(self, batch, step):
-        if self.in_posthoc_phase(step):
+        if self.phase(step) == "posthoc":
             return self._encoder_step(batch.shape[0])
         return self._paper_gan_step(batch) if self._cov else self._gan_step(batch)
 

@@ -6,6 +6,7 @@ representation columns (what a linear probe reads from random convolutional feat
   optimiser, no discriminator (params_d = 0, d_steps_per_step = 0).
 * Batch norm keeps its initial running statistics (mean 0, variance 1): each step only
   evaluates, in eval mode, the reconstruction error the untrained pair makes, for the loss log.
+  That forward pass trains nothing, so the harness charges it no FLOPs (`idle_phases`).
 """
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ class RandomInit(BidirectionalGAN):
     networks = ("G", "E")  # no discriminator: params_d = 0
     batches_per_step = 1
     d_steps_per_step = 0
+    idle_phases = frozenset({"train"})  # its only phase: the step evaluates, for the loss log
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", init_std=0.02):
         super().__init__(data_shape=data_shape, z_dim=z_dim)

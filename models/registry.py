@@ -1,6 +1,7 @@
 """Name-keyed model registry, extended from outside (a plugin file registers itself)."""
 import difflib
 import inspect
+import re
 from pathlib import Path
 
 from models.errors import ModelConfigError
@@ -8,14 +9,24 @@ from models.errors import ModelConfigError
 _MODELS = {}
 
 
+# A model's name is its results folder (DIR/<name>/seed<k>) and a column of the tables: letters,
+# digits and . _ - only, starting with a letter or digit (no path separators, no "..", no hidden
+# folder), so every filesystem and every reader of the tables takes it as written.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def register(name):
     """Class decorator: `@register("my-gan") class MyGAN(BidirectionalGAN): ...`."""
-    if not isinstance(name, str) or not name.strip() or name != name.strip():
-        raise ValueError(f"model name must be a non-empty string without surrounding spaces, got {name!r}")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"model name {name!r} cannot be a results folder name: use letters, digits and . _ - "
+                         "only, starting with a letter or digit, e.g. 'team-ae'")
 
     def deco(cls):
         check_contract(cls, name)
         cls.registry_name = name
+        twin = next((n for n in _MODELS if n.lower() == name.lower() and n != name), None)
+        if twin:  # on a case-insensitive filesystem (macOS, Windows) both would write one folder
+            raise ValueError(f"model {name!r} differs from the registered {twin!r} only in case; pick another name")
         if name in _MODELS and _MODELS[name] is not cls:
             if _same_source(_MODELS[name], cls):
                 return cls  # the first registration stays

@@ -51,7 +51,7 @@ def test_posthoc_phases_train_the_right_networks(kw):
     torch.manual_seed(0)
     m = models.build("gan-posthoc-encoder", **kw)  # 10 steps, posthoc_fraction 0.2: GAN 0..7, encoder 8, 9
     assert m.prior == "normal" and m.batches_per_step == 1 and m.d_steps_per_step == 1
-    assert m.gan_steps == 8 and not m.in_posthoc_phase(7) and m.in_posthoc_phase(8)
+    assert m.gan_steps == 8 and m.phase(7) == "gan" and m.phase(8) == "posthoc"
     before = {k: _snapshot(getattr(m, k)) for k in "GED"}
     for step in range(3):
         out = m.train_step(_batch(kw, B, step), step)

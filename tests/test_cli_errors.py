@@ -236,3 +236,103 @@ def test_a_second_writer_of_a_run_stops_at_once(tmp_path, cli):
 def test_data_root_for_a_dataset_that_reads_no_files_is_refused(cli, tmp_path):
     assert_user_error(cli("run", "digits", *SMOKE, "--data-root", tmp_path, "--out", "r"),
                       "--data-root", "no files are read")
+
+
+# --- values the user controls: validated before any work, named in the message (issue 26) ---
+
+def test_more_jobs_than_cores_is_refused_with_the_number(cli, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert_user_error(cli("run", "digits", *SMOKE, "--jobs", "100", "--out", "r"), "--jobs 100", "2 CPU cores",
+                      "--jobs 2 or fewer")
+    assert not Path("r").exists()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.batch_size=100000000000000000000", "train.batch_size = 100000000000000000000 is too large"),
+    ("eval.gen_samples=1e20", "'eval.gen_samples' must be an integer, got 1e+20"),
+    ("eval.eval_batch_size=2.5", "'eval.eval_batch_size' must be an integer, got 2.5"),
+    ("eval.inception_samples=5000000", "eval.inception_samples = 5000000 is too large: use at most 1000000"),
+    ("train.batch_size=5000", "train.batch_size = 5000 is larger than the digits training split"),
+])
+def test_sizes_beyond_the_data_or_memory_are_refused(cli, override, message):
+    assert_user_error(cli("run", "digits", *SMOKE, "--set", override, "--out", "r"), message)
+    assert not Path("r").exists()
+
+
+def test_sizes_are_bounded_by_this_machines_memory(cli, monkeypatch):
+    monkeypatch.setattr("benchmarks.run.physical_memory", lambda: 2**20)  # a 1 MiB machine
+    assert_user_error(cli("run", "digits", *SMOKE, "--out", "r"), "does not fit this machine", "use at most")
+    assert not Path("r").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--seeds", "4294967296"), "Seed 4294967296 is out of range"),
+    (("--set", "seeds=[-1]"), "Seed -1 is out of range: seeds must be integers from 0 to 4294967295"),
+    (("--set", "seeds=[\"a\"]"), "Seeds must be a non-empty list of integers, got ['a']"),
+    (("--set", "models=[1]"), "Models must be a list of model names, got 1"),
+    (("--set", "model_options={1: 2}"), "'model_options' holds the key 1"),
+    (("--set", "model_options.bigan={1: 2}"), "'model_options.bigan' holds the key 1"),
+    (("--set", "dataset_options={1: 2}"), "'dataset_options' holds the key 1"),
+])
+def test_set_values_of_the_wrong_type_or_range(cli, args, message):
+    smoke = [a for a in SMOKE if a not in ("--models", "bigan")] if "models=" in args[1] else SMOKE  # --models wins
+    assert_user_error(cli("run", "digits", *smoke, *args, "--out", "r"), message)
+    assert not Path("r").exists()
+
+
+def test_repeated_models_and_seeds_run_once():
+    from benchmarks.config import load_config
+
+    cfg = load_config("digits", "smoke", models=["pca", "autoencoder", "pca"], seeds=[1, 0, 1])
+    assert cfg["models"] == ["pca", "autoencoder"] and cfg["seeds"] == [1, 0]
+
+
+def test_repeated_models_and_seeds_under_jobs_do_not_collide(cli, monkeypatch):
+    """`--models pca,pca --seeds 0,0 --jobs 2` is one run: no second shard writes it."""
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", "pca,pca", "--seeds", "0,0",
+                       "--jobs", "2", "--set", "eval.references=false", "--out", "r")
+    assert code == 0 and "being written by another process" not in err, err
+    assert [p.name for p in Path("r").iterdir() if p.is_dir()] == ["pca"]
+
+
+def test_a_model_name_that_is_not_a_folder_name_is_refused(cli, tmp_path):
+    plugin = write_plugin(tmp_path / "team.py", '@models.register("team/ae")\nclass TeamAE(BiGAN):\n    pass\n')
+    assert_user_error(cli("run", "digits", *SMOKE, "--plugin", plugin, "--models", "team/ae", "--out", "r"),
+                      "team.py", "'team/ae' cannot be a results folder name", "letters, digits")
+    assert not Path("r").exists()
+
+
+def test_a_plugin_calling_sys_exit_is_an_error_not_a_silent_exit(cli, tmp_path):
+    at_import = write_plugin(tmp_path / "quits.py", "import sys\nsys.exit(3)\n")
+    assert_user_error(cli("list-models", "--plugin", at_import), "quits.py", "called sys.exit(3)", "leave out --plugin")
+    in_model = write_plugin(tmp_path / "exits.py", '''
+import sys
+
+@models.register("exiter")
+class Exiter(models.get("autoencoder")):
+    def train_step(self, batch, step):
+        sys.exit(4)
+''')
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", "exiter,pca", "--plugin", in_model,
+                       "--out", "r", "--set", "eval.references=false")
+    assert code == 1 and "Traceback" not in err
+    assert "[exiter seed 0] failed: the model called sys.exit(4)" in err, err
+    assert json.loads(Path("r/pca/seed0/metrics.json").read_text())["status"] == "ok"
+
+
+def test_the_recorded_command_is_shell_quoted(cli, monkeypatch):
+    import shlex
+
+    argv = ["run", "digits", "--budget", "smoke", "--no-figures", "--models", "pca", "--set", "eval.references=false",
+            "--set", "eval.truncation=[]", "--out", "my runs"]
+    monkeypatch.setattr("sys.argv", [str(Path("benchmarks/__main__.py").resolve()), *argv])
+    assert cli(*argv)[0] == 0
+    command = json.loads(Path("my runs/pca/seed0/config.json").read_text())["command"]
+    assert shlex.split(command) == ["python", "-m", "benchmarks", *argv]
+
+
+def test_perf_writes_under_runs_by_default():
+    from benchmarks.cli import build_parser
+
+    assert build_parser().parse_args(["perf", "digits"]).out == "runs/perf"  # git-ignored; results/perf is committed

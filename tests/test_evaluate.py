@@ -57,3 +57,32 @@ def test_toy2d_writes_mode_coverage(cli):
         assert 0 <= m["modes_3sigma"] <= m["modes_nearest"] <= 25 and 0 <= m["high_quality"] <= 1
         assert "nearest centre" in m["protocol"]["modes_nearest"] and "3 std" in m["protocol"]["modes_3sigma"]
         assert "uniform noise over [-5.0, -5.0] to [5.0, 5.0], 1000 points: modes_nearest 25" in m["protocol"]["modes_chance"]
+
+
+def test_references_follow_the_protocol_not_a_shared_cache_entry(cli):
+    """Two protocols on the same data (another probe subset) get their own references, each folder's
+    agree with its own probe note, and a damaged cache entry is recomputed, not trusted."""
+    import os
+
+    import pytest
+
+    for out, extra in (("a", []), ("b", ["--set", "eval.probe_max_train=200"])):
+        code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "pca", "--out", out, "--no-figures",
+                           "--set", "train.steps=5", *extra)
+        assert code == 0, err
+    ra, rb = (json.loads(Path(f"{d}/references.json").read_text()) for d in "ab")
+    assert ra["key"] != rb["key"] and ra["values"]["raw_probe_acc"] != rb["values"]["raw_probe_acc"]
+    for d, r in (("a", ra), ("b", rb)):
+        note = json.loads(Path(f"{d}/pca/seed0/metrics.json").read_text())["protocol"]["probe_acc"]
+        assert r["values"]["majority_acc"][0] == pytest.approx(float(note.rsplit(" ", 1)[1]), abs=5e-5)
+        low, mean, high = r["values"]["raw_probe_acc"][1], r["values"]["raw_probe_acc"][0], r["values"]["raw_probe_acc"][2]
+        assert 0 <= low < mean < high <= 1  # the test set's own sampling error
+        table = Path(f"{d}/table.md").read_text()
+        assert r["notes"]["references"] in table and "train mean image (floor)" in table
+    entry = Path(os.environ["BIGAN_BENCH_CACHE"]) / "references" / f"{ra['key']}.json"
+    entry.write_text("5")
+    os.remove("a/references.json")
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "pca", "--out", "a", "--no-figures",
+                       "--set", "train.steps=5")
+    assert code == 0 and "[pca seed 0] skipped" in err, err
+    assert json.loads(Path("a/references.json").read_text()) == ra and json.loads(entry.read_text()) == ra

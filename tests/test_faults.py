@@ -212,3 +212,150 @@ def test_truncated_checkpoint_of_an_unfinished_run_is_refused_and_kept(cli, refe
     assert_rc2(cli(*ARGS, "--out", "ref"), "checkpoint.pt cannot be read", "--force")
     assert (run / "checkpoint.pt").read_bytes() == data[:1000]  # left in place for the user to decide
     assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
+
+
+# --- records, caches and figures of the wrong shape (issue 26) -------------------------------
+
+@pytest.mark.parametrize("text", ["[1, 2]", "null", "5", "{}"])
+def test_metrics_json_of_the_wrong_shape_is_evaluated_again(cli, reference, text):
+    path = Path("ref/autoencoder/seed0/metrics.json")
+    path.write_text(text)
+    code, _, err = cli(*ARGS, "--out", "ref")
+    assert code == 0 and "metrics.json is unreadable" in err and "Traceback" not in err, err
+    new, old = json.loads(path.read_text()), json.loads(reference[("autoencoder", "metrics.json")])
+    assert all(new[k] == old[k] for k in ("recon_mse", "probe_acc", "fd_digits", "g_steps"))
+    assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
+
+
+@pytest.mark.parametrize("text", ["[]", "null", '{"config": 5}', '{"config": {}, "resumed": 3}'])
+def test_config_json_of_the_wrong_shape_is_refused_with_the_narrow_fix(cli, reference, text):
+    Path("ref/autoencoder/seed0/config.json").write_text(text)
+    assert_rc2(cli(*ARGS, "--out", "ref"), "config.json is unreadable", "--force --models autoencoder --seeds 0")
+    assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
+
+
+def test_benchmark_json_of_the_wrong_shape_is_recorded_again(cli, reference):
+    Path("ref/benchmark.json").write_text('{"config": [1]}')
+    code, _, err = cli(*ARGS, "--out", "ref")
+    assert code == 0 and "benchmark.json is unreadable" in err and "Traceback" not in err, err
+    assert json.loads(Path("ref/benchmark.json").read_text())["config"]["budget"] == "smoke"
+    assert snapshot("ref") == reference
+
+
+def test_damaged_run_figures_are_skipped_with_a_warning(cli, reference):
+    """A cut-off and an empty run picture: `report` and `run` on the finished folder exit 0, name
+    each damaged file, and draw the montage from the pictures that can be read."""
+    ae, pca = Path("ref/autoencoder/seed0/samples.png"), Path("ref/pca/seed0/samples.png")
+    ae.write_bytes(ae.read_bytes()[:len(ae.read_bytes()) // 2])
+    pca.write_bytes(b"")
+    for argv in (("report", "ref"), [a for a in ARGS if a != "--no-figures"] + ["--out", "ref"]):
+        code, _, err = cli(*argv)
+        assert code == 0 and "Traceback" not in err, err
+        assert f"{ae} is unreadable" in err and f"{pca} is unreadable" in err, err
+        assert Path("ref/plots/recon.png").stat().st_size and not Path("ref/plots/samples.png").exists()
+    assert snapshot("ref") == reference
+
+
+def test_figures_are_written_atomically(tmp_path, monkeypatch):
+    """A picture whose writing stops halfway (a kill, a full disk) leaves the previous file, and
+    no temporary one: both writers, the run's tensors and the report's matplotlib figures."""
+    import matplotlib.pyplot as plt
+
+    from benchmarks import figures, plots
+
+    def half_then_fail(image_or_none, f, **options):
+        f.write(b"\x89PNG half")
+        raise RuntimeError("stopped mid-write")
+
+    (tmp_path / "run").mkdir()
+    path = tmp_path / "run" / "samples.png"
+    path.write_bytes(b"the previous picture")
+    fig = plt.figure()
+    fig.savefig = lambda f, **options: half_then_fail(None, f)
+    with pytest.raises(RuntimeError):
+        plots.save_figure(fig, path)
+    monkeypatch.setattr(figures, "save_image", half_then_fail)
+    with pytest.raises(RuntimeError):
+        figures.save_png(path, torch.zeros(1, 1, 2, 2))
+    assert path.read_bytes() == b"the previous picture" and list(path.parent.iterdir()) == [path]
+
+
+def _stats(tmp_path, calls):
+    """reference_stats of 20 random 4-d features, counting how often they are computed."""
+    from types import SimpleNamespace
+
+    from metrics.inception import reference_stats
+
+    images = torch.arange(20 * 4, dtype=torch.uint8).reshape(20, 1, 2, 2)
+    data = SimpleNamespace(name="tiny", meta={})
+
+    def features(x):
+        calls.append(1)
+        return x.flatten(1).double() + torch.randn(len(x), 4, generator=torch.Generator().manual_seed(0))
+
+    return reference_stats(images, data, "train", "test-backbone", features, cache_dir=tmp_path / "stats")
+
+
+@pytest.mark.parametrize("damage", ["five", "empty-dict", "truncated", "wrong-shapes"])
+def test_damaged_statistics_cache_entry_is_recomputed_with_one_warning(tmp_path, recwarn, damage):
+    calls = []
+    first = _stats(tmp_path, calls)
+    [path] = (tmp_path / "stats").iterdir()
+    assert _stats(tmp_path, calls)["key"] == first["key"] and len(calls) == 1  # a cache hit
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        bad = {"five": 5, "empty-dict": {}, "wrong-shapes": {**first, "sigma": torch.zeros(3, 3)}}[damage]
+        torch.save(bad, path)
+    again = _stats(tmp_path, calls)
+    assert len(calls) == 2 and torch.equal(again["mu"], first["mu"]) and torch.equal(again["sigma"], first["sigma"])
+    warned = [str(w.message) for w in recwarn if "BIGAN_BENCH_CACHE" in str(w.message)]
+    assert len(warned) == 1 and str(path) in warned[0], warned
+    assert torch.equal(torch.load(path, weights_only=True)["sigma"], first["sigma"])  # written again
+
+
+def _tiny_images():
+    from types import SimpleNamespace
+
+    from benchmarks.data.registry import Split
+
+    g = torch.Generator().manual_seed(0)
+    split = lambda n: Split(torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=g),  # noqa: E731
+                            torch.arange(n) % 2)
+    return SimpleNamespace(kind="image", name="tiny", meta={}, train=split(16), test=split(8))
+
+
+def test_damaged_domain_classifier_cache_entry_is_retrained(tmp_path, recwarn, monkeypatch):
+    from metrics import domain
+
+    data, trained = _tiny_images(), []
+    real_train = domain._train
+    monkeypatch.setattr(domain, "_train", lambda *a: trained.append(1) or real_train(*a))
+    first = domain.get_domain_classifier(data, "cpu", tmp_path / "domain", progress=False)
+    [path] = (tmp_path / "domain").iterdir()
+    obj = torch.load(path, weights_only=True)
+    for bad in (5, {}, {**obj, "state_dict": {}}, {**obj, "key": "another"}):
+        torch.save(bad, path)
+        clf = domain.get_domain_classifier(data, "cpu", tmp_path / "domain", progress=False)
+        assert clf.key == first.key and torch.equal(clf.features(data.test.x), first.features(data.test.x))
+    assert len(trained) == 5  # once, then once per damaged entry
+    warned = [str(w.message) for w in recwarn if "BIGAN_BENCH_CACHE" in str(w.message)]
+    assert warned and all(str(path) in m for m in warned)
+
+
+def test_unwritable_cache_is_one_warning_not_a_failure(tmp_path, monkeypatch, recwarn):
+    """A cache folder that cannot be written (here a file where a folder should be; the CLI case is
+    BIGAN_BENCH_CACHE=/proc/x): every cache computes its entry and goes on, with one warning in all
+    naming the variable, never blaming --out."""
+    from metrics import cache, domain
+
+    monkeypatch.setattr(cache, "_unwritable", [])  # the warning is once per process
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder")
+    data = _tiny_images()
+    clf = domain.get_domain_classifier(data, "cpu", blocked / "domain", progress=False)
+    stats = _stats(blocked, [])
+    assert clf.features(data.test.x).shape == (8, 128) and stats["mu"].shape == (4,)
+    warned = [str(w.message) for w in recwarn if "BIGAN_BENCH_CACHE" in str(w.message)]
+    assert len(warned) == 1 and "Set BIGAN_BENCH_CACHE to a writable folder" in warned[0] and "--out" not in warned[0]
+    assert blocked.read_text() == "a file, not a folder"

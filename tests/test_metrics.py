@@ -225,6 +225,21 @@ def test_knn_chunking_does_not_change_the_answer(monkeypatch):
     assert metrics.knn_accuracy(xtr, ytr, xte, yte, k=7) == whole > 0.5
 
 
+def test_knn_euclidean_keeps_the_radius_that_cosine_discards():
+    def circles(n, seed):  # class 0 on the unit circle, class 1 on the circle of radius 3
+        g = torch.Generator().manual_seed(seed)
+        angle = torch.rand(n, generator=g) * 2 * math.pi
+        y = torch.arange(n) % 2
+        r = 1 + 2 * y.float() + 0.05 * torch.randn(n, generator=g)
+        return torch.stack([r * angle.cos(), r * angle.sin()], 1), y
+
+    (xtr, ytr), (xte, yte) = circles(400, 0), circles(200, 1)
+    assert metrics.knn_accuracy(xtr, ytr, xte, yte, k=20, metric="euclidean") == 1.0
+    assert 0.3 < metrics.knn_accuracy(xtr, ytr, xte, yte, k=20) < 0.7  # cosine: only the angle, so chance
+    with pytest.raises(ValueError, match="metric"):
+        metrics.knn_accuracy(xtr, ytr, xte, yte, metric="manhattan")
+
+
 # --- mode coverage -------------------------------------------------------------------------
 
 def test_mode_coverage_hand_placed():

@@ -41,6 +41,21 @@ def test_register_rejects_duplicates_and_bad_names():
             models.register(bad)
 
 
+@pytest.mark.parametrize("bad", ["team/ae", "..", ".hidden", "a\\b", "ae ", "é", 5])
+def test_model_names_must_be_folder_names(bad):
+    """A model's name is its results folder DIR/<name>/seed<k>: no separators, no hidden folder."""
+    with pytest.raises(ValueError, match="cannot be a results folder name"):
+        models.register(bad)
+
+
+def test_names_differing_only_in_case_are_refused():
+    """On a case-insensitive filesystem, BiGAN and bigan would write one folder."""
+    with pytest.raises(ValueError, match="differs from the registered 'bigan' only in case"):
+        @models.register("BiGAN")
+        class Shouting(_Minimal):
+            pass
+
+
 def test_build_rejects_unknown_option():
     with pytest.raises(ModelConfigError, match="no option 'lrr'"):
         models.build("bigan", data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=10, lrr=1.0)

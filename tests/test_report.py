@@ -3,9 +3,9 @@ the pairwise tests and ranks, the marks, the counts of failed runs, and every pr
 a real PNG."""
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 BENCH = {"config": {"benchmark": "digits", "budget": "quick", "dataset": "digits", "dataset_options": {},
@@ -66,7 +66,7 @@ def test_means_intervals_counts_and_best_marks(tmp_path, cli):
     assert abs(float(good["recon_mse_mean"]) - 0.2) < 1e-12 and abs(float(good["recon_mse_std"]) - 0.1) < 1e-12
     assert good["recon_mse_n"] == "3" and float(good["fd_digits_mean"]) == 20.0
     # 0.1, 0.2, 0.3: mean 0.2, s 0.1, half-width t_{0.975,2} · 0.1/√3 = 4.302653 · 0.0577350 = 0.248414
-    assert abs(float(good["recon_mse_ci_low"]) - (0.2 - 0.248414)) < 1e-6
+    assert float(good["recon_mse_ci_low"]) == 0.0  # 0.2 - 0.248414 < 0: clipped to the range of an MSE
     assert abs(float(good["recon_mse_ci_high"]) - (0.2 + 0.248414)) < 1e-6
     assert abs(float(good["fd_digits_ci_high"]) - (20 + 248.414 / 10)) < 1e-4  # 30, 20, 10: s = 10
     # only the finished run of shaky-gan is averaged; the others are counted
@@ -81,10 +81,11 @@ def test_means_intervals_counts_and_best_marks(tmp_path, cli):
     md = (tmp_path / "r/table.md").read_text()
     assert "recon_mse ↓" in md and "probe_acc ↑" in md and "fd_digits ↓" in md
     # lower, lower, higher is better; one seed shows the mean alone
-    assert "**0.2 [-0.04841, 0.4484]**" in md and "**20 [-4.841, 44.84]**" in md and "**0.9** |" in md
+    # the t-intervals' lower ends (-0.04841, -4.841) are below what an MSE or a distance can be: clipped at 0
+    assert "**0.2 [0, 0.4484]**" in md and "**20 [0, 44.84]**" in md and "**0.9** |" in md
     assert "| shaky-gan | 3 | 1 | 1 | 1 |" in md and "95 % t-interval over seeds, n = 1 to 3" in md
     assert "- statistics: mean and 95 % t-interval over seeds" in md and "†" not in md
-    assert r"\textbf{0.2 [-0.04841, 0.4484]}" in (tmp_path / "r/table.tex").read_text()
+    assert r"\textbf{0.2 [0, 0.4484]}" in (tmp_path / "r/table.tex").read_text()
 
 
 def test_flops_columns_are_blank_when_runs_lack_them_and_averaged_when_present(tmp_path, cli):
@@ -118,12 +119,18 @@ def test_a_clearly_better_model_wins_and_overlapping_models_share_a_rank(tmp_pat
     assert tie["significant"] == "False" and tie["better"] == "" and float(tie["p_holm"]) > 0.05
     t = _table(tmp_path / "r/table.csv")
     assert [t[m]["recon_mse_rank"] for m in ("best", "close", "worst")] == ["1", "1", "3"]
-    # probe_acc is 0.5 on every seed of every model: no spread, not testable, all share rank 1
-    assert all(pairs[("probe_acc", a, b)]["note"] == "not testable: zero variance in both"
+    # best and worst differ by exactly 0.4 on every seed: decided without a test
+    assert pairs[("recon_mse", "best", "worst")]["test"] == "constant" and float(pairs[("recon_mse", "best", "worst")]["p"]) == 0
+    # close and worst differ by 0.41, 0.39, 0.39: the paired t-test on the three differences
+    cw = pairs[("recon_mse", "close", "worst")]
+    assert cw["test"] == "paired t" and cw["n_pairs"] == "3" and float(cw["diff"]) == pytest.approx(-0.39667, abs=1e-5)
+    assert float(cw["diff_low"]) < float(cw["diff"]) < float(cw["diff_high"]) < 0 and cw["p_a_better"] == "1.0"
+    # probe_acc is 0.5 on every seed of every model: the same on every seed, never significant, all share rank 1
+    assert all(pairs[("probe_acc", a, b)]["test"] == "constant" and float(pairs[("probe_acc", a, b)]["p"]) == 1
                for a, b in (("best", "close"), ("best", "worst"), ("close", "worst")))
     assert {t[m]["probe_acc_rank"] for m in SEPARABLE} == {"1"}
     report = (tmp_path / "r/report.md").read_text()
-    assert "## Ranks and pairwise comparisons" in report and "a model beats BiGAN-QP" in report
+    assert "## Ranks and pairwise comparisons" in report and "paired t-test on the per-seed differences" in report
     assert "| worst | 3 | 1 | 1 |" in report  # ranks table: recon_mse, probe_acc, fd_digits (10, 11, 12 for all)
     assert "| recon_mse | best | worst |" in (tmp_path / "r/pairwise.md").read_text()
 
@@ -140,7 +147,8 @@ def test_a_model_with_ten_times_the_parameters_is_marked(tmp_path, cli):
         "a-gan": "False", "b-gan": "False", "c-gan": "False", "huge-gan": "True", "reference": "False"}
     md = (tmp_path / "r/table.md").read_text()
     assert "| huge-gan † |" in md and "| a-gan |" in md
-    assert "† E or G parameter count more than 2× from the median of the other rows" in md
+    assert "an E, G or D parameter count more than 2× from the median of the other rows" in md
+    assert "huge-gan †: E 110; G 100" in md
     assert "huge-gan $^\\dagger$" in (tmp_path / "r/table.tex").read_text()
 
 
@@ -161,17 +169,21 @@ def test_every_promised_figure_is_a_real_png(tmp_path, cli):
     assert "6 runs (1 diverged, 1 failed, 4 ok)" in report and "## Protocol" in report
 
 
-def test_several_folders_merge_and_stale_figures_go(tmp_path, cli):
-    write_fixture(tmp_path / "a", {"good-gan": RUNS["good-gan"]})
+def test_several_folders_merge_and_only_our_stale_figures_go(tmp_path, cli):
+    write_fixture(tmp_path / "a", {"good-gan": RUNS["good-gan"]}, extra={"good-gan": {"kl_modes": 0.5}})
     write_fixture(tmp_path / "b", {"shaky-gan": RUNS["shaky-gan"]})
-    (tmp_path / "a/plots").mkdir()
-    (tmp_path / "a/plots/bar_gone_metric.png").write_bytes(b"old")
     code, _, err = cli("report", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "m")
     assert code == 0, err
     assert set(_table(tmp_path / "m/table.csv")) == {"good-gan", "shaky-gan"}
     assert (tmp_path / "m/plots/samples.png").exists()
     assert cli("report", tmp_path / "a")[0] == 0
-    assert not (tmp_path / "a/plots/bar_gone_metric.png").exists()
+    assert (tmp_path / "a/plots/bar_kl_modes.png").exists()
+    (tmp_path / "a/plots/mine.png").write_bytes(b"a figure of the user's own")
+    for path in (tmp_path / "a").glob("good-gan/seed*/metrics.json"):  # the metric goes away
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "kl_modes"}))
+    assert cli("report", tmp_path / "a")[0] == 0
+    assert not (tmp_path / "a/plots/bar_kl_modes.png").exists()  # ours, and no longer supported
+    assert (tmp_path / "a/plots/mine.png").read_bytes() == b"a figure of the user's own"
 
 
 def test_no_figures_writes_the_tables_and_drops_figures_that_no_longer_match(tmp_path, cli):
@@ -184,3 +196,66 @@ def test_no_figures_writes_the_tables_and_drops_figures_that_no_longer_match(tmp
     assert not list((tmp_path / "a/plots").glob("*.png"))  # old figures would belie the new tables
     report = (tmp_path / "a/report.md").read_text()
     assert "Not drawn (`--no-figures`)" in report and "](plots/" not in report
+
+
+# --- report reads folders defensively (a folder it may write into, folders it may merge) ---------
+
+def test_report_never_writes_into_a_folder_of_someone_elses(tmp_path, cli):
+    write_fixture(tmp_path / "r")
+    mine = tmp_path / "mine"
+    (mine / "plots").mkdir(parents=True)
+    (mine / "plots/fig1.png").write_bytes(b"my figure")
+    (mine / "report.md").write_text("my notes")
+    code, _, err = cli("report", tmp_path / "r", "--out", mine)
+    assert code == 2 and "--out" in err and "not empty" in err and "Traceback" not in err
+    assert (mine / "plots/fig1.png").read_bytes() == b"my figure" and (mine / "report.md").read_text() == "my notes"
+    assert cli("report", tmp_path / "r", "--out", tmp_path / "new")[0] == 0  # a new folder is fine, and again:
+    assert cli("report", tmp_path / "r", "--out", tmp_path / "new")[0] == 0  # it holds report's own manifest
+
+
+def test_report_of_nothing_leaves_no_folder_behind(tmp_path, cli):
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli("report", tmp_path / "empty", "--out", tmp_path / "new")
+    assert code == 2 and "no runs" in err and not (tmp_path / "new").exists()
+
+
+def test_folders_of_different_configs_are_not_merged(tmp_path, cli):
+    write_fixture(tmp_path / "digits", {"good-gan": RUNS["good-gan"]})
+    write_fixture(tmp_path / "toy", {"shaky-gan": RUNS["shaky-gan"]})
+    other = json.loads((tmp_path / "toy/benchmark.json").read_text())
+    other["config"].update(benchmark="toy2d", dataset="toy2d")
+    (tmp_path / "toy/benchmark.json").write_text(json.dumps(other))
+    before = (tmp_path / "digits/benchmark.json").read_bytes()
+    code, _, err = cli("report", tmp_path / "digits", tmp_path / "toy", "--out", tmp_path / "m")
+    assert code == 2 and str(tmp_path / "digits") in err and str(tmp_path / "toy") in err and "dataset" in err
+    assert not (tmp_path / "m").exists() and (tmp_path / "digits/benchmark.json").read_bytes() == before
+
+
+def test_each_run_counts_once_however_many_paths_reach_it(tmp_path, cli):
+    import shutil
+
+    write_fixture(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "a-copy")
+    for extra in ([tmp_path / "a" / ".." / "a"], [tmp_path / "a-copy"]):
+        code, _, err = cli("report", tmp_path / "a", *extra)
+        assert code == 0, err
+        t = _table(tmp_path / "a/table.csv")
+        assert (t["good-gan"]["runs"], t["good-gan"]["recon_mse_n"], t["shaky-gan"]["runs"]) == ("3", "3", "3")
+    path = tmp_path / "a-copy/good-gan/seed0/metrics.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "recon_mse": 0.9}))
+    code, _, err = cli("report", tmp_path / "a", tmp_path / "a-copy", "--out", tmp_path / "m")
+    assert code == 2 and "good-gan seed 0" in err and "different" in err
+
+
+def test_run_records_of_the_wrong_shape_are_listed_not_dropped(tmp_path, cli):
+    write_fixture(tmp_path / "r", {"good-gan": RUNS["good-gan"] + [("ok", 0.2, 0.5, 20.0)] * 3})
+    for seed, text in ((3, "[1, 2]"), (4, "null"), (5, "{}")):
+        (tmp_path / f"r/good-gan/seed{seed}/metrics.json").write_text(text)
+    code, _, err = cli("report", tmp_path / "r")
+    assert code == 0, err
+    t = _table(tmp_path / "r/table.csv")
+    assert (t["good-gan"]["runs"], t["good-gan"]["ok"], t["good-gan"]["failed"]) == ("6", "3", "3")
+    md = (tmp_path / "r/table.md").read_text()
+    assert "unreadable run records, counted as failed" in md
+    assert "seed3/metrics.json: holds list" in md and "seed4/metrics.json: holds NoneType" in md
+    assert "seed5/metrics.json: holds no status" in md

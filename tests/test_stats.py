@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_st
 from scipy.stats import t as scipy_t
 
 from benchmarks import stats
@@ -31,38 +32,62 @@ def test_holm_on_known_p_values():
     assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.04)
 
 
-def test_welch_matches_scipy_and_refuses_what_it_cannot_decide():
-    p, note = stats.welch(np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0, 8.0]))
+def _seeds(*values):
+    return {str(i): v for i, v in enumerate(values)}
+
+
+def test_paired_t_on_common_seeds_matches_scipy_and_beats_welch_on_correlated_seeds():
+    # seed effects shared by both models (0, 1, 2), a constant gap of about 0.1 on top
+    a, b = _seeds(1.00, 2.01, 3.00), _seeds(0.90, 1.90, 2.91)
+    r = stats.compare(a, b)
+    d = np.array([0.10, 0.11, 0.09])
+    assert r["test"] == "paired t" and r["n_pairs"] == 3 and r["diff"] == pytest.approx(0.1)
+    assert r["p"] == pytest.approx(scipy_st.ttest_rel([1.0, 2.01, 3.0], [0.9, 1.9, 2.91]).pvalue)
+    half = scipy_t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    assert (r["diff_low"], r["diff_high"]) == (pytest.approx(0.1 - half), pytest.approx(0.1 + half))
+    assert r["p"] < 0.01 < scipy_st.ttest_ind([1.0, 2.01, 3.0], [0.9, 1.9, 2.91], equal_var=False).pvalue
+    assert r["p_a_better"] == 1.0 and stats.compare(a, b, higher=False)["p_a_better"] == 0.0
+
+
+def test_welch_when_seeds_are_not_shared_and_signed_rank_from_ten():
+    r = stats.compare(_seeds(1.0, 2.0, 3.0), {"7": 2.0, "8": 4.0, "9": 6.0, "10": 8.0})
     # by hand: variances 1 and 20/3, se² = 1/3 + 5/3 = 2, t = (2 - 5)/√2, Welch-Satterthwaite df
     df = 2.0 ** 2 / ((1 / 3) ** 2 / 2 + (5 / 3) ** 2 / 3)
-    assert note == "" and df == pytest.approx(4.0755, abs=1e-4)
-    assert p == pytest.approx(2 * scipy_t.sf(3 / math.sqrt(2), df), rel=1e-10) and p == pytest.approx(0.0999, abs=1e-4)
-    assert stats.welch(np.array([1.0]), np.array([2.0, 3.0])) == (pytest.approx(math.nan, nan_ok=True),
-                                                                  "not testable: n < 2")
-    for b in ([0.1, 0.1, 0.1], [0.3, 0.3, 0.3]):  # equal or different constants: no spread to test against
-        p, note = stats.welch(np.array([0.1, 0.1, 0.1]), np.array(b))
-        assert math.isnan(p) and note == "not testable: zero variance in both"
-    p, note = stats.welch(np.array([0.1, 0.1, 0.1]), np.array([0.5, 0.6, 0.7]))  # one side constant: testable
-    assert note == "" and p < 0.05
+    assert r["test"] == "welch" and r["p"] == pytest.approx(2 * scipy_t.sf(3 / math.sqrt(2), df), rel=1e-10)
+    assert r["diff"] == -3.0 and r["diff_low"] < -3.0 < r["diff_high"]
+    assert r["p_a_better"] == pytest.approx(1.5 / 12)  # of the 12 (a, b) pairs: 3 > 2 wins, 2 = 2 ties
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=10)
+    r = stats.compare(_seeds(*(base + 1)), _seeds(*(base + rng.normal(0, 0.1, 10))))
+    assert r["test"] == "signed-rank" and r["p"] == pytest.approx(2 / 1024)  # all ten differences positive
 
 
-def test_pairwise_winner_follows_the_direction_and_ranks_tie():
-    values = {"a": np.array([1.0, 1.1, 1.2]), "b": np.array([5.0, 5.1, 5.2]), "c": np.array([1.05, 1.1, 1.25]),
-              "d": np.array([9.0])}
-    for arrow, winner in (("↑", "b"), ("↓", "a")):
-        pairs = {(r["model_a"], r["model_b"]): r for r in stats.pairwise(values, arrow)}
-        assert pairs[("a", "b")]["better"] == winner and pairs[("a", "b")]["significant"]
-        assert pairs[("a", "b")]["diff"] == pytest.approx(-4.0)
-        assert not pairs[("a", "c")]["significant"] and pairs[("a", "c")]["better"] == ""
-        assert pairs[("a", "d")]["note"] == "not testable: n < 2" and math.isnan(pairs[("a", "d")]["p_holm"])
-        ranks = stats.ranks(values, list(pairs.values()))
-        assert ranks == ({"a": 2, "b": 1, "c": 2, "d": None} if arrow == "↑" else {"a": 1, "b": 3, "c": 1, "d": None})
+def test_constant_groups_are_decided_and_tiny_groups_are_not_tested():
+    r = stats.compare(_seeds(0.991, 0.991, 0.991), _seeds(0.093, 0.093, 0.093))
+    assert r["test"] == "constant" and r["p"] == 0.0 and r["diff"] == pytest.approx(0.898)
+    assert stats.compare(_seeds(0.5, 0.5), _seeds(0.5, 0.5))["p"] == 1.0
+    r = stats.compare({"0": 1.0}, _seeds(2.0, 3.0))  # one common seed only, and n < 2 on one side
+    assert math.isnan(r["p"]) and r["note"].startswith("not testable")
+    r = stats.compare(_seeds(0.1, 0.1, 0.1), _seeds(0.5, 0.6, 0.7))  # one side constant: testable
+    assert r["test"] == "paired t" and r["p"] < 0.05
+
+
+def test_intervals_stay_inside_the_metric_range():
+    mean, _, _, low, high = stats.t_interval([0.0, 0.02, 0.06], bounds=(0.0, 1.0))
+    assert low == 0.0 and 0 < mean < high < 1
+    assert stats.t_interval([24.0, 25.0, 25.0], bounds=(0.0, 25.0))[4] == 25.0
+    m, lo, hi = stats.bootstrap_interval([1, 0, 1, 1, 0, 1, 1, 1])
+    assert m == 0.75 and 0 <= lo < m < hi <= 1
+    assert stats.bootstrap_interval([0.3, 0.3]) == (0.3, 0.3, 0.3)
 
 
 def test_capacity_outliers_against_the_median_of_the_others():
     params = {"a": {"params_e": 10.0, "params_g": 20.0}, "b": {"params_e": 11.0, "params_g": 21.0},
               "c": {"params_e": 12.0, "params_g": 19.0}, "big-e": {"params_e": 100.0, "params_g": 20.0},
               "small-g": {"params_e": 11.0, "params_g": 9.0}, "ref": {"params_e": 0.0, "params_g": math.nan}}
-    assert stats.capacity_outliers(params) == ["big-e", "small-g"]  # 9 < 20 / 2: below half counts too
-    assert stats.capacity_outliers({"only": {"params_e": 5.0, "params_g": 5.0}}) == []  # no others: no median
-    assert stats.capacity_outliers({"x": {"params_e": 0, "params_g": 0}, "y": {"params_e": 0, "params_g": 0}}) == []
+    assert stats.capacity_outliers(params) == {"big-e": ["params_e"], "small-g": ["params_g"]}  # 9 < 20 / 2 counts
+    assert stats.capacity_outliers({"only": {"params_e": 5.0, "params_g": 5.0}}) == {}  # no others: no median
+    assert stats.capacity_outliers({"x": {"params_e": 0, "params_g": 0}, "y": {"params_e": 0, "params_g": 0}}) == {}
+    # D counts too: ALI's discriminator next to BiGAN-sized ones
+    ds = {m: {"params_e": 10.0, "params_g": 10.0, "params_d": d} for m, d in (("bigan", 36.6), ("qp", 40.0), ("gan", 34.5), ("ali", 415.0))}
+    assert stats.capacity_outliers(ds) == {"ali": ["params_d"]}

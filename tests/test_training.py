@@ -4,7 +4,9 @@ import json
 import pytest
 import torch
 
-from benchmarks.train import BatchStream
+import models
+from benchmarks.runtime import Runtime
+from benchmarks.train import BatchStream, flop_counter, train
 from tests.conftest import write_plugin
 
 # What these tests check is the training harness: the report figures (test_report.py), the
@@ -195,3 +197,78 @@ def test_a_model_option_added_since_a_run_started_takes_its_default(cli):
     open(path, "w").write(json.dumps(rec))
     code, _, err = cli("run", "digits", *SMOKE, "--models", "ali", "--out", "r")
     assert code == 2 and "random_hparams: True -> False" in err
+
+
+# --- FLOPs per phase: train() on tiny models, without the CLI's evaluation ---------------------
+
+TINY = dict(data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=10)
+TINY_CFG = {"train": {"steps": 10, "batch_size": 8, "hflip": False, "checkpoint_every": 3, "log_every": 1},
+            "eval": {"track_every": 0}}
+
+
+def _tiny_x():
+    return torch.rand(40, *TINY["data_shape"], generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def _train(cls, run_dir):
+    """(model, spend record) of 10 steps of `cls` at batch 8, checkpoints at steps 3, 6 and 9."""
+    runtime = Runtime("cpu", fast=False, compile=False)
+    runtime.seed_everything(0)
+    model = cls(**TINY)
+    run_dir.mkdir(exist_ok=True)
+    return model, train(model, _tiny_x(), TINY_CFG, run_dir, runtime, seed=0)
+
+
+def test_the_posthoc_encoders_phases_are_costed_apart(tmp_path):
+    model, out = _train(models.get("gan-posthoc-encoder"), tmp_path / "r")  # steps 0-7 GAN, 8-9 E only
+    by_phase = out["flops_by_phase"]
+    assert set(by_phase) == {"gan", "posthoc"}
+    for phase, step, steps in (("gan", 0, 8), ("posthoc", 8, 2)):  # each phase's step, counted again
+        with flop_counter() as counter:
+            model.train_step(_tiny_x()[:8], step)
+        assert by_phase[phase] == steps * counter.get_total_flops() > 0, phase
+    assert out["train_flops"] == sum(by_phase.values()) < 10 * by_phase["gan"] / 8  # E-only steps cost less
+    assert out["flops_per_step"] == out["train_flops"] / 10
+
+
+def test_a_row_that_trains_nothing_costs_no_flops(tmp_path):
+    _, out = _train(models.get("random-init"), tmp_path / "r")
+    assert out["train_flops"] == out["flops_per_step"] == 0 and out["flops_by_phase"] == {"train": 0}
+    ckpt_path = tmp_path / "r/checkpoint.pt"  # a finished run evaluated again, from a checkpoint
+    ckpt = torch.load(ckpt_path, weights_only=False)  # written before phases, which charged the loss-log forward
+    del ckpt["phase_flops"]
+    ckpt["flops_per_step"] = 1.5e8
+    torch.save(ckpt, ckpt_path)
+    assert _train(models.get("random-init"), tmp_path / "r")[1]["train_flops"] == 0
+
+
+def test_pca_is_charged_its_eigendecomposition(tmp_path):
+    _, out = _train(models.get("pca"), tmp_path / "r")
+    d = 16 * 16
+    # x^T x per step, counted; 9 d^3 for the decomposition, which FlopCounterMode does not see
+    assert out["flops_by_phase"] == {"train": 10 * 2 * 8 * d * d, "eigendecomposition": 9 * d ** 3}
+    assert out["train_flops"] == sum(out["flops_by_phase"].values())
+
+
+@pytest.mark.parametrize("saved", ["phase_flops", "flops_per_step"])
+def test_a_resumed_run_is_charged_the_flops_of_an_uninterrupted_one(tmp_path, saved):
+    posthoc = models.get("gan-posthoc-encoder")
+    _, straight = _train(posthoc, tmp_path / "straight")
+
+    class StopAt9(posthoc):
+        def train_step(self, batch, step):
+            if step == 9:
+                raise KeyboardInterrupt
+            return super().train_step(batch, step)
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(StopAt9, tmp_path / "resumed")
+    ckpt_path = tmp_path / "resumed/checkpoint.pt"
+    ckpt = torch.load(ckpt_path, weights_only=False)
+    assert ckpt["step"] == 9 and set(ckpt["phase_flops"]) == {"gan", "posthoc"}
+    if saved == "flops_per_step":  # a checkpoint written before phases: one count, made at step 0
+        ckpt["flops_per_step"] = ckpt.pop("phase_flops")["gan"]
+        torch.save(ckpt, ckpt_path)
+    _, resumed = _train(posthoc, tmp_path / "resumed")
+    assert resumed["g_steps"] == 10 and resumed["flops_by_phase"] == straight["flops_by_phase"]
+    assert resumed["train_flops"] == straight["train_flops"]

@@ -2,16 +2,16 @@
 
 The file name is the cache key: dataset, split, preprocessing and a hash of the source
 listing, so changing the source files or the preprocessing yields a new file instead of
-silently reusing stale pixels. A cache file that cannot be read is rebuilt, never fatal.
+silently reusing stale pixels. A cache file that cannot be read is rebuilt, and one that cannot
+be written is left out (metrics/cache.py's read_entry / save_entry, shared by every cache).
 """
 import hashlib
 import os
-import warnings
 from pathlib import Path
 
 import torch
 
-from benchmarks.io import atomic_torch_save
+from metrics.cache import read_entry, save_entry
 
 # Bump when the decoding code changes in a way that changes the tensors.
 FORMAT_VERSION = 1
@@ -49,30 +49,22 @@ def cache_path(cache_dir, key):
 
 
 def load_cached(path, required=("x", "y")):
-    """The cached dict, or None when absent or unreadable (then it is rebuilt)."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+    """The cached dict, or None when absent, unreadable or malformed (then it is rebuilt)."""
+    def check(obj):
         if not isinstance(obj, dict) or any(k not in obj for k in required):
             raise ValueError(f"missing keys, expected {list(required)}")
+        if not all(isinstance(obj[k], torch.Tensor) for k in ("x", "y") if k in required):
+            raise ValueError("x and y must be tensors")
         if obj["x"].shape[0] != obj["y"].shape[0]:
             raise ValueError("x and y lengths differ")
         return obj
-    except Exception as e:  # any failure means "not cached"; the source is still there
-        warnings.warn(f"Ignoring unreadable dataset cache file {path} ({type(e).__name__}: "
-                      f"{e}); rebuilding it from the source files.", stacklevel=2)
-        return None
+
+    return read_entry(path, check, "dataset cache file")
 
 
 def save_cached(path, obj):
     """Write atomically; a read-only cache dir only costs a re-decode next time."""
-    try:
-        atomic_torch_save(obj, path)
-    except OSError as e:
-        warnings.warn(f"Could not write dataset cache file {path} ({e}); "
-                      f"the data will be decoded again on the next load.", stacklevel=2)
+    save_entry(obj, path)
 
 
 def cached(path, build, required=("x", "y")):

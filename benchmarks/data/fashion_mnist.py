@@ -157,7 +157,7 @@ def load(root=None, cache_dir=None):
         hashes[split] = hasher.hexdigest()
         key = f"fashion-mnist-{split}-pad{PAD}-{SIZE}-{hashes[split]}"
         files[split] = cache_path(cache_dir, key)
-        data = cached(files[split], lambda: _decode_split(img, lbl))
+        data = cached(files[split], lambda img=img, lbl=lbl: _decode_split(img, lbl))
         splits[split] = Split(data["x"].contiguous(), data["y"].to(torch.int64).contiguous())
 
     meta = {
