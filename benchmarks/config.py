@@ -6,11 +6,14 @@ Every key is checked against SCHEMA: a typo is an error, never a silent default.
 """
 import copy
 import difflib
+import json
 from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+import models
+
+from .core.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 BUDGETS_REQUIRED = ("smoke", "quick", "full")
@@ -238,3 +241,35 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
     cfg["benchmark"] = path.stem
     cfg["budget"] = budget
     return cfg
+
+
+# What a folder of runs must agree on, and what one run must agree on to be resumed: `run`
+# compares a recorded config with the new one on these keys, `report` refuses to merge folders
+# that differ on them.
+FOLDER_KEYS = ("benchmark", "budget", "dataset", "dataset_options", "arch", "train", "eval")
+
+
+def backfilled(old):
+    """A recorded config with the keys added since it was written set to their old behaviour."""
+    old = json.loads(json.dumps(old))
+    for (section, key), value in BACKFILL.items():
+        if isinstance(old.get(section), dict):
+            old[section].setdefault(key, value)
+    if isinstance(old.get("model_args"), dict) and old.get("model") in models.available():
+        # A model option added since the run started: new options default to the old behaviour.
+        for key, value in models.options(old["model"]).items():
+            old["model_args"].setdefault(key, value)
+    return old
+
+
+def config_diff(old, new, prefix=""):
+    """Every key where two (nested) configs differ, as 'key.sub: old -> new'."""
+    keys = sorted(set(old) | set(new))
+    out = []
+    for k in keys:
+        a, b = old.get(k, "<unset>"), new.get(k, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out

@@ -11,13 +11,13 @@ from pathlib import Path
 import torch
 
 import models
-from benchmarks import parallel
+from benchmarks.core import parallel
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
-from benchmarks.evaluate import Evaluator
-from benchmarks.run import model_args
-from benchmarks.runtime import Runtime
-from benchmarks.train import train
+from benchmarks.evaluation.evaluate import Evaluator
+from benchmarks.training.run import model_args
+from benchmarks.core.runtime import Runtime
+from benchmarks.training.train import train
 
 
 def run(out, name, steps, fast=True, compile_backend=None):

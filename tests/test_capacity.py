@@ -9,7 +9,7 @@ import pytest
 
 import models
 from benchmarks.config import load_config
-from benchmarks.run import model_args
+from benchmarks.training.run import model_args
 
 LINEAR = {"pca"}
 

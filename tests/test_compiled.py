@@ -10,12 +10,12 @@ from torch._dynamo.testing import CompileCounterWithBackend
 from torch._dynamo.utils import counters
 
 import models
-from benchmarks import parallel
+from benchmarks.core import parallel
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
-from benchmarks.run import model_args
-from benchmarks.runtime import Runtime
-from benchmarks.train import train
+from benchmarks.training.run import model_args
+from benchmarks.core.runtime import Runtime
+from benchmarks.training.train import train
 
 STEPS = 4
 

@@ -10,9 +10,9 @@ import torch
 import models
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
-from benchmarks.run import model_args
-from benchmarks.runtime import Runtime
-from benchmarks.train import train
+from benchmarks.training.run import model_args
+from benchmarks.core.runtime import Runtime
+from benchmarks.training.train import train
 
 STEPS = 6
 # bf16 keeps 8 bits of mantissa: network outputs agree to ~0.4%, and after a few Adam steps

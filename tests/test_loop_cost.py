@@ -12,9 +12,9 @@ import torch
 import models
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
-from benchmarks.run import model_args
-from benchmarks.runtime import Runtime
-from benchmarks.train import LossLog, train
+from benchmarks.training.run import model_args
+from benchmarks.core.runtime import Runtime
+from benchmarks.training.train import LossLog, train
 
 STEPS = 30  # over 2000 toy2d smoke examples: epoch boundaries, inside a batch for BiGAN-QP's 300 rows
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.errors import ConfigError
-from benchmarks.run import parse_shard, shard_matrix
+from benchmarks.core.errors import ConfigError
+from benchmarks.training.run import parse_shard, shard_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,6 @@ import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import torch
 
@@ -21,9 +20,11 @@ from metrics.frechet import FIDELITY_SEED
 from metrics.cache import CACHE_VARIABLE, write_entry
 from metrics.inception import content_hash
 
-from . import figures, stats
+from ..core.io import atomic_write_text, default_cache_dir
+from ..reporting import stats
+from ..reporting.report import read_references
+from . import figures
 from .figures import to_unit as _to_unit
-from .io import atomic_write_text, default_cache_dir
 
 REFERENCES_VERSION = "ref2"  # bump when references() computes anything differently
 EVAL_NOISE_OFFSET = 10_000  # the fixed noise of seed s comes from generator seed s + offset
@@ -35,7 +36,7 @@ INCEPTION_BATCH = {"cuda": 500, "cpu": 64}
 KID_SUBSET = 1000  # torch-fidelity's kid_subset_size; clipped to the smaller sample count (noted)
 
 
-def _subset(split, n, seed=0):
+def subset(split, n, seed=0):
     """The same deterministic subset for every run (seeded by the dataset, not the run)."""
     if len(split.x) <= n:
         return split.x, split.y
@@ -78,19 +79,6 @@ def references_key(dataset, parts, backbone):
     return "-".join(["references", dataset, REFERENCES_VERSION, *(content_hash(t, 12) for t in parts), backbone])
 
 
-def read_references(path):
-    """A references record (cache entry or a folder's references.json) if it has the shape
-    references() writes, else None: a damaged entry is recomputed, never trusted."""
-    try:
-        rec = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    ok = (isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("notes"), dict)
-          and all(isinstance(rec["notes"].get(k), str) for k in ("references", "chance"))
-          and isinstance(rec.get("values"), dict))
-    return rec if ok else None
-
-
 class _InDrawOrder:
     """The one-process store of _sample_outputs: every batch is decoded here in draw order, so
     the outputs are concatenated as they come (no torchmetrics import, which costs seconds)."""
@@ -123,7 +111,7 @@ class Evaluator:
             return
         name, n_gen = data.name, self.ec["gen_samples"]
         self.domain = metrics.get_domain_classifier(data, runtime.device, default_cache_dir() / "domain")
-        real, _ = _subset(data.train, n_gen)
+        real, _ = subset(data.train, n_gen)
         self.domain_ref = metrics.reference_stats(real, data, "train", self.domain.key, self.domain.features,
                                                   cache_dir=default_cache_dir() / "stats")
         backbone = (f"domain CNN trained on {name} train labels (test accuracy {self.domain.test_accuracy:.4f}, "
@@ -148,7 +136,7 @@ class Evaluator:
             if net is not None:
                 net.eval()
                 self.inception = net
-                real, _ = _subset(self.data.train, n)
+                real, _ = subset(self.data.train, n)
                 feats = lambda x: metrics.inception_features(  # noqa: E731
                     [x], net, self.runtime.device, with_logits=False, dtype=torch.float32,
                     batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
@@ -214,11 +202,11 @@ class Evaluator:
             return metrics.latent_cycle_mse(z.cpu(), zr)
         out["latent_cycle_mse"] = self._timed(sec, "latent_cycle_mse", cycle)
 
-        x_tr, y_tr = _subset(data.train, ec["probe_max_train"])
+        x_tr, y_tr = subset(data.train, ec["probe_max_train"])
         f_tr = self._batched(model.encode, x_tr)
         val = None
         if data.valid is not None:
-            xv, yv = _subset(data.valid, ec["probe_max_train"])
+            xv, yv = subset(data.valid, ec["probe_max_train"])
             val = (self._batched(model.encode, xv), yv)
         if ec["references"] and "references" not in self.notes:
             self._timed(sec, "references", self.references)
@@ -261,10 +249,10 @@ class Evaluator:
         they depend on: dataset, code version, the exact tensors (so the subset, split and sizes),
         and the domain classifier."""
         data, dev = self.data, self.runtime.device
-        x_tr, y_tr = _subset(data.train, self.ec["probe_max_train"])
+        x_tr, y_tr = subset(data.train, self.ec["probe_max_train"])
         xv = yv = None
         if data.valid is not None:
-            xv, yv = _subset(data.valid, self.ec["probe_max_train"])
+            xv, yv = subset(data.valid, self.ec["probe_max_train"])
         x_te, y_te = data.test.x, data.test.y
         parts = [x_tr, y_tr, x_te, y_te] + ([xv, yv] if xv is not None else [])
         key = references_key(data.name, parts, self.domain.key if self.images else "points")

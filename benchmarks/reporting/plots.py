@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .io import atomic_write  # noqa: E402
+from ..core.io import atomic_write  # noqa: E402
 
 # Run-time pictures assembled into one panel per model (the first finished seed), with captions.
 RUN_PICTURES = {

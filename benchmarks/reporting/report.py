@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import FOLDER_KEYS, backfilled, config_diff
+from ..core.errors import UserError
+from ..core.io import atomic_write_text
 from . import plots, stats
-from .errors import UserError
-from .evaluate import read_references
-from .io import atomic_write_text
 
 # flops_per_step and train_flops are written by newer runs only; older folders get blank cells.
 RUN_COLUMNS = ["model", "seed", "status", "g_steps", "d_steps", "images_seen", "train_seconds",
@@ -39,14 +39,25 @@ def direction(col):
     return None
 
 
+def read_references(path):
+    """A references record (cache entry or a folder's references.json) if it has the shape
+    evaluation.Evaluator.references() writes, else None: a damaged entry is recomputed, never trusted."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    ok = (isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("notes"), dict)
+          and all(isinstance(rec["notes"].get(k), str) for k in ("references", "chance"))
+          and isinstance(rec.get("values"), dict))
+    return rec if ok else None
+
+
 def _folder_config(d):
     """The config a results folder's runs share (benchmark.json, else its first run's record),
     reduced to what decides whether two folders' numbers can be compared; None when neither reads."""
-    from .run import FOLDER_KEYS, _backfilled
-
     for path in [d / "benchmark.json", *sorted(d.glob("*/seed*/config.json"))]:
         try:
-            c = _backfilled(json.loads(path.read_text())["config"])
+            c = backfilled(json.loads(path.read_text())["config"])
             return {k: c.get(k) for k in FOLDER_KEYS}
         except (OSError, ValueError, KeyError, TypeError):
             continue
@@ -57,8 +68,6 @@ def check_mergeable(dirs):
     """Folders that may be merged into one table: the same folder reached by two paths counts
     once, and folders of different configs (dataset, budget, protocol) are refused, naming both.
     Returns the distinct folders in order."""
-    from .run import _diff
-
     distinct, seen = [], set()
     for d in map(Path, dirs):
         if not d.is_dir():
@@ -69,7 +78,7 @@ def check_mergeable(dirs):
     configs = [(d, _folder_config(d)) for d in distinct]
     known = [(d, c) for d, c in configs if c is not None]
     for d, c in known[1:]:
-        changes = _diff(known[0][1], c)
+        changes = config_diff(known[0][1], c)
         if changes:
             raise UserError(f"Results folders {known[0][0]} and {d} hold runs of different configs "
                             f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); one table would "
@@ -377,7 +386,7 @@ def locked_report(out_dir, dirs=None, figures=True):
     """write_report of `dirs` (default: out_dir itself) into out_dir, under the folder's report
     lock: shards that finish together (a shared folder) take turns; a writer still busy after a
     minute is reported, not waited for. Everything is checked before the folder is made."""
-    from .lock import FolderLock
+    from ..core.lock import FolderLock
 
     out = Path(out_dir)
     inputs = check_mergeable(dirs or [out])

@@ -1,6 +1,6 @@
 """Is the BiGAN-QP toy2d step slow because of the harness, or because of its own work?
 
-Times, alternating, at one thread: the harness's `bigan-qp-simple` step (`benchmarks.perf.
+Times, alternating, at one thread: the harness's `bigan-qp-simple` step (`benchmarks.perf.perf.
 harness_speed`: batch cut, `train_step`, loss read), the same step written by hand in plain
 PyTorch (the same parameter shapes, checked below; the same losses, two critic updates and one
 G/E update on three fresh batches, foreach Adam), and the hand-written step with both loss
@@ -8,7 +8,7 @@ functions under `torch.compile` (inductor; forward and backward of each loss bec
 compiled graph each). Prints the minimum and every pass, ms per step, and the matrix products
 per step that torch.profiler counts for the harness and the hand-written step.
 
-    OMP_NUM_THREADS=1 python results/perf/toy2d/plain_qp.py [steps] [passes]
+    OMP_NUM_THREADS=1 python -m benchmarks.perf.toy2d.plain_qp [steps] [passes]
 """
 import sys
 import time
@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from _toy2d import setup
-from benchmarks.perf import _timed_steps, harness_speed
+from benchmarks.perf.toy2d import setup
+from benchmarks.perf.perf import harness_speed, timed_steps
 from models.blocks import count_params
 
 MODEL = "bigan-qp-simple"
@@ -90,7 +90,7 @@ def time_plain(plain, x, steps, runtime, warmup=20):
     """Seconds for `steps` hand-written steps on random batches of 3 x 100, after `warmup`."""
     g = torch.Generator().manual_seed(0)
     batches = [x[torch.randint(len(x), (300,), generator=g)] for _ in range(warmup + steps)]
-    return _timed_steps(lambda i: plain.step(batches[i]), steps, warmup, runtime)
+    return timed_steps(lambda i: plain.step(batches[i]), steps, warmup, runtime)
 
 
 def matmuls_per_step(fn, n=10):
