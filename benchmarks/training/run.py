@@ -298,6 +298,7 @@ def physical_memory():
 
 
 def build_model(cfg, name, shape):
+    """Model `name` built as every run of this benchmark builds it (model_args), at data shape `shape`."""
     args = model_args(cfg, name, shape)
     return models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
 
