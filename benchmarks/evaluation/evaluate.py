@@ -44,6 +44,13 @@ def subset(split, n, seed=0):
     return split.x[idx], split.y[idx]
 
 
+def eval_noise(seed):
+    """A fresh generator of seed `seed`'s fixed evaluation noise, the same stream for every model
+    of that seed. The scores, the tracked curve, each truncation threshold and the sample grid
+    each start one, so what one of them draws never shifts the noise of another."""
+    return torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
+
+
 def _count_tag(n):
     return f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
@@ -178,7 +185,7 @@ class Evaluator:
     def _evaluate(self, model, run_dir, seed):
         data, ec, dev = self.data, self.ec, self.runtime.device
         out, sec = {}, {}
-        g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
+        g = eval_noise(seed)
         x_test = data.test.x
         if not self.runtime.is_main:
             # The other torchrun processes only share the sample metrics' decoding: they make the
@@ -231,7 +238,7 @@ class Evaluator:
             out.update(self._timed(sec, "modes", lambda: self._scores(model, g, ec["gen_samples"], shared=True)))
         self._timed(sec, "truncation", lambda: self._truncation_sweep(model, seed, run_dir))
 
-        grid = model.decode(model.sample_latent(ec["grid_size"], generator=torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET))).float().cpu()
+        grid = model.decode(model.sample_latent(ec["grid_size"], generator=eval_noise(seed))).float().cpu()
         n_rec = min(32, len(x_test))
         figures.samples_and_recon(grid, self.runtime.batch(x_test[:n_rec]).cpu(), rec[:n_rec], data, run_dir)
         out["metric_seconds"] = sec
@@ -338,7 +345,7 @@ class Evaluator:
         rng = self.runtime.rng_state()
         model.eval()
         try:
-            g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
+            g = eval_noise(seed)
             out = self._scores(model, g, self.ec["track_samples"])
             return {k: float(v) for k, v in out.items() if v is not None}
         finally:
@@ -352,7 +359,7 @@ class Evaluator:
             return
         rows = []
         for t in sorted(self.ec["truncation"]) + [None]:
-            g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
+            g = eval_noise(seed)
             rows.append({"threshold": math.inf if t is None else t,
                          **self._scores(model, g, self.ec["truncation_samples"], t, shared=True)})
         if not self.runtime.is_main:
