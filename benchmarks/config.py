@@ -249,16 +249,33 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
 FOLDER_KEYS = ("benchmark", "budget", "dataset", "dataset_options", "arch", "train", "eval")
 
 
+# Model options renamed since results were recorded, {model: {old name: new name}}, so that an
+# option name means one thing in every model: Adam's betas were beta1 / beta2 in most models,
+# while BiGAN-QP's beta1 / beta2 weighted its z- and x-cycle losses (it named Adam's adam_beta*).
+_ADAM_BETAS = {"beta1": "adam_beta1", "beta2": "adam_beta2"}
+_QP_WEIGHTS = {"beta1": "z_cycle_weight", "beta2": "x_cycle_weight"}
+RENAMED_OPTIONS = {
+    **dict.fromkeys(("ali", "autoencoder", "bigan", "bigbigan", "gan-posthoc-encoder"), _ADAM_BETAS),
+    **dict.fromkeys(("bigan-qp-simple", "bigan-qp-full", "bigan-qp-simple-nosg", "bigan-qp-full-nosg"), _QP_WEIGHTS),
+}
+
+
 def backfilled(old):
-    """A recorded config with the keys added since it was written set to their old behaviour."""
+    """A recorded config read as today's code names it: renamed model options under their new
+    names, and the keys added since it was written set to their old behaviour."""
     old = json.loads(json.dumps(old))
     for (section, key), value in BACKFILL.items():
         if isinstance(old.get(section), dict):
             old[section].setdefault(key, value)
-    if isinstance(old.get("model_args"), dict) and old.get("model") in models.available():
+    args = old.get("model_args")
+    if isinstance(args, dict):
+        for before, after in RENAMED_OPTIONS.get(old.get("model"), {}).items():
+            if before in args and after not in args:
+                args[after] = args.pop(before)
+    if isinstance(args, dict) and old.get("model") in models.available():
         # A model option added since the run started: new options default to the old behaviour.
         for key, value in models.options(old["model"]).items():
-            old["model_args"].setdefault(key, value)
+            args.setdefault(key, value)
     return old
 
 

@@ -197,7 +197,7 @@ class BadReturn(BiGAN):
     ("model_options.bigbigan.size=huge", "unknown size 'huge'"),
     ("model_options.bigan.lr=-1", "model_options.bigan.lr must be > 0, got -1"),
     ("model_options.bigan.lr=abc", "model_options.bigan.lr must be a number"),
-    ("model_options.bigan.beta1=1.5", "must be in [0, 1)"),
+    ("model_options.bigan.adam_beta1=1.5", "must be in [0, 1)"),
     ("arch.z_dim=0", "arch.z_dim must be positive"),
     ("eval.gen_samples=-5", "eval.gen_samples must be positive"),
 ])

@@ -126,7 +126,7 @@ def loop_vs_plain(cfg, data, runtime, steps):
     def plain():
         return plain_bigan.time_steps(steps, x, z_dim=args["z_dim"], width=args["width"],
                                       batch_size=cfg["train"]["batch_size"], lr=args["lr"],
-                                      betas=(args["beta1"], args["beta2"]), weight_decay=args["weight_decay"])
+                                      betas=(args["adam_beta1"], args["adam_beta2"]), weight_decay=args["weight_decay"])
 
     before = plain()
     harness = run_loop_seconds("bigan", cfg, data, runtime, steps)

@@ -41,13 +41,13 @@ class PlainQP:
     [Linear, BN, LReLU]×2→Linear (with bias); T = bias-free MLP 2·z_dim→w→w→1 over
     concat(feature(x), z), feature = E's shape without biases."""
 
-    def __init__(self, z_dim, width, lam=10.0, beta1=2.0, beta2=3.0):
+    def __init__(self, z_dim, width, lam=10.0, z_cycle_weight=2.0, x_cycle_weight=3.0):
         lrelu = lambda: nn.LeakyReLU(0.2)  # noqa: E731
         self.G = mlp([z_dim, width, width, width, 2], bias=True, norm_from=0, act=nn.ReLU)
         self.E = mlp([2, width, width, width, z_dim], bias=True, norm_from=1, act=lrelu)
         self.F = mlp([2, width, width, width, z_dim], bias=False, norm_from=1, act=lrelu)
         self.T = mlp([2 * z_dim, width, width, 1], bias=False, norm_from=None, act=lrelu)
-        self.z_dim, self.lam, self.beta1, self.beta2 = z_dim, lam, beta1, beta2
+        self.z_dim, self.lam, self.z_cycle_weight, self.x_cycle_weight = z_dim, lam, z_cycle_weight, x_cycle_weight
         self.d_params = [*self.F.parameters(), *self.T.parameters()]
         self.ge_params = [*self.G.parameters(), *self.E.parameters()]
         adam = dict(lr=2e-4, betas=(0.5, 0.999), eps=1e-7, foreach=True)
@@ -70,8 +70,8 @@ class PlainQP:
     def _ge_loss(self, x, z):
         ex, gz = self.E(x), self.G(z)
         adv = self.delta(x, ex, gz, z).mean()
-        return (adv + self.beta1 * (z - self.E(gz.detach())).pow(2).mean()
-                + self.beta2 * (x - self.G(ex.detach())).pow(2).mean())
+        return (adv + self.z_cycle_weight * (z - self.E(gz.detach())).pow(2).mean()
+                + self.x_cycle_weight * (x - self.G(ex.detach())).pow(2).mean())
 
     def step(self, batch):
         for x in batch.split(len(batch) // 3)[:2]:
