@@ -189,9 +189,9 @@ class ALI(BidirectionalGAN):
     capacity_by_design = {"params_d": "ALI's published D(x, z): a z-path and a joint MLP beside the x-path "
                                       "(2 x 2C and 2 x 4C wide for C x-path channels, CelebA's ratios)"}
 
-    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=1e-4, adam_beta1=0.5, adam_beta2=0.999,
-                 eps=1e-8, init_std=0.01, dropout=0.2, z_path_mult=2, joint_mult=4, logodds_init=True,
-                 random_hparams=False):
+    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=1e-4,
+                 adam_beta1=0.5, adam_beta2=0.999, eps=1e-8, init_std=0.01, dropout=0.2, z_path_mult=2, joint_mult=4,
+                 logodds_init=True, random_hparams=False):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         self.drawn, lr, adam_beta1, init_std = draw_hparams(random_hparams, lr, adam_beta1, init_std)
         self._cov = arch == "paper" and len(data_shape) == 1

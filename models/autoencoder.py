@@ -32,8 +32,8 @@ class Autoencoder(BidirectionalGAN):
     batches_per_step = 1
     d_steps_per_step = 0  # no discriminator
 
-    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4, adam_beta1=0.5, adam_beta2=0.999,
-                 init_std=0.02):
+    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4,
+                 adam_beta1=0.5, adam_beta2=0.999, init_std=0.02):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch not in ("shared", "paper"):
             raise ModelConfigError(f"autoencoder: arch must be 'shared' or 'paper', got {arch!r}")

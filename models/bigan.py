@@ -49,8 +49,9 @@ class BiGAN(BidirectionalGAN):
     prior = "uniform"
     option_ranges = {**ADAM, "weight_decay": NON_NEGATIVE, "decay_start": UNIT, "final_lr_factor": POSITIVE}
 
-    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4, adam_beta1=0.5, adam_beta2=0.999,
-                 weight_decay=2.5e-5, init_std=0.02, decay_start=0.5, final_lr_factor=0.01):
+    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4,
+                 adam_beta1=0.5, adam_beta2=0.999, weight_decay=2.5e-5, init_std=0.02, decay_start=0.5,
+                 final_lr_factor=0.01):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch == "paper":
             if tuple(data_shape[1:]) != (64, 64):

@@ -69,8 +69,8 @@ class GANPosthocEncoder(BidirectionalGAN):
     batches_per_step = 1
     d_steps_per_step = 1  # in the GAN phase only; see the module docstring
 
-    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4, adam_beta1=0.5, adam_beta2=0.999,
-                 init_std=0.02, posthoc_fraction=0.2, random_hparams=False):
+    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4,
+                 adam_beta1=0.5, adam_beta2=0.999, init_std=0.02, posthoc_fraction=0.2, random_hparams=False):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch not in ("shared", "paper"):
             raise ModelConfigError(f"gan-posthoc-encoder: arch must be 'shared' or 'paper', got {arch!r}")
