@@ -307,8 +307,13 @@ def versions():
     return out
 
 
+CODE_PATHS = ("benchmarks", "models", "metrics", "pyproject.toml")
+
+
 def _git_commit():
-    """The code's commit, with '+dirty' when tracked files differ from it; None outside git."""
+    """The code's commit, with '+dirty' when tracked code differs from it; None outside git. Only
+    the code counts (CODE_PATHS): regenerating a committed results folder rewrites tracked files
+    under results/, and an edited README changes no number."""
     import subprocess
     from pathlib import Path
 
@@ -316,7 +321,8 @@ def _git_commit():
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                *CODE_PATHS],
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
