@@ -9,6 +9,8 @@ multinomial softmax for a multi-class y (N,), one sigmoid per task for a multi-l
 - "torch": full-batch L-BFGS, float64, all K binary tasks fit at once as one (d, K) weight
   matrix (used when `device` is CUDA, or with backend="torch").
 """
+import warnings
+
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -254,7 +256,9 @@ def label_efficiency(train_x, train_y, test_x, test_y, ns, draws=5, seed=0, *, C
         hits = []
         for idx in label_draws(ytr, n, draws, seed):
             if backend == "sklearn":
-                pred = _fit_sklearn(xtr[idx], ytr[idx], C, [xte], max_iter)[0]
+                with warnings.catch_warnings():  # one item per class is the point here, not a regression target
+                    warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%", UserWarning)
+                    pred = _fit_sklearn(xtr[idx], ytr[idx], C, [xte], max_iter)[0]
             else:
                 pred = _fit_torch(xtr[idx], ytr[idx], C, [xte], max_iter, device)[0][0]
             hits.append(yte == pred)
