@@ -38,6 +38,8 @@ def test_digits_smoke_writes_every_metric(cli):
     assert "| held-out real sample (ceiling) |" in table
     report = Path("r/report.md").read_text()  # the run's report draws its figures (tests elsewhere skip them)
     assert "](plots/bar_probe_acc.png)" in report and Path("r/plots/bar_probe_acc.png").stat().st_size > 1000
+    for figure in ("fidelity_digits.png", "label_efficiency.png"):
+        assert f"](plots/{figure})" in report and Path(f"r/plots/{figure}").stat().st_size > 1000
 
 
 def test_inception_columns_fill_in_with_a_weights_file(cli, random_weights):  # noqa: F811
