@@ -27,11 +27,17 @@ NOT_METRICS = set(BUDGET) | {"model", "seed", "status", "error", "metric_seconds
                              "compile_seconds", "compiled",
                              "diverged_at", "diverged_on", "folder", "drawn"}
 # Which way is better, by column name or prefix. A metric column not listed gets no arrow and no bold.
-HIGHER = ("probe_", "knn_", "semantic_recon", "cs_", "is_", "modes_", "high_quality")
-LOWER = ("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kid_", "kl_modes")
+# Density is about 1 for samples distributed like the data and may exceed it; higher is read as
+# better as in its paper's and StudioGAN's tables (its ceiling in references.json says what real data scores).
+HIGHER = ("probe_", "knn_", "semantic_recon", "cs_", "is_", "modes_", "high_quality", "precision_", "recall_",
+          "density_", "coverage_")
+LOWER = ("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kid_", "kl_modes", "recon_fd_")
+SPREAD = "_sd"  # a column's spread (probe_acc_10_sd: its sd over label draws): no direction, not a metric column
 
 
 def direction(col):
+    if col.endswith(SPREAD):
+        return None
     if col.startswith(HIGHER) or col in HIGHER:
         return "↑"
     if col.startswith(LOWER) or col in LOWER:
@@ -134,8 +140,8 @@ def metric_columns(df):
 # The range of each metric, by column name or prefix (the first match): intervals are clipped to
 # it. modes_* end at the number of modes, which report reads from the runs' dataset record.
 BOUNDS = (
-    (("probe_", "knn_", "semantic_recon", "high_quality"), (0.0, 1.0)),
-    (("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kl_modes", "modes_"), (0.0, math.inf)),
+    (("probe_", "knn_", "semantic_recon", "high_quality", "precision_", "recall_", "coverage_"), (0.0, 1.0)),
+    (("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kl_modes", "modes_", "recon_fd_", "density_"), (0.0, math.inf)),
     (("cs_", "is_"), (1.0, math.inf)),  # an Inception Score is exp(mean KL) >= 1
 )
 
@@ -480,26 +486,44 @@ REFERENCE_ROWS = (
     ("random other test image (chance)", {"recon_mse": "chance_recon_mse", "semantic_recon": "chance_semantic_recon"}),
     ("train mean image (floor)", {"recon_mse": "mean_image_recon_mse"}),
 )
+# The references of columns named by a count or a space, found by their key's prefix in
+# references.json: the column is the key without "raw_" / "real_" (raw_probe_acc_10 -> probe_acc_10).
+RAW_LABELS, CEILING = "raw_probe_acc_", "real_"
+CEILING_ROW = "held-out real sample (ceiling)"
+
+
+def reference_rows(values):
+    """REFERENCE_ROWS with the raw input's label-efficiency probes and the real-data ceiling of
+    precision, recall, density and coverage that `values` (references.json) holds."""
+    rows = [(label, {**m, **({k[len("raw_"):]: k for k in values if k.startswith(RAW_LABELS)}
+                             if m.get("probe_acc") == "raw_probe_acc" else {})}) for label, m in REFERENCE_ROWS]
+    return rows + [(CEILING_ROW, {k[len(CEILING):]: k for k in values if k.startswith(CEILING)})]
 
 
 def references_table(dirs):
     """The model-free references of the folder's references.json as a small table in the models'
-    columns, each value with its 95 % bootstrap interval over test items; "" when there are none."""
+    columns, each value with its 95 % bootstrap interval over test items where it has one; "" when
+    there are none."""
     refs = next((r for r in (read_references(Path(d) / "references.json") for d in dirs) if r), None)
     if refs is None:
         return ""
     values = refs["values"]
-    cols = [c for c in ("recon_mse", "probe_acc", "knn_acc", "semantic_recon")
-            if any(c in m and m[c] in values for _, m in REFERENCE_ROWS)]
+    rows_of = reference_rows(values)
+    named = [c for _, m in rows_of for c in m if c not in ("recon_mse", "probe_acc", "knn_acc", "semantic_recon")]
+    cols = [c for c in ("recon_mse", "probe_acc", "knn_acc", "semantic_recon", *sorted(set(named)))
+            if any(c in m and m[c] in values for _, m in rows_of)]
     rows = []
-    for label, m in REFERENCE_ROWS:
+    for label, m in rows_of:
         cells = []
         for c in cols:
             v = values.get(m.get(c, ""))
-            cells.append(f"{_num(v[0])} [{_num(v[1])}, {_num(v[2])}]" if isinstance(v, list) and len(v) == 3 else "")
+            cells.append(f"{_num(v[0])} [{_num(v[1])}, {_num(v[2])}]" if isinstance(v, list) and len(v) == 3
+                         else _num(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else "")
         if any(cells):
             rows.append([label] + cells)
-    return ("References (no model; 95 % bootstrap interval over the test items, from `references.json`):\n\n"
+    ceiling = (f"; the {CEILING_ROW.split(' (')[0]} is one fixed pair of samples, without an interval"
+               if any(label == CEILING_ROW for label, *_ in rows) else "")
+    return (f"References (no model; 95 % bootstrap interval over the test items{ceiling}, from `references.json`):\n\n"
             + markdown_table(["reference"] + [f"{c} {direction(c)}" for c in cols], rows))
 
 
