@@ -5,7 +5,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import USER_ERRORS, UserError, filesystem_message
+from .core.errors import USER_ERRORS, UserError, filesystem_message
 
 
 def _csv(kind):
@@ -33,7 +33,7 @@ def _compile_options(parser):
 
 def runtime_from(args, fast=None):
     """The Runtime the command line asks for."""
-    from .runtime import Runtime
+    from .core.runtime import Runtime
 
     return Runtime(args.device, fast=fast, compile=args.compile, compile_backend=args.compile_backend)
 
@@ -114,9 +114,9 @@ def cmd_list_models(args):
 
 def cmd_run(args):
     from .config import load_config
+    from .core import parallel
     from .data import load_dataset
-    from . import parallel
-    from .run import check_models, parse_shard, run_benchmark
+    from .training.run import check_models, parse_shard, run_benchmark
 
     cfg = load_config(args.config, budget=args.budget, overrides=args.overrides, models=args.models, seeds=args.seeds)
     shard = parse_shard(args.shard) if args.shard else None
@@ -125,7 +125,7 @@ def cmd_run(args):
     check_models(cfg, declared_shape(cfg["dataset"]))  # before any data is loaded or anything written
     out = args.out or Path("runs") / f"{cfg['benchmark']}-{cfg['budget']}"
     if args.jobs != 1:
-        from .run import run_jobs
+        from .training.run import run_jobs
 
         if args.jobs < 1 or args.shard or parallel.launched():
             raise UserError("--jobs N needs N >= 1 and goes without --shard and torchrun (it makes the shards itself).")
@@ -148,15 +148,15 @@ def cmd_run(args):
 
 
 def cmd_perf(args):
-    from .perf import main_perf
+    from .perf.perf import main_perf
 
     if args.steps < 1 or args.warmup < 0:
         raise UserError("--steps must be at least 1 and --warmup at least 0.")
-    return main_perf(args)
+    return main_perf(args, runtime_from(args, fast={"auto": None, "fast": True, "plain": False}[args.path]))
 
 
 def cmd_report(args):
-    from .report import locked_report
+    from .reporting.report import locked_report
 
     print(locked_report(args.out or args.dirs[0], args.dirs, figures=args.figures))
     return 0

@@ -6,11 +6,14 @@ Every key is checked against SCHEMA: a typo is an error, never a silent default.
 """
 import copy
 import difflib
+import json
 from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+import models
+
+from .core.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 BUDGETS_REQUIRED = ("smoke", "quick", "full")
@@ -27,7 +30,7 @@ SCHEMA = {
     "train": {"steps": int, "batch_size": int, "log_every": int, "checkpoint_every": int, "hflip": bool},
     "eval": {"probe_max_train": int, "eval_batch_size": int, "grid_size": int, "gen_samples": int,
              "inception_samples": int, "truncation": list, "truncation_samples": int, "track_every": int,
-             "track_samples": int, "references": bool},
+             "track_samples": int, "references": bool, "probe_labels": list},
 }
 ARCH_STYLES = ("shared", "paper")
 # Seeds: 0 <= seed < 2**32. numpy is seeded with seed % 2**32 (runtime.seed_everything) and
@@ -44,8 +47,10 @@ COUNTS = ("train.batch_size", "eval.eval_batch_size", "eval.grid_size", "eval.ge
 # Keys added after results were first published, with the value that reproduces the older
 # behaviour: a results folder recorded before a key existed is read as having that value.
 # eval.references only adds protocol lines and changes no number, so older folders count as
-# having it on: they can be completed under today's defaults.
-BACKFILL = {("train", "hflip"): False, ("eval", "references"): True}
+# having it on: they can be completed under today's defaults. eval.probe_labels likewise only adds
+# columns (probe_acc_<n>) and changes no number: older folders count as having today's default,
+# so they can be completed and merged with newer ones; their older runs leave those cells blank.
+BACKFILL = {("train", "hflip"): False, ("eval", "references"): True, ("eval", "probe_labels"): [1, 10, 100]}
 DEFAULTS = {
     "arch": {"style": "shared"},
     "dataset_options": {},
@@ -55,10 +60,12 @@ DEFAULTS = {
     "train": {"log_every": 25, "checkpoint_every": 1000, "hflip": False},
     # truncation: thresholds of the truncation sweep (Gaussian priors); track_every: steps between
     # the generation-metric points of the training curve (0: none); references: the model-free
-    # reference scores of the protocol block (raw-pixel probe and kNN, chance levels)
+    # reference scores of the protocol block (raw-pixel probe and kNN, chance levels);
+    # probe_labels: labels per class of the label-efficiency probes (probe_acc_<n>), drawn from the
+    # probe's train subset; a count larger than a class of that subset is left out, with a note
     "eval": {"probe_max_train": 20000, "eval_batch_size": 500, "grid_size": 64, "gen_samples": 2000,
              "inception_samples": 0, "truncation": [0.25, 0.5, 1.0, 1.5, 2.0], "truncation_samples": 2000,
-             "track_every": 0, "track_samples": 1000, "references": True},
+             "track_every": 0, "track_samples": 1000, "references": True, "probe_labels": [1, 10, 100]},
 }
 
 
@@ -214,6 +221,10 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
     ts = cfg["eval"]["truncation"]
     if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in ts):
         raise ConfigError(f"eval.truncation must be a list of positive thresholds, e.g. [0.5, 1.0, 2.0], got {ts!r}.")
+    ns = cfg["eval"]["probe_labels"]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_COUNT for n in ns) or len(set(ns)) < len(ns):
+        raise ConfigError(f"eval.probe_labels must be a list of distinct positive label counts per class, e.g. "
+                          f"[1, 10, 100] (or [] for none), got {ns!r}.")
     for k in ("z_dim", "width"):
         if cfg["arch"][k] <= 0:
             raise ConfigError(f"arch.{k} must be positive, got {cfg['arch'][k]}.")
@@ -238,3 +249,52 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
     cfg["benchmark"] = path.stem
     cfg["budget"] = budget
     return cfg
+
+
+# What a folder of runs must agree on, and what one run must agree on to be resumed: `run`
+# compares a recorded config with the new one on these keys, `report` refuses to merge folders
+# that differ on them.
+FOLDER_KEYS = ("benchmark", "budget", "dataset", "dataset_options", "arch", "train", "eval")
+
+
+# Model options renamed since results were recorded, {model: {old name: new name}}, so that an
+# option name means one thing in every model: Adam's betas were beta1 / beta2 in most models,
+# while BiGAN-QP's beta1 / beta2 weighted its z- and x-cycle losses (it named Adam's adam_beta*).
+_ADAM_BETAS = {"beta1": "adam_beta1", "beta2": "adam_beta2"}
+_QP_WEIGHTS = {"beta1": "z_cycle_weight", "beta2": "x_cycle_weight"}
+RENAMED_OPTIONS = {
+    **dict.fromkeys(("ali", "autoencoder", "bigan", "bigbigan", "gan-posthoc-encoder"), _ADAM_BETAS),
+    **dict.fromkeys(("bigan-qp-simple", "bigan-qp-full", "bigan-qp-simple-nosg", "bigan-qp-full-nosg"), _QP_WEIGHTS),
+}
+
+
+def backfilled(old):
+    """A recorded config read as today's code names it: renamed model options under their new
+    names, and the keys added since it was written set to their old behaviour."""
+    old = json.loads(json.dumps(old))
+    for (section, key), value in BACKFILL.items():
+        if isinstance(old.get(section), dict):
+            old[section].setdefault(key, value)
+    args = old.get("model_args")
+    if isinstance(args, dict):
+        for before, after in RENAMED_OPTIONS.get(old.get("model"), {}).items():
+            if before in args and after not in args:
+                args[after] = args.pop(before)
+    if isinstance(args, dict) and old.get("model") in models.available():
+        # A model option added since the run started: new options default to the old behaviour.
+        for key, value in models.options(old["model"]).items():
+            args.setdefault(key, value)
+    return old
+
+
+def config_diff(old, new, prefix=""):
+    """Every key where two (nested) configs differ, as 'key.sub: old -> new'."""
+    keys = sorted(set(old) | set(new))
+    out = []
+    for k in keys:
+        a, b = old.get(k, "<unset>"), new.get(k, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out

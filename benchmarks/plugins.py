@@ -10,7 +10,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .errors import UserError
+from .core.errors import UserError
 
 
 def load_plugin(spec):

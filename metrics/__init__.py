@@ -2,22 +2,25 @@
 
 One module per family: frechet (FD, IS, KID formulas on features), inception (the standard
 TF-ported InceptionV3 back end and cached reference statistics), domain (an offline per-dataset
-classifier back end: fd_<dataset>, cs_<dataset>), probe (logistic regression), knn, modes (2-D
-mixture coverage), reconstruction (x and z cycles, label agreement); gathered collects per-sample
-outputs across torchrun processes.
+classifier back end: fd_<dataset>, cs_<dataset>), prdc (precision, recall, density, coverage),
+probe (logistic regression, with every label and with a few per class), knn, modes (2-D mixture
+coverage), reconstruction (x and z cycles, label agreement); gathered collects per-sample outputs
+across torchrun processes.
 """
 from .domain import DomainClassifier, classifier_score, get_domain_classifier
 from .frechet import feature_stats, frechet_distance, frechet_from_stats, inception_score, kernel_distance
 from .inception import inception_features, load_inception, reference_stats, resolve_inception_weights, to_uint8
 from .knn import knn_accuracy, nearest_neighbours
 from .modes import mode_coverage
-from .probe import bn_crelu, linear_probe
+from .prdc import density_coverage, knn_radii, prdc_scores, precision_recall
+from .probe import bn_crelu, label_draws, label_efficiency, linear_probe
 from .reconstruction import label_agreement, latent_cycle_mse, reconstruction_mse
 
 __all__ = [
     "DomainClassifier", "DrawOrdered", "bn_crelu", "classifier_score", "feature_stats", "frechet_distance", "frechet_from_stats",
-    "get_domain_classifier", "inception_features", "inception_score", "kernel_distance", "knn_accuracy",
-    "label_agreement", "latent_cycle_mse", "linear_probe", "load_inception", "mode_coverage", "nearest_neighbours",
+    "density_coverage", "get_domain_classifier", "inception_features", "inception_score", "kernel_distance",
+    "knn_accuracy", "knn_radii", "label_agreement", "label_draws", "label_efficiency", "latent_cycle_mse",
+    "linear_probe", "load_inception", "mode_coverage", "nearest_neighbours", "prdc_scores", "precision_recall",
     "reconstruction_mse", "reference_stats", "resolve_inception_weights", "to_uint8",
 ]
 

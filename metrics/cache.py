@@ -1,5 +1,5 @@
 """Atomic file writes for the metric back ends' caches (domain classifiers, reference
-statistics) and, through benchmarks/io.py, for every file the harness writes: a reader (or a
+statistics) and, through benchmarks/core/io.py, for every file the harness writes: a reader (or a
 resumed run) never sees a half-written file.
 
 Each file is written to a temporary sibling and renamed into place; rename is atomic on POSIX
@@ -52,7 +52,7 @@ def atomic_torch_save(obj, path):
 
 # --- caches: an optimisation, never a failure ------------------------------------------------
 
-# The harness keeps every cache under this folder (benchmarks/io.py default_cache_dir); the
+# The harness keeps every cache under this folder (benchmarks/core/io.py default_cache_dir); the
 # warnings name it, since it is what the user changes to fix an unwritable cache.
 CACHE_VARIABLE = "BIGAN_BENCH_CACHE"
 _unwritable = []  # the first unwritable cache file of this process: later ones warn no more

@@ -132,7 +132,7 @@ def inception_features(batches, extractor, device=None, *, batch_size=64, with_l
 
 # --- cached reference statistics -----------------------------------------------------------
 
-STATS_VERSION = "stats1"
+STATS_VERSION = "stats2"  # stats2: the entry holds every real feature ("feats")
 
 
 def _short(text, n=10):
@@ -175,9 +175,11 @@ def reference_key(dataset, split, images, backbone):
 
 
 def reference_stats(images, dataset, split, backbone, features_fn, *, cache_dir, kid_max=10_000, seed=0):
-    """Real-data reference for FD/KID, computed once and cached as <cache_dir>/<key>.pt:
-    {"mu", "sigma" (float64), "kid_feats" (float32, a seeded random subset of at most `kid_max`
-    rows: KID needs real features, and 10k x 2048 floats is 80 MB), "n", "key", "backbone"}.
+    """Real-data reference for FD/KID and precision/recall/density/coverage, computed once and
+    cached as <cache_dir>/<key>.pt: {"mu", "sigma" (float64), "kid_feats" (float32, a seeded
+    random subset of at most `kid_max` rows: KID needs real features, and 10k x 2048 floats is
+    80 MB), "feats" (float32, every row in the order of `images`: the nearest-neighbour metrics
+    need the whole real sample), "n", "key", "backbone"}.
     `features_fn(images) -> (N, d)`: e.g. lambda x: inception_features([x], net, dev,
     with_logits=False, dtype=torch.float32)[0], or a DomainClassifier's .features."""
     key = reference_key(dataset, split, images, backbone)
@@ -190,23 +192,25 @@ def reference_stats(images, dataset, split, backbone, features_fn, *, cache_dir,
     g = torch.Generator().manual_seed(seed)
     keep = torch.randperm(len(feats), generator=g)[:kid_max]
     obj = {"mu": mu, "sigma": sigma, "kid_feats": feats[keep].float().cpu().contiguous(),
-           "n": len(feats), "key": key, "backbone": backbone, "dataset": dataset.name, "split": split}
+           "feats": feats.float().cpu().contiguous(), "n": len(feats), "key": key, "backbone": backbone, "dataset": dataset.name, "split": split}
     save_entry(obj, path)
     return obj
 
 
 def _checked_stats(obj, key):
-    """A cached reference of `key` whose statistics fit together: mu (d,), sigma (d, d) and
-    kid_feats (m, d), all finite; else ValueError (the entry is computed again)."""
+    """A cached reference of `key` whose statistics fit together: mu (d,), sigma (d, d),
+    kid_feats (m, d) and feats (n, d), all finite; else ValueError (the entry is computed again)."""
     if not isinstance(obj, dict) or obj.get("key") != key:
         raise ValueError(f"not the statistics of key {key}")
-    mu, sigma, kid = (obj.get(k) for k in ("mu", "sigma", "kid_feats"))
-    if not all(isinstance(t, torch.Tensor) for t in (mu, sigma, kid)):
-        raise ValueError("mu, sigma and kid_feats must be tensors")
+    mu, sigma, kid, feats = (obj.get(k) for k in ("mu", "sigma", "kid_feats", "feats"))
+    if not all(isinstance(t, torch.Tensor) for t in (mu, sigma, kid, feats)):
+        raise ValueError("mu, sigma, kid_feats and feats must be tensors")
     d = mu.shape[0] if mu.dim() == 1 else -1
     if d < 1 or sigma.shape != (d, d) or kid.dim() != 2 or kid.shape[1] != d or len(kid) < 1:
         raise ValueError(f"shapes do not fit: mu {tuple(mu.shape)}, sigma {tuple(sigma.shape)}, "
                          f"kid_feats {tuple(kid.shape)}")
-    if not all(torch.isfinite(t).all() for t in (mu, sigma, kid)):
+    if feats.shape != (obj.get("n"), d):
+        raise ValueError(f"feats {tuple(feats.shape)} is not ({obj.get('n')}, {d})")
+    if not all(torch.isfinite(t).all() for t in (mu, sigma, kid, feats)):
         raise ValueError("non-finite statistics")
     return obj

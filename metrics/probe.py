@@ -9,6 +9,8 @@ multinomial softmax for a multi-class y (N,), one sigmoid per task for a multi-l
 - "torch": full-batch L-BFGS, float64, all K binary tasks fit at once as one (d, K) weight
   matrix (used when `device` is CUDA, or with backend="torch").
 """
+import warnings
+
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -202,3 +204,65 @@ def linear_probe(train_x, train_y, test_x, test_y, *, val_fraction=0.1, Cs=DEFAU
     return {"accuracy": _accuracy(yte, pred), "balanced_accuracy": _balanced(yte, pred),
             "majority_accuracy": _majority(ytr, yte), "C": chosen, "val_accuracy": val_acc,
             "backend": backend, "correct": _per_item(yte == pred), "majority_correct": _per_item(yte == _mode(ytr))}
+
+
+# --- label efficiency ------------------------------------------------------------------------
+
+# The probe's C with a handful of labels. Choosing C needs held-out labels: with one label per
+# class there are none to hold out (cross-validation would leave a class out of every fit), and
+# the test split must not choose it. So C is fixed in advance, at scikit-learn's default, the
+# same for every n, model and reference; its penalty weighs more against the data term the fewer
+# labels there are, which is the direction a small labelled set wants.
+LABEL_C = 1.0
+
+
+def label_draws(train_y, n, draws, seed=0):
+    """[indices of the labelled items of draw d for d in range(draws)]: n items of every class of
+    train_y, drawn without replacement. Draw d permutes each class's items with
+    np.random.default_rng([seed, d]) and takes the first n, so it depends only on the labels,
+    the seed and d: every representation scored on the same train items gets the same draws, and
+    the draws of a smaller n are nested in those of a larger one."""
+    y = _np(train_y)
+    if y.ndim != 1:
+        raise ValueError(f"label draws need one class label per item, got labels of shape {y.shape}")
+    classes, counts = np.unique(y, return_counts=True)
+    if n < 1 or n > counts.min():
+        raise ValueError(f"n = {n} labels per class needs 1 <= n <= {counts.min()}, the smallest class count")
+    out = []
+    for d in range(draws):
+        rng = np.random.default_rng([seed, d])
+        out.append(np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:n] for c in classes])))
+    return out
+
+
+def label_efficiency(train_x, train_y, test_x, test_y, ns, draws=5, seed=0, *, C=LABEL_C, device=None, backend=None,
+                     max_iter=1000):
+    """The linear probe trained on n labelled items per class, for each n in `ns`, over `draws`
+    fixed label draws (label_draws) from (train_x, train_y), scored on the whole test set.
+
+    The features are standardised with the statistics of all of train_x, labelled or not:
+    scaling needs no labels, and a mean and std from one item per class would be noise. The
+    objective and back ends are linear_probe's, with the fixed C (LABEL_C). Returns
+    {n: {"accuracy": mean over draws, "sd": their standard deviation (ddof 1; 0 for one draw),
+    "accuracies": per draw, "correct": per test item, the share of draws that got it right}}."""
+    if backend is None:
+        backend = "torch" if device is not None and torch.device(device).type == "cuda" else "sklearn"
+    xtr, xte = _standardise(_np(train_x).astype(np.float64), _np(test_x).astype(np.float64))
+    ytr, yte = _np(train_y).astype(np.int64), _np(test_y).astype(np.int64)
+    if yte.ndim != 1 or len(xtr) != len(ytr) or len(xte) != len(yte):
+        raise ValueError(f"shape mismatch: x {xtr.shape} / y {ytr.shape}, x {xte.shape} / y {yte.shape}")
+    out = {}
+    for n in ns:
+        hits = []
+        for idx in label_draws(ytr, n, draws, seed):
+            if backend == "sklearn":
+                with warnings.catch_warnings():  # one item per class is the point here, not a regression target
+                    warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%", UserWarning)
+                    pred = _fit_sklearn(xtr[idx], ytr[idx], C, [xte], max_iter)[0]
+            else:
+                pred = _fit_torch(xtr[idx], ytr[idx], C, [xte], max_iter, device)[0][0]
+            hits.append(yte == pred)
+        acc = [float(h.mean()) for h in hits]
+        out[n] = {"accuracy": float(np.mean(acc)), "sd": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
+                  "accuracies": acc, "correct": np.mean(hits, 0)}
+    return out

@@ -34,8 +34,8 @@ bias plus an untied (per-pixel) bias, then the logistic output. `width` is ignor
 the configured one (ALI used 256). On 2-D points `arch: paper` builds the mixture experiment's
 nets (`experiments/ali_mixture.py`, models/mixture_blocks.py): G 4 x 400 with BN and ReLU, the
 change-of-variables encoder E(x, eps), a maxout D on [x, z] without BN or dropout; the toy2d-ali
-config sets that script's Adam (lr 1e-4, beta1 0.8) and N(0, 0.02) init. `encode` there is
-E(x, eps=0). `random_hparams: true` draws lr, beta1 and the init std per run from the seed
+config sets that script's Adam (lr 1e-4, adam_beta1 0.8) and N(0, 0.02) init. `encode` there is
+E(x, eps=0). `random_hparams: true` draws lr, adam_beta1 and the init std per run from the seed
 (the paper's ten random runs; `mixture_blocks.draw_hparams`), recorded as `drawn` in metrics.json.
 Other resolutions raise a ModelConfigError.
 
@@ -189,11 +189,11 @@ class ALI(BidirectionalGAN):
     capacity_by_design = {"params_d": "ALI's published D(x, z): a z-path and a joint MLP beside the x-path "
                                       "(2 x 2C and 2 x 4C wide for C x-path channels, CelebA's ratios)"}
 
-    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=1e-4, beta1=0.5, beta2=0.999,
-                 eps=1e-8, init_std=0.01, dropout=0.2, z_path_mult=2, joint_mult=4, logodds_init=True,
-                 random_hparams=False):
+    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=1e-4,
+                 adam_beta1=0.5, adam_beta2=0.999, eps=1e-8, init_std=0.01, dropout=0.2, z_path_mult=2, joint_mult=4,
+                 logodds_init=True, random_hparams=False):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
-        self.drawn, lr, beta1, init_std = draw_hparams(random_hparams, lr, beta1, init_std)
+        self.drawn, lr, adam_beta1, init_std = draw_hparams(random_hparams, lr, adam_beta1, init_std)
         self._cov = arch == "paper" and len(data_shape) == 1
         if self._cov:  # the 2-D mixture experiment's nets
             self.G = MixtureGenerator(z_dim, data_shape[0])
@@ -225,7 +225,7 @@ class ALI(BidirectionalGAN):
         # Pending data-dependent init of the paper G's per-pixel output bias (saved in checkpoints).
         self._paper = arch == "paper" and not self._cov
         self.register_buffer("logodds_pending", torch.tensor(self._paper and bool(logodds_init)))
-        betas = (beta1, beta2)
+        betas = (adam_beta1, adam_beta2)
         self.optimizers = {
             "d": adam([self.D], lr, betas, eps=eps),
             "ge": adam([self.G, self.E], lr, betas, eps=eps),

@@ -32,8 +32,8 @@ class Autoencoder(BidirectionalGAN):
     batches_per_step = 1
     d_steps_per_step = 0  # no discriminator
 
-    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4, beta1=0.5, beta2=0.999,
-                 init_std=0.02):
+    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4,
+                 adam_beta1=0.5, adam_beta2=0.999, init_std=0.02):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch not in ("shared", "paper"):
             raise ModelConfigError(f"autoencoder: arch must be 'shared' or 'paper', got {arch!r}")
@@ -41,7 +41,7 @@ class Autoencoder(BidirectionalGAN):
         self.E = Encoder(data_shape, z_dim, width)
         for net in (self.G, self.E):
             init_normal(net, init_std)
-        self.optimizers = {"ae": adam([self.G, self.E], lr, (beta1, beta2))}
+        self.optimizers = {"ae": adam([self.G, self.E], lr, (adam_beta1, adam_beta2))}
 
     def reconstruction_loss(self, x):
         return F.mse_loss(self.G(self.E(x)), x)

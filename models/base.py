@@ -21,7 +21,7 @@ class Range:
 POSITIVE = Range("> 0", lambda v: v > 0)
 NON_NEGATIVE = Range(">= 0", lambda v: v >= 0)
 UNIT = Range("in [0, 1)", lambda v: 0 <= v < 1)
-ADAM = {"lr": POSITIVE, "beta1": UNIT, "beta2": UNIT, "init_std": POSITIVE}
+ADAM = {"lr": POSITIVE, "adam_beta1": UNIT, "adam_beta2": UNIT, "init_std": POSITIVE}
 
 
 class BidirectionalGAN(nn.Module):
@@ -45,8 +45,8 @@ class BidirectionalGAN(nn.Module):
     #: networks the fast path must run in fp32 rather than under bf16 autocast
     fp32_networks = ()
     #: allowed values of numeric options, {name: Range}, checked before the model is built
-    #: (models.registry.check_options); each model declares its own (names mean different
-    #: things: BiGAN-QP's beta1 weights a loss term, BiGAN's is Adam's)
+    #: (models.registry.check_options); each model declares its own. An option name means one
+    #: thing in every model: Adam's betas are adam_beta1 / adam_beta2 (ADAM below)
     option_ranges = {}
     #: options the model drew at random for this run (ALI's randomised toy protocol), set in
     #: __init__; the harness records them as `drawn` in the run's metrics.json

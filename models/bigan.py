@@ -49,8 +49,9 @@ class BiGAN(BidirectionalGAN):
     prior = "uniform"
     option_ranges = {**ADAM, "weight_decay": NON_NEGATIVE, "decay_start": UNIT, "final_lr_factor": POSITIVE}
 
-    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4, beta1=0.5, beta2=0.999,
-                 weight_decay=2.5e-5, init_std=0.02, decay_start=0.5, final_lr_factor=0.01):
+    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4,
+                 adam_beta1=0.5, adam_beta2=0.999, weight_decay=2.5e-5, init_std=0.02, decay_start=0.5,
+                 final_lr_factor=0.01):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch == "paper":
             if tuple(data_shape[1:]) != (64, 64):
@@ -65,7 +66,7 @@ class BiGAN(BidirectionalGAN):
             self.D = JointDiscriminator(data_shape, z_dim, width)
         for net in (self.G, self.E, self.D):
             init_normal(net, init_std, zmap_std=lambda layer: init_std * _ksize(layer) ** 2)
-        betas = (beta1, beta2)
+        betas = (adam_beta1, adam_beta2)
         self.optimizers = {
             "d": adam([self.D], lr, betas, weight_decay=weight_decay),
             "ge": adam([self.G, self.E], lr, betas, weight_decay=weight_decay),

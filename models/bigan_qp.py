@@ -106,7 +106,7 @@ class BiGANQP(BidirectionalGAN):
 
     prior = "normal"
     option_ranges = {"lr": POSITIVE, "adam_beta1": UNIT, "adam_beta2": UNIT, "adam_eps": POSITIVE,
-                     "lam": POSITIVE, "beta1": NON_NEGATIVE, "beta2": NON_NEGATIVE}
+                     "lam": POSITIVE, "z_cycle_weight": NON_NEGATIVE, "x_cycle_weight": NON_NEGATIVE}
     batches_per_step = 3  # 2 critic batches + 1 G/E batch
     d_steps_per_step = 2
     full = False
@@ -117,7 +117,7 @@ class BiGANQP(BidirectionalGAN):
     fp32_networks = ("D",)
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4, adam_beta1=0.5,
-                 adam_beta2=0.999, adam_eps=1e-7, lam=10.0, beta1=2.0, beta2=3.0, critic_hidden=None):
+                 adam_beta2=0.999, adam_eps=1e-7, lam=10.0, z_cycle_weight=2.0, x_cycle_weight=3.0, critic_hidden=None):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         name = getattr(self, "registry_name", type(self).__name__)
         points = len(self.data_shape) == 1
@@ -140,7 +140,7 @@ class BiGANQP(BidirectionalGAN):
         self.D = QPCritic(feature, z_dim, int(hidden), self.full)
         for net in (self.G, self.E, self.D):
             glorot_init(net)
-        self.lam, self.beta1, self.beta2 = float(lam), float(beta1), float(beta2)
+        self.lam, self.z_cycle_weight, self.x_cycle_weight = float(lam), float(z_cycle_weight), float(x_cycle_weight)
         betas = (adam_beta1, adam_beta2)
         self.optimizers = {
             "d": torch.optim.Adam(self.D.parameters(), lr=lr, betas=betas, eps=adam_eps),
@@ -174,7 +174,7 @@ class BiGANQP(BidirectionalGAN):
 
     def ge_loss(self, x, z):
         adv, z_cycle, x_cycle = self.ge_terms(x, z)
-        return adv + self.beta1 * z_cycle + self.beta2 * x_cycle, (adv, z_cycle, x_cycle)
+        return adv + self.z_cycle_weight * z_cycle + self.x_cycle_weight * x_cycle, (adv, z_cycle, x_cycle)
 
     # --- one step: 2 critic updates, then 1 G/E update, each on a fresh batch --------------
     def train_step(self, batch, step):

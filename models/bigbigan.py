@@ -149,14 +149,14 @@ def ema_schedule(total_steps, decay, start, ref_steps):
 @register("bigbigan")
 class BigBiGAN(BidirectionalGAN):
     prior = "normal"
-    option_ranges = {"lr_d": POSITIVE, "lr_g": POSITIVE, "lr_e_mult": POSITIVE, "beta1": UNIT, "beta2": UNIT,
+    option_ranges = {"lr_d": POSITIVE, "lr_g": POSITIVE, "lr_e_mult": POSITIVE, "adam_beta1": UNIT, "adam_beta2": UNIT,
                      "adam_eps": POSITIVE, "ema_decay": UNIT}
     batches_per_step = 3  # a fresh batch for each of the 2 D steps and for the E/G step
     d_steps_per_step = 2
     eval_networks = ("G_ema",)  # decode uses it; trained by EMA, not by an optimiser
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", size="auto",
-                 lr_d=2e-4, lr_g=5e-5, lr_e_mult=10.0, beta1=0.0, beta2=0.999, adam_eps=1e-8,
+                 lr_d=2e-4, lr_g=5e-5, lr_e_mult=10.0, adam_beta1=0.0, adam_beta2=0.999, adam_eps=1e-8,
                  ema_decay=0.999, ema_start=1000, ema_ref_steps=15000):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch not in ("shared", "paper"):
@@ -184,7 +184,7 @@ class BigBiGAN(BidirectionalGAN):
                                                                int(ema_ref_steps))
 
         lr_d, lr_g, lr_e_mult, adam_eps = float(lr_d), float(lr_g), float(lr_e_mult), float(adam_eps)
-        betas = (float(beta1), float(beta2))
+        betas = (float(adam_beta1), float(adam_beta2))
         self.optimizers = {
             "d": adam([self.D], lr_d, betas, eps=adam_eps),
             "g": adam([self.G], lr_g, betas, eps=adam_eps),

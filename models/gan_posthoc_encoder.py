@@ -35,8 +35,8 @@ Readings of our own:
   mean softplus(-D(G(z))) (label-swapped; the first term carries no gradient to G),
   one simultaneous step (`ali_algorithm`). The post-hoc encoder is ALI's change-of-variables
   encoder ("the same architecture as ALI's encoder"), trained as above with its own noise;
-  `encode` is E(x, eps=0). The toy2d-ali config sets the script's Adam (lr 1e-4, beta1 0.8);
-  `random_hparams` draws lr, beta1 and init std per run as for ALI.
+  `encode` is E(x, eps=0). The toy2d-ali config sets the script's Adam (lr 1e-4, adam_beta1 0.8);
+  `random_hparams` draws lr, adam_beta1 and init std per run as for ALI.
 """
 import torch
 import torch.nn.functional as F
@@ -69,14 +69,14 @@ class GANPosthocEncoder(BidirectionalGAN):
     batches_per_step = 1
     d_steps_per_step = 1  # in the GAN phase only; see the module docstring
 
-    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4, beta1=0.5, beta2=0.999,
-                 init_std=0.02, posthoc_fraction=0.2, random_hparams=False):
+    def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4,
+                 adam_beta1=0.5, adam_beta2=0.999, init_std=0.02, posthoc_fraction=0.2, random_hparams=False):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         if arch not in ("shared", "paper"):
             raise ModelConfigError(f"gan-posthoc-encoder: arch must be 'shared' or 'paper', got {arch!r}")
         if not 0 <= posthoc_fraction < 1:
             raise ModelConfigError(f"gan-posthoc-encoder: posthoc_fraction must be in [0, 1), got {posthoc_fraction}")
-        self.drawn, lr, beta1, init_std = draw_hparams(random_hparams, lr, beta1, init_std)
+        self.drawn, lr, adam_beta1, init_std = draw_hparams(random_hparams, lr, adam_beta1, init_std)
         self._cov = arch == "paper" and len(data_shape) == 1
         if self._cov:  # ALI's mixture GAN baseline
             self.G = MixtureGenerator(z_dim, data_shape[0])
@@ -89,7 +89,7 @@ class GANPosthocEncoder(BidirectionalGAN):
         for net in (self.G, self.E, self.D):
             init_normal(net, init_std)
         self.gan_steps = int(total_steps) - int(round(posthoc_fraction * total_steps))
-        betas = (beta1, beta2)
+        betas = (adam_beta1, adam_beta2)
         self.optimizers = {"d": adam([self.D], lr, betas), "g": adam([self.G], lr, betas),
                            "e": adam([self.E], lr, betas)}
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 HIDDEN_G, HIDDEN_D, PIECES = 400, 200, 5
-PAPER_ADAM = dict(lr=1e-4, beta1=0.8, init_std=0.02)
+PAPER_ADAM = dict(lr=1e-4, adam_beta1=0.8, init_std=0.02)
 
 
 def _bn(n):
@@ -87,16 +87,16 @@ class MaxoutDiscriminator(nn.Module):
         return self.net(torch.cat(parts, 1)).squeeze(1)
 
 
-def draw_hparams(random, lr, beta1, init_std):
-    """(drawn, lr, beta1, init_std): the given values and drawn = {} unless `random`; then the
+def draw_hparams(random, lr, adam_beta1, init_std):
+    """(drawn, lr, adam_beta1, init_std): the given values and drawn = {} unless `random`; then the
     paper's per-run random Adam learning rate, beta1 and init std around the given (the released
-    script's) values, with drawn = {"lr", "beta1", "init_std"}. The paper gives no ranges; ours:
-    lr log-uniform over [lr/3, 3 lr], beta1 uniform over [0.5, 0.9], init std log-uniform over
+    script's) values, with drawn = {"lr", "adam_beta1", "init_std"}. The paper gives no ranges; ours:
+    lr log-uniform over [lr/3, 3 lr], adam_beta1 uniform over [0.5, 0.9], init std log-uniform over
     [std/2, 2 std]. Drawn from the global RNG, which the harness seeds with the run's seed before
     building: the draw is a function of the seed."""
     if not random:
-        return {}, lr, beta1, init_std
+        return {}, lr, adam_beta1, init_std
     u = torch.rand(3, dtype=torch.float64).tolist()
-    drawn = {"lr": lr * math.exp(math.log(3) * (2 * u[0] - 1)), "beta1": 0.5 + 0.4 * u[1],
+    drawn = {"lr": lr * math.exp(math.log(3) * (2 * u[0] - 1)), "adam_beta1": 0.5 + 0.4 * u[1],
              "init_std": init_std * math.exp(math.log(2) * (2 * u[2] - 1))}
-    return drawn, drawn["lr"], drawn["beta1"], drawn["init_std"]
+    return drawn, drawn["lr"], drawn["adam_beta1"], drawn["init_std"]

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import torch
 
-import models
-from benchmarks import parallel
+from benchmarks.core import parallel
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
-from benchmarks.evaluate import Evaluator
-from benchmarks.run import model_args
-from benchmarks.runtime import Runtime
-from benchmarks.train import train
+from benchmarks.evaluation.evaluate import Evaluator
+from benchmarks.training.run import build_model
+from benchmarks.core.runtime import Runtime
+from benchmarks.training.train import train
 
 
 def run(out, name, steps, fast=True, compile_backend=None):
@@ -29,8 +28,7 @@ def run(out, name, steps, fast=True, compile_backend=None):
     runtime = Runtime("cpu", fast=fast, compile=compile_backend is not None, compile_backend=compile_backend,
                       sync_every=2)
     runtime.seed_everything(0)
-    args = model_args(cfg, name, data.shape)
-    model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
+    model = build_model(cfg, name, data.shape)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record = train(model, data.train.x, cfg, out, runtime, seed=0)
@@ -47,8 +45,7 @@ def evaluate(out, name):
     runtime = Runtime("cpu", fast=False)
     ev = Evaluator(data, cfg, runtime)  # the test built the cached classifier first
     runtime.seed_everything(0)
-    args = model_args(cfg, name, data.shape)
-    model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
+    model = build_model(cfg, name, data.shape)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     row = ev.evaluate(model, out, seed=0)

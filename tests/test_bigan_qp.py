@@ -165,7 +165,8 @@ def test_two_critic_updates_on_fresh_batches(name):
 
 def test_options_and_optimisers():
     m = models.build("bigan-qp-simple", **KW)
-    assert models.options("bigan-qp-simple")["beta1"] == 2.0 and models.options("bigan-qp-simple")["beta2"] == 3.0
+    options = models.options("bigan-qp-simple")
+    assert options["z_cycle_weight"] == 2.0 and options["x_cycle_weight"] == 3.0
     assert models.options("bigan-qp-full")["lam"] == 10.0
     for opt in m.optimizers.values():
         g = opt.param_groups[0]

@@ -9,7 +9,7 @@ import pytest
 
 import models
 from benchmarks.config import load_config
-from benchmarks.run import model_args
+from benchmarks.training.run import build_model
 
 LINEAR = {"pca"}
 
@@ -20,8 +20,7 @@ def test_committed_configs_match_capacity(config, budget, shape):
     cfg = load_config(config, budget=budget)
     counts = {}
     for name in cfg["models"]:
-        args = model_args(cfg, name, shape)
-        counts[name] = models.build(name, **{**args, "data_shape": shape}).param_counts()
+        counts[name] = build_model(cfg, name, shape).param_counts()
     assert LINEAR <= set(counts)  # the reference rows are listed
     for net in ("e", "g"):
         for name in set(counts) - LINEAR:

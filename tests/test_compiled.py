@@ -10,12 +10,12 @@ from torch._dynamo.testing import CompileCounterWithBackend
 from torch._dynamo.utils import counters
 
 import models
-from benchmarks import parallel
+from benchmarks.core import parallel
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
-from benchmarks.run import model_args
-from benchmarks.runtime import Runtime
-from benchmarks.train import train
+from benchmarks.training.run import build_model
+from benchmarks.core.runtime import Runtime
+from benchmarks.training.train import train
 
 STEPS = 4
 
@@ -39,8 +39,7 @@ def test_every_model_trains_compiled_on_the_fast_path(name, digits, tmp_path):
     backend = CompileCounterWithBackend("aot_eager")
     runtime = Runtime("cpu", fast=True, compile=True, compile_backend=backend, sync_every=2)
     runtime.seed_everything(0)
-    args = model_args(cfg, name, digits.shape)
-    model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
+    model = build_model(cfg, name, digits.shape)
     nets = dict(parallel.networks(model, ema=True))
     tracked, ran = [], set()
     for n, net in nets.items():  # which networks the training steps call (PCA's only accumulate statistics)
@@ -75,10 +74,9 @@ def test_compile_caches_start_fresh_for_each_model(digits):
     """Models share code objects (the shared blocks' forwards); without a reset per model their
     cache entries add up until the recompile limit silently turns compilation off."""
     cfg = load_config("digits", budget="smoke")
-    args = model_args(cfg, "autoencoder", digits.shape)
     runtime = Runtime("cpu", fast=False, compile=True, compile_backend="eager")  # caches only: no AOT tracing
     for _ in range(9):  # more than the recompile limit of 8
-        model = models.build("autoencoder", **{**args, "data_shape": tuple(args["data_shape"])})
+        model = build_model(cfg, "autoencoder", digits.shape)
         runtime.prepare(model)
         with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
             model.G(model.sample_latent(4))

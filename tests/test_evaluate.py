@@ -6,7 +6,8 @@ from pathlib import Path
 from tests.test_inception import random_weights  # noqa: F401 - a fixture
 
 COLUMNS = ("fd_digits", "cs_digits", "recon_mse", "latent_cycle_mse", "semantic_recon", "probe_acc",
-           "probe_pool_acc", "knn_acc")
+           "probe_pool_acc", "knn_acc", "precision_digits", "recall_digits", "density_digits", "coverage_digits",
+           "recon_fd_digits", "probe_acc_1", "probe_acc_10")
 
 
 def test_digits_smoke_writes_every_metric(cli):
@@ -19,12 +20,26 @@ def test_digits_smoke_writes_every_metric(cli):
         assert 0 <= m["probe_acc"] <= 1 and m["fd_digits"] >= 0 and 1 <= m["cs_digits"] <= 10
         assert not any(k.startswith(("fid", "is_", "kid")) for k in m)  # no weights: no Inception columns
         assert "fd_digits" in m["protocol"] and "not FID" in m["protocol"]["fd_digits"]
-        assert set(m["metric_seconds"]) >= {"probe_acc", "knn_acc", "generation"}
+        assert set(m["metric_seconds"]) >= {"probe_acc", "knn_acc", "generation", "probe_labels"}
+        for col in ("precision_digits", "recall_digits", "coverage_digits"):
+            assert 0 <= m[col] <= 1 and "500 generated vs 500 real train" in m["protocol"][col]
+        assert m["density_digits"] >= 0 and m["recon_fd_digits"] > 0
+        # the smoke budget's probe subset (500 items) has fewer than 100 of a class: that count is left out
+        assert "probe_acc_100" not in m and "n = 100 left out" in m["protocol"]["probe_acc_labels"]
+        assert 0 <= m["probe_acc_1_sd"] < 0.5 and "5 fixed label draws" in m["protocol"]["probe_acc_10"]
     assert "Inception metrics skipped" in err
+    refs = json.loads(Path("r/references.json").read_text())["values"]
+    assert {"raw_probe_acc_1", "raw_probe_acc_10", "real_precision_digits", "real_coverage_digits"} <= set(refs)
+    assert 0 < refs["real_recall_digits"] < 1  # the real-data ceiling is computed, not assumed to be 1
     table = Path("r/table.md").read_text()
     assert "fd_digits ↓" in table and "probe_pool_acc ↑" in table and "domain CNN trained on digits" in table
+    assert "recon_fd_digits ↓" in table and "precision_digits ↑" in table and "probe_acc_10 ↑" in table
+    assert "_sd" not in table.split("## Protocol")[0]  # a spread over draws is no metric column
+    assert "| held-out real sample (ceiling) |" in table
     report = Path("r/report.md").read_text()  # the run's report draws its figures (tests elsewhere skip them)
     assert "](plots/bar_probe_acc.png)" in report and Path("r/plots/bar_probe_acc.png").stat().st_size > 1000
+    for figure in ("fidelity_digits.png", "label_efficiency.png"):
+        assert f"](plots/{figure})" in report and Path(f"r/plots/{figure}").stat().st_size > 1000
 
 
 def test_inception_columns_fill_in_with_a_weights_file(cli, random_weights):  # noqa: F811
@@ -33,9 +48,10 @@ def test_inception_columns_fill_in_with_a_weights_file(cli, random_weights):  # 
                        "--set", "train.steps=5")
     assert code == 0, err
     m = json.loads(Path("r/bigan/seed0/metrics.json").read_text())
-    for col in ("fid_8", "is_8", "kid_8"):
+    for col in ("fid_8", "is_8", "kid_8", "precision_8", "recall_8", "density_8", "coverage_8"):
         assert isinstance(m[col], float), col
-    assert "sha256" in m["protocol"]["fid_8"]
+    assert "sha256" in m["protocol"]["fid_8"] and "8 generated vs 8 real" in m["protocol"]["precision_8"]
+    assert "real_precision_8" in json.loads(Path("r/references.json").read_text())["values"]
 
 
 def test_missing_weights_leave_the_columns_empty_with_a_reason(cli, tmp_path):
@@ -46,6 +62,7 @@ def test_missing_weights_leave_the_columns_empty_with_a_reason(cli, tmp_path):
     assert "Inception metrics left empty" in err and "nope.pth" in err
     m = json.loads(Path("r/bigan/seed0/metrics.json").read_text())
     assert not any(k.startswith(("fid", "is_", "kid")) for k in m)
+    assert not any(k.endswith("_8") for k in m)  # nor Inception-space precision/recall
 
 
 def test_toy2d_writes_mode_coverage(cli):
@@ -57,6 +74,11 @@ def test_toy2d_writes_mode_coverage(cli):
         assert 0 <= m["modes_3sigma"] <= m["modes_nearest"] <= 25 and 0 <= m["high_quality"] <= 1
         assert "nearest centre" in m["protocol"]["modes_nearest"] and "3 std" in m["protocol"]["modes_3sigma"]
         assert "uniform noise over [-5.0, -5.0] to [5.0, 5.0], 1000 points: modes_nearest 25" in m["protocol"]["modes_chance"]
+        for col in ("precision_points", "recall_points", "coverage_points"):  # on the raw points
+            assert 0 <= m[col] <= 1 and "1000 generated vs 1000 real train samples in the raw 2-D points" in m["protocol"][col]
+        assert m["density_points"] >= 0 and {"probe_acc_1", "probe_acc_10"} <= set(m)
+    refs = json.loads(Path("r/references.json").read_text())["values"]
+    assert 0.5 < refs["real_precision_points"] <= 1 and 0.5 < refs["real_recall_points"] <= 1
 
 
 def test_references_follow_the_protocol_not_a_shared_cache_entry(cli):

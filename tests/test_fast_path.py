@@ -10,9 +10,9 @@ import torch
 import models
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
-from benchmarks.run import model_args
-from benchmarks.runtime import Runtime
-from benchmarks.train import train
+from benchmarks.training.run import build_model, model_args
+from benchmarks.core.runtime import Runtime
+from benchmarks.training.train import train
 
 STEPS = 6
 # bf16 keeps 8 bits of mantissa: network outputs agree to ~0.4%, and after a few Adam steps
@@ -27,8 +27,7 @@ def _losses(name, fast, tmp_path, sync_every=4):
     data = load_dataset("digits")
     runtime = Runtime("cpu", fast=fast, compile=False, sync_every=sync_every)
     runtime.seed_everything(0)
-    args = model_args(cfg, name, data.shape)
-    model = models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
+    model = build_model(cfg, name, data.shape)
     run_dir = tmp_path / f"{name}-{fast}"
     run_dir.mkdir()
     out = train(model, data.train.x, cfg, run_dir, runtime, seed=0)
@@ -90,12 +89,11 @@ def test_fast_checkpoint_resumes_on_the_plain_path_with_plain_adam(tmp_path):
     cfg = load_config("digits", budget="smoke", overrides=["train.steps=3", "train.checkpoint_every=1000",
                                                              "train.batch_size=32"])
     data = load_dataset("digits")
-    args = {**model_args(cfg, "bigan", data.shape), "data_shape": data.shape}
     fast_dir = tmp_path / "run"
     fast_dir.mkdir()
     runtime = Runtime("cpu", fast=True, compile=False)
     runtime.seed_everything(0)
-    assert train(models.build("bigan", **args), data.train.x, cfg, fast_dir, runtime, seed=0)["status"] == "ok"
+    assert train(build_model(cfg, "bigan", data.shape), data.train.x, cfg, fast_dir, runtime, seed=0)["status"] == "ok"
     ckpt = torch.load(fast_dir / "checkpoint.pt", weights_only=False)
     opt = ckpt["optim"]["optimizers"]["d"]
     assert opt["param_groups"][0]["fused"] is True
@@ -110,12 +108,12 @@ def test_fast_checkpoint_resumes_on_the_plain_path_with_plain_adam(tmp_path):
             s.update({k: v.contiguous() if k != "step" else v.cpu() for k, v in s.items()})
     torch.save(ckpt, ref_dir / "checkpoint.pt")
 
-    cfg["train"]["steps"] = 5
+    longer = {**cfg, "train": {**cfg["train"], "steps": 5}}  # resumed for 2 more steps; the model as built for 3
     resumed = {}
     for d in (fast_dir, ref_dir):
-        model = models.build("bigan", **args)
+        model = build_model(cfg, "bigan", data.shape)
         plain = Runtime("cpu", fast=False, compile=False)
-        assert train(model, data.train.x, cfg, d, plain, seed=0)["status"] == "ok"
+        assert train(model, data.train.x, longer, d, plain, seed=0)["status"] == "ok"
         resumed[d.name] = model
     for o in resumed["run"].optimizers.values():
         assert not o.param_groups[0]["fused"]

@@ -144,7 +144,7 @@ def _patch_writer(monkeypatch, fail):
         return real(path, write)
 
     monkeypatch.setattr(cache, "atomic_write", writer)
-    monkeypatch.setattr("benchmarks.io.atomic_write", writer)
+    monkeypatch.setattr("benchmarks.core.io.atomic_write", writer)
 
 
 def _os_error(code, path):
@@ -261,7 +261,8 @@ def test_figures_are_written_atomically(tmp_path, monkeypatch):
     no temporary one: both writers, the run's tensors and the report's matplotlib figures."""
     import matplotlib.pyplot as plt
 
-    from benchmarks import figures, plots
+    from benchmarks.evaluation import figures
+    from benchmarks.reporting import plots
 
     def half_then_fail(image_or_none, f, **options):
         f.write(b"\x89PNG half")

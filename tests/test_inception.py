@@ -116,6 +116,7 @@ def test_reference_stats_are_cached_and_keyed(tmp_path):
     a = metrics.reference_stats(images, ds, "test", "toy-backbone", feats, cache_dir=tmp_path, kid_max=30)
     b = metrics.reference_stats(images, ds, "test", "toy-backbone", feats, cache_dir=tmp_path, kid_max=30)
     assert calls == [100] and torch.equal(a["mu"], b["mu"]) and a["kid_feats"].shape == (30, 256)
+    assert torch.equal(b["feats"], images.flatten(1).float())  # every real feature, in order, for the k-NN metrics
     mu, sigma = metrics.feature_stats(images.flatten(1).float())
     torch.testing.assert_close(a["sigma"], sigma)
     assert a["key"].startswith("digits-test-nocrop-16px-n100-toy-backbone-srcnone-x")

@@ -9,20 +9,18 @@ import json
 import pytest
 import torch
 
-import models
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
-from benchmarks.run import model_args
-from benchmarks.runtime import Runtime
-from benchmarks.train import LossLog, train
+from benchmarks.training.run import build_model
+from benchmarks.core.runtime import Runtime
+from benchmarks.training.train import LossLog, train
 
 STEPS = 30  # over 2000 toy2d smoke examples: epoch boundaries, inside a batch for BiGAN-QP's 300 rows
 
 
 def _build(cfg, data, name, runtime):
     runtime.seed_everything(0)
-    args = model_args(cfg, name, data.shape)
-    return models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
+    return build_model(cfg, name, data.shape)
 
 
 @pytest.mark.parametrize("name", ["bigan", "ali", "bigan-qp-simple"])

@@ -290,3 +290,100 @@ def test_pooled_probe_features_normalise_with_train_statistics_then_crelu():
     # test rows use train's statistics; a constant train column keeps scale 1 (3 above its mean)
     assert torch.allclose(f_te, torch.tensor([[0.0, 3.0, 1 / s, 0.0]], dtype=torch.float64))
     assert (f_tr[:, 2:] > 0).any()  # the negative half carries information
+
+
+# --- precision, recall, density, coverage ------------------------------------------------------
+
+def _two_samples(seed=0):
+    """Fixed real and generated features that overlap in part: the generated ones narrower and shifted."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(400, 8, generator=g) * 0.6 + 0.4, torch.randn(500, 8, generator=g)
+
+
+@pytest.mark.parametrize("block", [None, 64])
+def test_precision_recall_are_torch_fidelitys(monkeypatch, block):
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    from metrics import prdc
+
+    if block:  # the blocked path compares the same distances as torch-fidelity's full-matrix one
+        monkeypatch.setattr(prdc, "_PR_BLOCK", block)
+    fake, real = _two_samples()
+    ref = prc_features_to_metric(fake, real, verbose=False)  # its defaults: k = 3, generated first
+    assert metrics.precision_recall(fake, real) == (ref["precision"], ref["recall"])
+    assert ref["precision"] != ref["recall"]  # so a swapped pair of arguments would show
+
+
+def test_precision_recall_tell_few_modes_from_spread():
+    """Samples on one small patch of the data are all realistic (precision 1) but reach little
+    of it (recall and coverage near 0); the reverse for samples spread wider than the data."""
+    g = torch.Generator().manual_seed(1)
+    real = torch.randn(500, 2, generator=g)
+    patch = real[:60] * 0.05 + torch.tensor([0.5, 0.5])
+    precision, recall = metrics.precision_recall(patch, real)
+    assert precision == 1.0 and recall < 0.1
+    assert metrics.density_coverage(patch, real)[1] < 0.1
+    precision, recall = metrics.precision_recall(torch.randn(500, 2, generator=g) * 4, real)
+    assert precision < 0.4 and recall > 0.9
+
+
+@pytest.mark.parametrize("block", [None, 64])
+def test_density_coverage_equal_prdc(monkeypatch, capsys, block):
+    from prdc import compute_prdc
+
+    from metrics import prdc
+
+    if block:
+        monkeypatch.setattr(prdc, "_BLOCK", block)
+    fake, real = _two_samples(2)
+    ref = compute_prdc(real.numpy(), fake.numpy(), nearest_k=5)
+    density, coverage = metrics.density_coverage(fake, real)
+    assert density == pytest.approx(ref["density"], rel=1e-12) and coverage == pytest.approx(ref["coverage"], rel=1e-12)
+    assert 0 < coverage < 1 and density != coverage
+
+
+def test_density_coverage_by_hand():
+    # Real points 0, 1, ..., 9 on a line: with k = 1 every ball has radius 1. Two generated points
+    # at 0.5 each lie in the balls of 0 and 1: density (2 + 2) / (1 * 2) = 2, and those two of ten
+    # real points are covered.
+    real = torch.arange(10.0).unsqueeze(1)
+    assert metrics.density_coverage(torch.tensor([[0.5], [0.5]]), real, k=1) == (2.0, 0.2)
+    # with k = 2, the second nearest other point: 2 away at the ends, 1 between
+    torch.testing.assert_close(metrics.knn_radii(real, 2), torch.tensor([2.0, 1, 1, 1, 1, 1, 1, 1, 1, 2],
+                                                                        dtype=torch.float64))
+    with pytest.raises(ValueError, match="more than 5 samples"):
+        metrics.density_coverage(real[:5], real)
+
+
+# --- label efficiency --------------------------------------------------------------------------
+
+def test_label_draws_are_fixed_stratified_and_nested():
+    y = torch.tensor([0] * 5 + [1] * 7 + [2] * 9)[torch.randperm(21, generator=torch.Generator().manual_seed(0))]
+    twos = metrics.label_draws(y, 2, draws=4, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(twos, metrics.label_draws(y, 2, draws=4, seed=0)))
+    for idx in twos:
+        assert np.bincount(y.numpy()[idx]).tolist() == [2, 2, 2]
+    assert len({tuple(idx) for idx in twos}) > 1  # the draws differ from each other
+    for one, two in zip(metrics.label_draws(y, 1, draws=4, seed=0), twos):
+        assert set(one) < set(two)  # a curve over n adds labels to the same items
+    assert any(not np.array_equal(a, b) for a, b in zip(twos, metrics.label_draws(y, 2, draws=4, seed=1)))
+    with pytest.raises(ValueError, match="smallest class count"):
+        metrics.label_draws(y, 6, draws=1)
+
+
+def test_label_efficiency_mean_and_sd_over_the_draws():
+    g = torch.Generator().manual_seed(0)
+    y_tr, y_te = torch.arange(300) % 3, torch.arange(90) % 3
+    centres = torch.tensor([[3.0, 0], [0, 3.0], [-3.0, -3.0]])
+    x_tr, x_te = centres[y_tr] + torch.randn(300, 2, generator=g), centres[y_te] + torch.randn(90, 2, generator=g)
+    out = metrics.label_efficiency(x_tr, y_tr, x_te, y_te, [1, 20], draws=4, seed=0)
+    assert set(out) == {1, 20}
+    for r in out.values():
+        assert r["accuracy"] == pytest.approx(np.mean(r["accuracies"])) and len(r["accuracies"]) == 4
+        assert r["sd"] == pytest.approx(np.std(r["accuracies"], ddof=1))
+        assert r["correct"].shape == (90,) and r["correct"].mean() == pytest.approx(r["accuracy"])
+    assert 0.9 < out[20]["accuracy"] <= 1 and out[1]["sd"] > 0  # one label per class varies by the draw
+    again = metrics.label_efficiency(x_tr, y_tr, x_te, y_te, [1], draws=4, seed=0)
+    assert again[1]["accuracies"] == out[1]["accuracies"]
+    torch_path = metrics.label_efficiency(x_tr, y_tr, x_te, y_te, [20], draws=4, seed=0, backend="torch")
+    assert torch_path[20]["accuracy"] == pytest.approx(out[20]["accuracy"], abs=0.03)

@@ -66,9 +66,10 @@ def test_random_hyperparameters_are_drawn_from_the_seed_and_used():
     torch.manual_seed(4)
     c = models.build("ali", **PKW, random_hparams=True)
     assert a.drawn == b.drawn != c.drawn
-    assert 1e-4 / 3 <= a.drawn["lr"] <= 3e-4 and 0.5 <= a.drawn["beta1"] <= 0.9 and 0.01 <= a.drawn["init_std"] <= 0.04
+    assert 1e-4 / 3 <= a.drawn["lr"] <= 3e-4 and 0.5 <= a.drawn["adam_beta1"] <= 0.9
+    assert 0.01 <= a.drawn["init_std"] <= 0.04
     group = a.optimizers["d"].param_groups[0]
-    assert group["lr"] == a.drawn["lr"] and group["betas"][0] == a.drawn["beta1"]
+    assert group["lr"] == a.drawn["lr"] and group["betas"][0] == a.drawn["adam_beta1"]
     assert models.build("ali", **PKW).drawn == {}
 
 
@@ -78,6 +79,6 @@ def test_toy2d_ali_smoke_records_both_mode_rules_and_the_draw(cli):
     for name in ("ali", "gan-posthoc-encoder"):
         m = json.loads(Path(f"r/{name}/seed0/metrics.json").read_text())
         assert m["status"] == "ok" and 0 <= m["modes_3sigma"] <= m["modes_nearest"] <= 25
-        assert set(m["drawn"]) == {"lr", "beta1", "init_std"}
+        assert set(m["drawn"]) == {"lr", "adam_beta1", "init_std"}
     cfg = json.loads(Path("r/ali/seed0/config.json").read_text())["config"]
     assert cfg["model_args"]["arch"] == "paper" and cfg["model_args"]["random_hparams"] is True

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import models
-from benchmarks.evaluate import truncated_latent
+from benchmarks.evaluation.evaluate import truncated_latent
 from metrics import nearest_neighbours
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.errors import ConfigError
-from benchmarks.run import parse_shard, shard_matrix
+from benchmarks.core.errors import ConfigError
+from benchmarks.training.run import parse_shard, shard_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,6 +74,8 @@ def test_two_process_data_parallel_run_matches_one_process(tmp_path, cli):
     ma, mb = (json.load(open(tmp_path / d / "bigan" / "seed0" / "metrics.json")) for d in ("single", "ddp"))
     assert ma["images_seen"] == mb["images_seen"]  # the global batch is the configured batch
     assert mb["modes_3sigma"] == pytest.approx(ma["modes_3sigma"], abs=2)
+    for col in ("precision_points", "recall_points", "coverage_points"):  # on the gathered samples, as modes are
+        assert mb[col] == pytest.approx(ma[col], abs=0.05), col
     assert len(list(csv.DictReader(open(tmp_path / "ddp" / "bigan" / "seed0" / "track.csv")))) == 1
     cfg = json.load(open(tmp_path / "ddp" / "bigan" / "seed0" / "config.json"))
     assert cfg["runtime"]["processes"] == 2 and cfg["command"].startswith("torchrun")

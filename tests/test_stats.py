@@ -6,7 +6,7 @@ import pytest
 from scipy import stats as scipy_st
 from scipy.stats import t as scipy_t
 
-from benchmarks import stats
+from benchmarks.reporting import stats
 
 
 def test_t_interval_of_three_seeds_by_hand():

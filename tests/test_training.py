@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import models
-from benchmarks.runtime import Runtime
-from benchmarks.train import BatchStream, flop_counter, train
+from benchmarks.core.runtime import Runtime
+from benchmarks.training.train import BatchStream, flop_counter, train
 from tests.conftest import write_plugin
 
 # What these tests check is the training harness: the report figures (test_report.py), the

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from benchmarks.data.cache import Hasher, cache_path, file_listing, load_cached, save_cached
 from benchmarks.data.registry import Dataset, Split, register_dataset
-from benchmarks.errors import ConfigError, DataError
+from benchmarks.core.errors import ConfigError, DataError
 
 IMG_DIR = "img_align_celeba"
 ATTR_FILE = "list_attr_celeba.txt"

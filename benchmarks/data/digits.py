@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from benchmarks.errors import ConfigError
+from benchmarks.core.errors import ConfigError
 from benchmarks.data.registry import Dataset, Split, register_dataset
 
 SIZE = 16

@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.data.cache import Hasher, cache_path, cached
 from benchmarks.data.registry import Dataset, Split, register_dataset
-from benchmarks.errors import DataError
+from benchmarks.core.errors import DataError
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.errors import ConfigError
-from benchmarks.io import default_cache_dir
+from benchmarks.core.errors import ConfigError
+from benchmarks.core.io import default_cache_dir
 
 
 @dataclass

@@ -8,7 +8,7 @@ import math
 import torch
 
 from benchmarks.data.registry import Dataset, Split, register_dataset
-from benchmarks.errors import ConfigError
+from benchmarks.core.errors import ConfigError
 
 TRAIN_SEED, TEST_SEED = 1234, 1235
 

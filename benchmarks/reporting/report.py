@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import FOLDER_KEYS, backfilled, config_diff
+from ..core.errors import UserError
+from ..core.io import atomic_write_text
 from . import plots, stats
-from .errors import UserError
-from .evaluate import read_references
-from .io import atomic_write_text
 
 # flops_per_step and train_flops are written by newer runs only; older folders get blank cells.
 RUN_COLUMNS = ["model", "seed", "status", "g_steps", "d_steps", "images_seen", "train_seconds",
@@ -27,11 +27,17 @@ NOT_METRICS = set(BUDGET) | {"model", "seed", "status", "error", "metric_seconds
                              "compile_seconds", "compiled",
                              "diverged_at", "diverged_on", "folder", "drawn"}
 # Which way is better, by column name or prefix. A metric column not listed gets no arrow and no bold.
-HIGHER = ("probe_", "knn_", "semantic_recon", "cs_", "is_", "modes_", "high_quality")
-LOWER = ("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kid_", "kl_modes")
+# Density is about 1 for samples distributed like the data and may exceed it; higher is read as
+# better as in its paper's and StudioGAN's tables (its ceiling in references.json says what real data scores).
+HIGHER = ("probe_", "knn_", "semantic_recon", "cs_", "is_", "modes_", "high_quality", "precision_", "recall_",
+          "density_", "coverage_")
+LOWER = ("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kid_", "kl_modes", "recon_fd_")
+SPREAD = "_sd"  # a column's spread (probe_acc_10_sd: its sd over label draws): no direction, not a metric column
 
 
 def direction(col):
+    if col.endswith(SPREAD):
+        return None
     if col.startswith(HIGHER) or col in HIGHER:
         return "↑"
     if col.startswith(LOWER) or col in LOWER:
@@ -39,14 +45,25 @@ def direction(col):
     return None
 
 
+def read_references(path):
+    """A references record (cache entry or a folder's references.json) if it has the shape
+    evaluation.Evaluator.references() writes, else None: a damaged entry is recomputed, never trusted."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    ok = (isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("notes"), dict)
+          and all(isinstance(rec["notes"].get(k), str) for k in ("references", "chance"))
+          and isinstance(rec.get("values"), dict))
+    return rec if ok else None
+
+
 def _folder_config(d):
     """The config a results folder's runs share (benchmark.json, else its first run's record),
     reduced to what decides whether two folders' numbers can be compared; None when neither reads."""
-    from .run import FOLDER_KEYS, _backfilled
-
     for path in [d / "benchmark.json", *sorted(d.glob("*/seed*/config.json"))]:
         try:
-            c = _backfilled(json.loads(path.read_text())["config"])
+            c = backfilled(json.loads(path.read_text())["config"])
             return {k: c.get(k) for k in FOLDER_KEYS}
         except (OSError, ValueError, KeyError, TypeError):
             continue
@@ -57,8 +74,6 @@ def check_mergeable(dirs):
     """Folders that may be merged into one table: the same folder reached by two paths counts
     once, and folders of different configs (dataset, budget, protocol) are refused, naming both.
     Returns the distinct folders in order."""
-    from .run import _diff
-
     distinct, seen = [], set()
     for d in map(Path, dirs):
         if not d.is_dir():
@@ -69,7 +84,7 @@ def check_mergeable(dirs):
     configs = [(d, _folder_config(d)) for d in distinct]
     known = [(d, c) for d, c in configs if c is not None]
     for d, c in known[1:]:
-        changes = _diff(known[0][1], c)
+        changes = config_diff(known[0][1], c)
         if changes:
             raise UserError(f"Results folders {known[0][0]} and {d} hold runs of different configs "
                             f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); one table would "
@@ -125,8 +140,8 @@ def metric_columns(df):
 # The range of each metric, by column name or prefix (the first match): intervals are clipped to
 # it. modes_* end at the number of modes, which report reads from the runs' dataset record.
 BOUNDS = (
-    (("probe_", "knn_", "semantic_recon", "high_quality"), (0.0, 1.0)),
-    (("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kl_modes", "modes_"), (0.0, math.inf)),
+    (("probe_", "knn_", "semantic_recon", "high_quality", "precision_", "recall_", "coverage_"), (0.0, 1.0)),
+    (("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kl_modes", "modes_", "recon_fd_", "density_"), (0.0, math.inf)),
     (("cs_", "is_"), (1.0, math.inf)),  # an Inception Score is exp(mean KL) >= 1
 )
 
@@ -377,7 +392,7 @@ def locked_report(out_dir, dirs=None, figures=True):
     """write_report of `dirs` (default: out_dir itself) into out_dir, under the folder's report
     lock: shards that finish together (a shared folder) take turns; a writer still busy after a
     minute is reported, not waited for. Everything is checked before the folder is made."""
-    from .lock import FolderLock
+    from ..core.lock import FolderLock
 
     out = Path(out_dir)
     inputs = check_mergeable(dirs or [out])
@@ -471,26 +486,44 @@ REFERENCE_ROWS = (
     ("random other test image (chance)", {"recon_mse": "chance_recon_mse", "semantic_recon": "chance_semantic_recon"}),
     ("train mean image (floor)", {"recon_mse": "mean_image_recon_mse"}),
 )
+# The references of columns named by a count or a space, found by their key's prefix in
+# references.json: the column is the key without "raw_" / "real_" (raw_probe_acc_10 -> probe_acc_10).
+RAW_LABELS, CEILING = "raw_probe_acc_", "real_"
+CEILING_ROW = "held-out real sample (ceiling)"
+
+
+def reference_rows(values):
+    """REFERENCE_ROWS with the raw input's label-efficiency probes and the real-data ceiling of
+    precision, recall, density and coverage that `values` (references.json) holds."""
+    rows = [(label, {**m, **({k[len("raw_"):]: k for k in values if k.startswith(RAW_LABELS)}
+                             if m.get("probe_acc") == "raw_probe_acc" else {})}) for label, m in REFERENCE_ROWS]
+    return rows + [(CEILING_ROW, {k[len(CEILING):]: k for k in values if k.startswith(CEILING)})]
 
 
 def references_table(dirs):
     """The model-free references of the folder's references.json as a small table in the models'
-    columns, each value with its 95 % bootstrap interval over test items; "" when there are none."""
+    columns, each value with its 95 % bootstrap interval over test items where it has one; "" when
+    there are none."""
     refs = next((r for r in (read_references(Path(d) / "references.json") for d in dirs) if r), None)
     if refs is None:
         return ""
     values = refs["values"]
-    cols = [c for c in ("recon_mse", "probe_acc", "knn_acc", "semantic_recon")
-            if any(c in m and m[c] in values for _, m in REFERENCE_ROWS)]
+    rows_of = reference_rows(values)
+    named = [c for _, m in rows_of for c in m if c not in ("recon_mse", "probe_acc", "knn_acc", "semantic_recon")]
+    cols = [c for c in ("recon_mse", "probe_acc", "knn_acc", "semantic_recon", *sorted(set(named)))
+            if any(c in m and m[c] in values for _, m in rows_of)]
     rows = []
-    for label, m in REFERENCE_ROWS:
+    for label, m in rows_of:
         cells = []
         for c in cols:
             v = values.get(m.get(c, ""))
-            cells.append(f"{_num(v[0])} [{_num(v[1])}, {_num(v[2])}]" if isinstance(v, list) and len(v) == 3 else "")
+            cells.append(f"{_num(v[0])} [{_num(v[1])}, {_num(v[2])}]" if isinstance(v, list) and len(v) == 3
+                         else _num(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else "")
         if any(cells):
             rows.append([label] + cells)
-    return ("References (no model; 95 % bootstrap interval over the test items, from `references.json`):\n\n"
+    ceiling = (f"; the {CEILING_ROW.split(' (')[0]} is one fixed pair of samples, without an interval"
+               if any(label == CEILING_ROW for label, *_ in rows) else "")
+    return (f"References (no model; 95 % bootstrap interval over the test items{ceiling}, from `references.json`):\n\n"
             + markdown_table(["reference"] + [f"{c} {direction(c)}" for c in cols], rows))
 
 

@@ -15,9 +15,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
-from . import parallel
-from .errors import UserError
-from .io import atomic_torch_save, atomic_write_text
+from ..core import parallel
+from ..core.errors import UserError
+from ..core.io import atomic_torch_save, atomic_write_text
 
 
 class BatchStream:

@@ -1,6 +1,6 @@
 """Is the BiGAN-QP toy2d step slow because of the harness, or because of its own work?
 
-Times, alternating, at one thread: the harness's `bigan-qp-simple` step (`benchmarks.perf.
+Times, alternating, at one thread: the harness's `bigan-qp-simple` step (`benchmarks.perf.perf.
 harness_speed`: batch cut, `train_step`, loss read), the same step written by hand in plain
 PyTorch (the same parameter shapes, checked below; the same losses, two critic updates and one
 G/E update on three fresh batches, foreach Adam), and the hand-written step with both loss
@@ -8,7 +8,7 @@ functions under `torch.compile` (inductor; forward and backward of each loss bec
 compiled graph each). Prints the minimum and every pass, ms per step, and the matrix products
 per step that torch.profiler counts for the harness and the hand-written step.
 
-    OMP_NUM_THREADS=1 python results/perf/toy2d/plain_qp.py [steps] [passes]
+    OMP_NUM_THREADS=1 python -m benchmarks.perf.toy2d.plain_qp [steps] [passes]
 """
 import sys
 import time
@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from _toy2d import setup
-from benchmarks.perf import _timed_steps, harness_speed
+from benchmarks.perf.toy2d import setup
+from benchmarks.perf.perf import harness_speed, timed_steps
 from models.blocks import count_params
 
 MODEL = "bigan-qp-simple"
@@ -41,13 +41,13 @@ class PlainQP:
     [Linear, BN, LReLU]×2→Linear (with bias); T = bias-free MLP 2·z_dim→w→w→1 over
     concat(feature(x), z), feature = E's shape without biases."""
 
-    def __init__(self, z_dim, width, lam=10.0, beta1=2.0, beta2=3.0):
+    def __init__(self, z_dim, width, lam=10.0, z_cycle_weight=2.0, x_cycle_weight=3.0):
         lrelu = lambda: nn.LeakyReLU(0.2)  # noqa: E731
         self.G = mlp([z_dim, width, width, width, 2], bias=True, norm_from=0, act=nn.ReLU)
         self.E = mlp([2, width, width, width, z_dim], bias=True, norm_from=1, act=lrelu)
         self.F = mlp([2, width, width, width, z_dim], bias=False, norm_from=1, act=lrelu)
         self.T = mlp([2 * z_dim, width, width, 1], bias=False, norm_from=None, act=lrelu)
-        self.z_dim, self.lam, self.beta1, self.beta2 = z_dim, lam, beta1, beta2
+        self.z_dim, self.lam, self.z_cycle_weight, self.x_cycle_weight = z_dim, lam, z_cycle_weight, x_cycle_weight
         self.d_params = [*self.F.parameters(), *self.T.parameters()]
         self.ge_params = [*self.G.parameters(), *self.E.parameters()]
         adam = dict(lr=2e-4, betas=(0.5, 0.999), eps=1e-7, foreach=True)
@@ -70,8 +70,8 @@ class PlainQP:
     def _ge_loss(self, x, z):
         ex, gz = self.E(x), self.G(z)
         adv = self.delta(x, ex, gz, z).mean()
-        return (adv + self.beta1 * (z - self.E(gz.detach())).pow(2).mean()
-                + self.beta2 * (x - self.G(ex.detach())).pow(2).mean())
+        return (adv + self.z_cycle_weight * (z - self.E(gz.detach())).pow(2).mean()
+                + self.x_cycle_weight * (x - self.G(ex.detach())).pow(2).mean())
 
     def step(self, batch):
         for x in batch.split(len(batch) // 3)[:2]:
@@ -90,7 +90,7 @@ def time_plain(plain, x, steps, runtime, warmup=20):
     """Seconds for `steps` hand-written steps on random batches of 3 x 100, after `warmup`."""
     g = torch.Generator().manual_seed(0)
     batches = [x[torch.randint(len(x), (300,), generator=g)] for _ in range(warmup + steps)]
-    return _timed_steps(lambda i: plain.step(batches[i]), steps, warmup, runtime)
+    return timed_steps(lambda i: plain.step(batches[i]), steps, warmup, runtime)
 
 
 def matmuls_per_step(fn, n=10):

@@ -1,7 +1,7 @@
 """Milliseconds of one step of every optimiser of each toy2d model, for PyTorch's three Adam
 kernels: the for-loop (one parameter at a time), foreach (multi-tensor) and fused.
 
-    OMP_NUM_THREADS=1 python results/perf/toy2d/adam_paths.py
+    OMP_NUM_THREADS=1 python -m benchmarks.perf.toy2d.adam_paths
 
 Each model is built as `run` builds it, trained one step (so Adam has its state), given random
 gradients, and its optimisers stepped 5 x 100 times; the table shows the fastest pass."""
@@ -10,8 +10,8 @@ import time
 
 import torch
 
-from _toy2d import setup
-from benchmarks.perf import _build
+from benchmarks.perf.toy2d import setup
+from benchmarks.perf.perf import fresh_model
 
 KERNELS = {"for-loop": dict(foreach=False, fused=None), "foreach": dict(foreach=True, fused=None),
            "fused": dict(foreach=False, fused=True)}
@@ -24,7 +24,7 @@ if __name__ == "__main__":
     for name in cfg["models"]:
         ms = []
         for kernel in KERNELS.values():
-            model = _build(name, cfg, data, runtime)
+            model = fresh_model(name, cfg, data, runtime)
             model.train()
             model.train_step(x[:100 * model.batches_per_step], 0)
             opts = list(model.optimizers.values())

@@ -18,17 +18,16 @@ import traceback
 import models
 from models.registry import HARNESS_ARGS
 
-from . import parallel, report
-from .config import BACKFILL
-from .errors import USER_ERRORS, ConfigError
-from .evaluate import Evaluator
-from .io import atomic_write_json, atomic_write_text
-from .lock import Busy, FolderLock
-from .runtime import versions
+from ..config import FOLDER_KEYS, backfilled, config_diff
+from ..core import parallel
+from ..core.errors import USER_ERRORS, ConfigError
+from ..core.io import atomic_write_json, atomic_write_text
+from ..core.lock import Busy, FolderLock
+from ..core.runtime import versions
+from ..evaluation.evaluate import Evaluator
+from ..reporting import report
 from .train import train
 
-# What a folder of runs must agree on, and what one run must agree on to be resumed.
-FOLDER_KEYS = ("benchmark", "budget", "dataset", "dataset_options", "arch", "train", "eval")
 FIXED_MODEL_ARGS = ("data_shape", "total_steps", "arch")
 
 
@@ -43,7 +42,7 @@ def _recorded_config(path):
     record = json.loads(path.read_text())
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         raise ValueError(f"expected a mapping with a 'config' mapping, got {_shape(record)}")
-    return record, _backfilled(record["config"])
+    return record, backfilled(record["config"])
 
 
 def _shape(obj):
@@ -53,31 +52,6 @@ def _shape(obj):
     if isinstance(obj, dict):
         return f"a mapping of {', '.join(map(repr, sorted(obj)[:5]))}" if obj else "an empty mapping"
     return f"a {type(obj).__name__}"
-
-
-def _backfilled(old):
-    """A recorded config with the keys added since it was written set to their old behaviour."""
-    old = json.loads(json.dumps(old))
-    for (section, key), value in BACKFILL.items():
-        if isinstance(old.get(section), dict):
-            old[section].setdefault(key, value)
-    if isinstance(old.get("model_args"), dict) and old.get("model") in models.available():
-        # A model option added since the run started: new options default to the old behaviour.
-        for key, value in models.options(old["model"]).items():
-            old["model_args"].setdefault(key, value)
-    return old
-
-
-def _diff(old, new, prefix=""):
-    keys = sorted(set(old) | set(new))
-    out = []
-    for k in keys:
-        a, b = old.get(k, "<unset>"), new.get(k, "<unset>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _diff(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
-    return out
 
 
 def model_args(cfg, name, shape):
@@ -121,7 +95,7 @@ def check_folder(cfg, out_dir, write=True):
             if write:
                 atomic_write_json(path, {"config": ident})
             return
-        changes = _diff(old, ident)
+        changes = config_diff(old, ident)
         if changes:
             raise ConfigError(
                 f"The output folder {out_dir} holds runs of a different config ({'; '.join(changes)}). "
@@ -171,7 +145,7 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
             raise ConfigError(f"{cfg_path} is unreadable ({type(e).__name__}: {e}). It records the config this run "
                               f"was started with, so the run cannot be resumed safely: restore the file, or retrain "
                               f"just this run with --force --models {name} --seeds {seed}.") from None
-        changes = _diff(old, ident)
+        changes = config_diff(old, ident)
         if changes:
             raise ConfigError(
                 f"Run {run_dir} was started with another config ({'; '.join(changes)}); refusing to resume it. "
@@ -324,6 +298,7 @@ def physical_memory():
 
 
 def build_model(cfg, name, shape):
+    """Model `name` built as every run of this benchmark builds it (model_args), at data shape `shape`."""
     args = model_args(cfg, name, shape)
     return models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
 
@@ -335,7 +310,7 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
     `job` = (i, n) when this process is job i of a `--jobs n` run: its progress bar takes line i,
     and the parent writes the report. `debug`: print a failed run's traceback, not just its reason.
     `figures=False`: the report's tables without its figures."""
-    from .data import declared_shape
+    from ..data import declared_shape
 
     # `run` already built every model at the declared shape; build again only at another one.
     check_models(cfg, None if tuple(data.shape) == declared_shape(cfg["dataset"]) else data.shape)

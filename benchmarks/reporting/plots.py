@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .io import atomic_write  # noqa: E402
+from ..core.io import atomic_write  # noqa: E402
 
 # Run-time pictures assembled into one panel per model (the first finished seed), with captions.
 RUN_PICTURES = {
@@ -216,6 +216,107 @@ def truncation(df, direction, out):
                                "the threshold; a smaller threshold trades diversity for fidelity (BigGAN's trade-off).")]
 
 
+def _references(df):
+    """The `values` of the first references.json among the runs' folders, or {}."""
+    from .report import read_references
+
+    for folder in df["folder"].dropna().unique() if "folder" in df else ():
+        refs = read_references(Path(folder) / "references.json")
+        if refs:
+            return refs["values"]
+    return {}
+
+
+def _seed_points(df, model, x, y):
+    """(x values, y values) of a model's finished runs that have both."""
+    rows = df[(df["model"] == model) & (df["status"] == "ok")]
+    if x not in rows or y not in rows:
+        return [], []
+    both = rows[[x, y]].apply(pd.to_numeric, errors="coerce").dropna()
+    return both[x].tolist(), both[y].tolist()
+
+
+def fidelity_diversity(df, out):
+    """Per feature space: precision against recall and density against coverage, one point per
+    seed and a colour per model; the truncation sweep of Gaussian-prior models as a path through
+    its thresholds; the held-out real sample (references.json) as a black star."""
+    spaces = sorted(c[len("precision_"):] for c in df.columns
+                    if c.startswith("precision_") and f"recall_{c[len('precision_'):]}" in df)
+    refs, sweeps, made = _references(df), _read_csvs(df, "truncation.csv", "threshold"), []
+    for space in spaces:
+        pairs = [(f"recall_{space}", f"precision_{space}"), (f"coverage_{space}", f"density_{space}")]
+        pairs = [p for p in pairs if p[0] in df and p[1] in df]
+        fig, axes = plt.subplots(1, len(pairs), figsize=(5.0 * len(pairs), 4.2), dpi=110, squeeze=False)
+        drawn = 0
+        for ax, (x, y) in zip(axes[0], pairs):
+            for i, m in enumerate(sorted(df["model"].unique())):
+                xs, ys = _seed_points(df, m, x, y)
+                if xs:
+                    ax.scatter(xs, ys, color=f"C{i % 10}", s=22, label=m, zorder=3)
+                    drawn += 1
+                frames = [f for f in sweeps.get(m, []) if x in f and y in f]
+                if frames:  # mean over seeds at each threshold, from the most truncated to the prior
+                    path = _mean_by(frames, "threshold")
+                    ax.plot(path[x], path[y], "-", color=f"C{i % 10}", lw=0.8, alpha=0.6, marker=".", ms=4)
+            if f"real_{x}" in refs and f"real_{y}" in refs:
+                ax.scatter([refs[f"real_{x}"]], [refs[f"real_{y}"]], marker="*", s=120, color="k",
+                           label="held-out real sample", zorder=4)
+            ax.set_xlabel(f"{x} ↑ (diversity)")
+            ax.set_ylabel(f"{y} ↑ (fidelity)")
+        if not drawn:
+            plt.close(fig)
+            continue
+        axes[0][0].legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        _save(fig, out / f"fidelity_{space}.png")
+        made.append((f"fidelity_{space}.png",
+                     f"Fidelity against diversity in the `{space}` space: precision against recall (k = 3) and "
+                     "density against coverage (k = 5), one point per seed. Top right is best; a model high on the "
+                     "fidelity axis and low on the diversity one draws good samples from too few modes. The star is a "
+                     "held-out real sample scored the same way (the ceiling), and a thin line with dots is a "
+                     "Gaussian-prior model's truncation sweep, mean over seeds, from the smallest threshold to the "
+                     "untruncated prior."))
+    return made
+
+
+def label_efficiency(df, out):
+    """The linear probe's test accuracy against the labels per class (probe_acc_<n>), one line per
+    model (mean over seeds, band = min to max), the raw-pixel reference as a dashed black line."""
+    ns = sorted(int(c[len("probe_acc_"):]) for c in df.columns
+                if c.startswith("probe_acc_") and c[len("probe_acc_"):].isdigit())
+    if not ns:
+        return []
+    fig, ax = plt.subplots(figsize=(5.8, 4.0), dpi=110)
+    drawn = 0
+    for i, m in enumerate(sorted(df["model"].unique())):
+        per_n = [(n, _ok_values(df, m, f"probe_acc_{n}")) for n in ns]
+        per_n = [(n, v) for n, v in per_n if len(v)]
+        if not per_n:
+            continue
+        x = [n for n, _ in per_n]
+        ax.plot(x, [v.mean() for _, v in per_n], "o-", color=f"C{i % 10}", label=m, ms=3, lw=1.2)
+        ax.fill_between(x, [v.min() for _, v in per_n], [v.max() for _, v in per_n], color=f"C{i % 10}", alpha=0.15)
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return []
+    refs = _references(df)
+    raw = [(n, refs[f"raw_probe_acc_{n}"][0]) for n in ns if isinstance(refs.get(f"raw_probe_acc_{n}"), list)]
+    if raw:
+        ax.plot(*zip(*raw), "k--", lw=1.2, label="raw input (no model)")
+    ax.set_xscale("log")
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.set_xlabel("labelled train items per class")
+    ax.set_ylabel("linear probe test accuracy ↑")
+    ax.legend(fontsize=7, loc="best")
+    _save(fig, out / "label_efficiency.png")
+    return [("label_efficiency.png",
+             "Label efficiency: the linear probe on E(x) trained on n labelled items per class, the test accuracy "
+             "averaged over the same fixed label draws for every model (line: mean over seeds, band: min to max); "
+             "dashed: the same probe on the raw input. A representation that learnt the classes stays high at few "
+             "labels, where the raw input falls.")]
+
+
 def _picture(path):
     """A run-time picture as an (H, W[, C]) array; raises on a file that is not a whole image."""
     im = mpimg.imread(path)
@@ -256,5 +357,6 @@ def montages(df, out):
 def all_figures(df, metrics, direction, out):
     """Every figure of a results folder into `out` (the plots/ folder); [(file, caption)]."""
     out = Path(out)
-    return (bar_charts(df, metrics, direction, out) + tradeoff(df, direction, out) + loss_curves(df, out)
-            + track_curves(df, direction, out) + truncation(df, direction, out) + montages(df, out))
+    return (bar_charts(df, metrics, direction, out) + tradeoff(df, direction, out) + fidelity_diversity(df, out)
+            + label_efficiency(df, out) + loss_curves(df, out) + track_curves(df, direction, out)
+            + truncation(df, direction, out) + montages(df, out))

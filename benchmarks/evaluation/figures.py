@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import save_image  # noqa: E402
 
-from .io import atomic_write  # noqa: E402
-from .plots import save_figure  # noqa: E402
+from ..core.io import atomic_write  # noqa: E402
+from ..reporting.plots import save_figure  # noqa: E402
 
 
 def to_unit(x):

@@ -25,23 +25,24 @@ import torch
 from tqdm.auto import tqdm
 
 import metrics
-import models
 
+from ..config import load_config
+from ..core.io import atomic_write_json, atomic_write_text
+from ..core.runtime import Runtime, versions
+from ..data import load_dataset
+from ..evaluation.evaluate import INCEPTION_BATCH, subset
+from ..training.run import build_model, check_models, check_sizes, model_args
+from ..training.train import BatchStream, LossReader, step_fn, train
 from . import plain_bigan
-from .evaluate import INCEPTION_BATCH, _subset
-from .io import atomic_write_json, atomic_write_text
-from .run import model_args
-from .runtime import Runtime, versions
-from .train import BatchStream, LossReader, step_fn, train
 
 
-def _build(name, cfg, data, runtime, seed=0):
+def fresh_model(name, cfg, data, runtime, seed=0):
+    """Model `name` as `run` builds it, from seed `seed`, on the runtime's device."""
     runtime.seed_everything(seed)
-    args = model_args(cfg, name, data.shape)
-    return models.build(name, **{**args, "data_shape": tuple(args["data_shape"])}).to(runtime.device)
+    return build_model(cfg, name, data.shape).to(runtime.device)
 
 
-def _timed_steps(step_fn, steps, warmup, runtime):
+def timed_steps(step_fn, steps, warmup, runtime):
     """Seconds for `steps` calls of step_fn after `warmup` untimed ones."""
     for i in range(warmup):
         step_fn(i)
@@ -56,7 +57,7 @@ def _timed_steps(step_fn, steps, warmup, runtime):
 def baseline_speed(name, cfg, data, steps, warmup, device):
     """The straightforward loop: DataLoader, per-batch copy, fp32 eager, .item() every step."""
     runtime = Runtime(device, fast=False, compile=False)
-    model = _build(name, cfg, data, runtime)
+    model = fresh_model(name, cfg, data, runtime)
     runtime.prepare(model)  # the plain path's settings: no autotuning, IEEE fp32, multi-tensor (unfused) Adam
     per_step = model.batches_per_step * cfg["train"]["batch_size"]
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data.train.x), batch_size=per_step,
@@ -74,12 +75,12 @@ def baseline_speed(name, cfg, data, steps, warmup, device):
         return {k: float(v) for k, v in out.items()}
 
     model.train()
-    return _timed_steps(step, steps, warmup, runtime), per_step
+    return timed_steps(step, steps, warmup, runtime), per_step
 
 
 def harness_speed(name, cfg, data, steps, warmup, runtime):
     """The training loop's own path (`train.py` without logging and checkpoints)."""
-    model = _build(name, cfg, data, runtime)
+    model = fresh_model(name, cfg, data, runtime)
     per_step = model.batches_per_step * cfg["train"]["batch_size"]
     x = runtime.place(data.train.x)
     stream = BatchStream(len(x), seed=0, device=x.device, hflip=cfg["train"]["hflip"])
@@ -93,7 +94,7 @@ def harness_speed(name, cfg, data, steps, warmup, runtime):
         if len(reader.pending) >= runtime.sync_every:
             reader.read()
 
-    seconds = _timed_steps(step, steps, warmup, runtime)
+    seconds = timed_steps(step, steps, warmup, runtime)
     reader.read()
     compile_s = runtime.compile_seconds() if compiled else 0.0  # all of it falls in the warm-up
     runtime.release(model)
@@ -106,7 +107,7 @@ def run_loop_seconds(name, cfg, data, runtime, steps):
     checkpoints at the config's `checkpoint_every`, all included (tracking off)."""
     cfg = copy.deepcopy(cfg)
     cfg["train"]["steps"], cfg["eval"]["track_every"] = steps, 0
-    model = _build(name, cfg, data, runtime)
+    model = fresh_model(name, cfg, data, runtime)
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
         out = train(model, data.train.x, cfg, Path(d), runtime, seed=0, desc=f"{name} run loop")
@@ -125,7 +126,7 @@ def loop_vs_plain(cfg, data, runtime, steps):
     def plain():
         return plain_bigan.time_steps(steps, x, z_dim=args["z_dim"], width=args["width"],
                                       batch_size=cfg["train"]["batch_size"], lr=args["lr"],
-                                      betas=(args["beta1"], args["beta2"]), weight_decay=args["weight_decay"])
+                                      betas=(args["adam_beta1"], args["adam_beta2"]), weight_decay=args["weight_decay"])
 
     before = plain()
     harness = run_loop_seconds("bigan", cfg, data, runtime, steps)
@@ -151,7 +152,7 @@ def inception_speed(data, runtime, n, fid_weights=None):
             net = fe.FeatureExtractorInceptionV3(metrics.inception.BACKBONE, metrics.inception.FEATURES).to(runtime.device)
         label = "random weights (standard file unavailable; speed only)"
     net.eval()
-    images, _ = _subset(data.test if len(data.test) >= n else data.train, n)
+    images, _ = subset(data.test if len(data.test) >= n else data.train, n)
     bs = INCEPTION_BATCH[runtime.device.type]
     metrics.inception_features([images[:bs]], net, runtime.device, batch_size=bs)  # warm-up
     runtime.synchronize()
@@ -163,7 +164,7 @@ def inception_speed(data, runtime, n, fid_weights=None):
 
 def probe_speed(model, data, runtime, n_train):
     """The linear probe on E's features, torch back end on the device against scikit-learn."""
-    x_tr, y_tr = _subset(data.train, n_train)
+    x_tr, y_tr = subset(data.train, n_train)
     model.eval()  # batch norm on its running statistics, as in evaluation
     with torch.inference_mode():
         enc = lambda x: torch.cat([model.encode(runtime.batch(x[i:i + 500])).float().cpu()  # noqa: E731
@@ -255,7 +256,7 @@ def to_markdown(r):
         lines += ["", "## The run loop against a hand-written BiGAN", "",
                   f"`bigan` trained by `train()` (the `run` command's loop: FLOP-counted first step, losses read "
                   f"every step, log every {sbs['log_every']} steps, checkpoint every {sbs['checkpoint_every']} steps) "
-                  f"against `benchmarks/plain_bigan.py` (the same G, E, D widths, batch, Adam and BCE losses, "
+                  f"against `benchmarks/perf/plain_bigan.py` (the same G, E, D widths, batch, Adam and BCE losses, "
                   f"simultaneous update, a bare loop), {sbs['steps']} steps each, {sbs['threads']} thread(s), "
                   "timed plain, harness, plain:", "",
                   "| plain before, s/1000 steps | harness run loop, s/1000 steps | plain after, s/1000 steps "
@@ -271,20 +272,13 @@ def to_markdown(r):
     return "\n".join(lines)
 
 
-def main_perf(args):
-    from .config import load_config
-    from .data import load_dataset
-    from .run import check_models, check_sizes
-
-    from .cli import runtime_from
-
-    path = {"auto": None, "fast": True, "plain": False}[args.path]
-    runtime = runtime_from(args, fast=path)
+def main_perf(args, runtime):
+    """`perf` with the command line's arguments, on the runtime `cli` built for its --path."""
     budget = args.budget or ("full" if runtime.device.type == "cuda" else "smoke")
     cfg = load_config(args.config, budget=budget, overrides=args.overrides, models=args.models)
     check_models(cfg)
     data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
     check_sizes(cfg, data)
     print(run_perf(cfg, data, runtime, args.steps, args.warmup, Path(args.out), args.fid_weights,
-                   default_path=path is None or path == (runtime.device.type == "cuda")))
+                   default_path=args.path == "auto" or runtime.fast == (runtime.device.type == "cuda")))
     return 0

@@ -2,7 +2,7 @@
 shapes and on the 128-wide layers of the other models at batch 100, then a torch.profiler table
 of 50 `train_step` calls of one model.
 
-    OMP_NUM_THREADS=1 python results/perf/toy2d/profile_step.py ali
+    OMP_NUM_THREADS=1 python -m benchmarks.perf.toy2d.profile_step ali
 """
 import sys
 import time
@@ -10,8 +10,8 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from _toy2d import setup
-from benchmarks.perf import _build
+from benchmarks.perf.toy2d import setup
+from benchmarks.perf.perf import fresh_model
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
@@ -25,7 +25,7 @@ if __name__ == "__main__":
         dt = (time.perf_counter() - t) / 200
         print(f"GEMM {m}x{k}x{n}: {dt * 1e6:.0f} us, {2 * m * k * n / dt / 1e9:.1f} GFLOP/s")
     cfg, data, runtime = setup()
-    model = _build(sys.argv[1], cfg, data, runtime)
+    model = fresh_model(sys.argv[1], cfg, data, runtime)
     runtime.prepare(model)
     model.train()
     x, bs = data.train.x.float(), 100 * model.batches_per_step

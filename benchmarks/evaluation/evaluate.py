@@ -12,7 +12,6 @@ import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import torch
 
@@ -21,11 +20,13 @@ from metrics.frechet import FIDELITY_SEED
 from metrics.cache import CACHE_VARIABLE, write_entry
 from metrics.inception import content_hash
 
-from . import figures, stats
+from ..core.io import atomic_write_text, default_cache_dir
+from ..reporting import stats
+from ..reporting.report import read_references
+from . import figures
 from .figures import to_unit as _to_unit
-from .io import atomic_write_text, default_cache_dir
 
-REFERENCES_VERSION = "ref2"  # bump when references() computes anything differently
+REFERENCES_VERSION = "ref3"  # bump when references() computes anything differently
 EVAL_NOISE_OFFSET = 10_000  # the fixed noise of seed s comes from generator seed s + offset
 FIGURE_SEED = 0  # which test images the interpolation and neighbour figures show: the same for every model
 INTERP_PAIRS, INTERP_STEPS = 6, 8
@@ -33,14 +34,25 @@ NN_QUERIES, NN_K = 6, 8
 # Images per InceptionV3 forward at 299 px: activation memory, not speed, bounds it on a CPU.
 INCEPTION_BATCH = {"cuda": 500, "cpu": 64}
 KID_SUBSET = 1000  # torch-fidelity's kid_subset_size; clipped to the smaller sample count (noted)
+# Label-efficiency probes (probe_acc_<n>): label draws per n, and their seed. The seed is the
+# dataset's, not the run's, so every model and the raw-pixel reference get the same draws.
+PROBE_DRAWS, LABEL_SEED = 5, 0
+PRDC = ("precision", "recall", "density", "coverage")
 
 
-def _subset(split, n, seed=0):
+def subset(split, n, seed=0):
     """The same deterministic subset for every run (seeded by the dataset, not the run)."""
     if len(split.x) <= n:
         return split.x, split.y
     idx = torch.randperm(len(split.x), generator=torch.Generator().manual_seed(seed))[:n]
     return split.x[idx], split.y[idx]
+
+
+def eval_noise(seed):
+    """A fresh generator of seed `seed`'s fixed evaluation noise, the same stream for every model
+    of that seed. The scores, the tracked curve, each truncation threshold and the sample grid
+    each start one, so what one of them draws never shifts the noise of another."""
+    return torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
 
 
 def _count_tag(n):
@@ -71,24 +83,27 @@ def _uniform_modes(data, n):
             f"high_quality {r['high_quality']:.4f}")
 
 
-def references_key(dataset, parts, backbone):
+def references_key(dataset, parts, backbone, settings=()):
     """The references cache key: the dataset, the code version, the content of every tensor the
-    numbers are computed from (which names the split, the subset and the sizes), and the
-    classifier behind the semantic chance level ("points" where there is none)."""
-    return "-".join(["references", dataset, REFERENCES_VERSION, *(content_hash(t, 12) for t in parts), backbone])
+    numbers are computed from (which names the split, the subset and the sizes), the
+    classifier behind the semantic chance level ("points" where there is none), and the
+    `settings` the numbers depend on beyond those (the feature spaces, the label counts)."""
+    return "-".join(["references", dataset, REFERENCES_VERSION, *(content_hash(t, 12) for t in parts), backbone,
+                     *settings])
 
 
-def read_references(path):
-    """A references record (cache entry or a folder's references.json) if it has the shape
-    references() writes, else None: a damaged entry is recomputed, never trusted."""
-    try:
-        rec = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    ok = (isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("notes"), dict)
-          and all(isinstance(rec["notes"].get(k), str) for k in ("references", "chance"))
-          and isinstance(rec.get("values"), dict))
-    return rec if ok else None
+def _label_counts(y, wanted):
+    """(the label counts per class of `wanted` that the probe's train labels y allow, a note on
+    those left out or None): n is left out when a class of y has fewer than n items, and every
+    n when y is multi-label (CelebA's attributes have no classes to draw n of)."""
+    if y.dim() != 1:
+        return [], (f"not computed: the labels are {y.shape[1]} binary attributes, not classes to draw n labelled "
+                    "items of") if wanted else None
+    smallest = int(torch.bincount(y).masked_fill(torch.bincount(y) == 0, len(y)).min())
+    kept = [n for n in wanted if n <= smallest]
+    left = [n for n in wanted if n > smallest]
+    return kept, (f"n = {', '.join(map(str, left))} left out: the probe's train subset of {len(y)} holds only "
+                  f"{smallest} items of its smallest class") if left else None
 
 
 class _InDrawOrder:
@@ -112,6 +127,7 @@ class Evaluator:
         self.images = data.kind == "image"
         self.notes = {}  # column -> what it was computed on, for the table's protocol header
         self.domain = self.domain_ref = self.inception = self.inception_ref = self.skip_reason = None
+        self._label_notes()
         if not self.images:
             n = self.ec["gen_samples"]
             self.notes["modes_nearest"] = (f"ALI's rule on {n} samples: each sample to its nearest centre, a mode "
@@ -120,10 +136,12 @@ class Evaluator:
                                           "when it is the nearest centre of at least one sample within 3 std; "
                                           "high_quality and kl_modes on the same samples")
             self.notes["modes_chance"] = _uniform_modes(data, n)
+            self.real_points, _ = subset(data.train, n)
+            self._prdc_notes("points", "the raw 2-D points", len(self.real_points))
             return
         name, n_gen = data.name, self.ec["gen_samples"]
         self.domain = metrics.get_domain_classifier(data, runtime.device, default_cache_dir() / "domain")
-        real, _ = _subset(data.train, n_gen)
+        real, _ = subset(data.train, n_gen)
         self.domain_ref = metrics.reference_stats(real, data, "train", self.domain.key, self.domain.features,
                                                   cache_dir=default_cache_dir() / "stats")
         backbone = (f"domain CNN trained on {name} train labels (test accuracy {self.domain.test_accuracy:.4f}, "
@@ -132,7 +150,53 @@ class Evaluator:
         self.notes[f"cs_{name}"] = (f"Inception-Score analogue with the same classifier's posteriors, {n_gen} "
                                     f"generated, 10 splits after a shuffle with seed {FIDELITY_SEED}")
         self.notes["semantic_recon"] = "how often the domain classifier gives x and G(E(x)) the same label (test split)"
+        self.notes[f"recon_fd_{name}"] = (f"Frechet distance in the same domain CNN features between the "
+                                          f"{len(data.test.x)} test images x and their reconstructions G(E(x)): how "
+                                          "real the reconstructions look as a set, 0 when they match the test set's "
+                                          "feature statistics; blur raises it where it can lower recon_mse")
+        self._prdc_notes(name, f"the domain CNN's features (key {self.domain.key})", len(real))
         self._setup_inception(fid_weights)
+
+    def _label_notes(self):
+        """The label counts of the label-efficiency probes this benchmark computes, and their notes."""
+        _, y_tr = subset(self.data.train, self.ec["probe_max_train"])
+        self.label_ns, left_out = _label_counts(y_tr, self.ec["probe_labels"])
+        if left_out:
+            self.notes["probe_acc_labels"] = left_out
+        for n in self.label_ns:
+            self.notes[f"probe_acc_{n}"] = (
+                f"logistic regression on E(x) trained on {n} labelled item(s) per class of the probe's "
+                f"{len(y_tr)} train items (E(x) standardised with all of them: scaling needs no labels), mean test "
+                f"accuracy over {PROBE_DRAWS} fixed label draws (seed {LABEL_SEED}: the same draws for every model "
+                f"and the raw-pixel reference; the sd over draws is probe_acc_{n}_sd in metrics.json); "
+                f"C fixed at {metrics.probe.LABEL_C} (with so few labels none can be held out to choose it); "
+                f"{len(self.data.test.y)} test")
+
+    def _prdc_notes(self, suffix, space, n_real, n_gen=None, swept=True):
+        """The protocol notes of precision_<suffix>, recall_, density_ and coverage_ (see _prdc);
+        `swept`: the truncation sweep scores them too."""
+        n_gen = n_gen or self.ec["gen_samples"]
+        counts = (f"{n_gen} generated vs {n_real} real train samples in {space}"
+                  + (f"; truncation.csv scores its {self.ec['truncation_samples']} per threshold against the same "
+                     "real ones, so read its values against each other, not against this column" if swept else ""))
+        k_pr, k_dc = metrics.prdc.PR_K, metrics.prdc.DC_K
+        self.notes[f"precision_{suffix}"] = (f"improved precision (Kynkäänniemi et al. 2019, torch-fidelity "
+                                             f"prc_features_to_metric, k = {k_pr}): the share of generated samples "
+                                             f"inside some real sample's {k_pr}-NN ball; {counts}")
+        self.notes[f"recall_{suffix}"] = (f"improved recall (k = {k_pr}): the share of real samples inside some "
+                                          f"generated sample's {k_pr}-NN ball; {counts}")
+        self.notes[f"density_{suffix}"] = (f"density (Naeem et al. 2020, k = {k_dc}): the real {k_dc}-NN balls "
+                                           f"holding a generated sample, / {k_dc}, averaged over generated samples; "
+                                           f"about 1 when they are distributed like the real data, above 1 when they "
+                                           f"crowd its dense regions; {counts}")
+        self.notes[f"coverage_{suffix}"] = (f"coverage (Naeem et al. 2020, k = {k_dc}): the share of real samples "
+                                            f"whose {k_dc}-NN ball holds a generated sample; {counts}")
+
+    def _prdc(self, fake, real, suffix):
+        """precision_<suffix>, recall_, density_ and coverage_ of generated features against the
+        real reference's, on the run's device (the distances are the cost)."""
+        scores = metrics.prdc_scores(torch.as_tensor(fake).to(self.runtime.device), real)
+        return {f"{m}_{suffix}": scores[m] for m in PRDC}
 
     def _setup_inception(self, fid_weights):
         n = self.ec["inception_samples"]
@@ -148,7 +212,7 @@ class Evaluator:
             if net is not None:
                 net.eval()
                 self.inception = net
-                real, _ = _subset(self.data.train, n)
+                real, _ = subset(self.data.train, n)
                 feats = lambda x: metrics.inception_features(  # noqa: E731
                     [x], net, self.runtime.device, with_logits=False, dtype=torch.float32,
                     batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
@@ -160,6 +224,7 @@ class Evaluator:
                                                   f"inception-v3-compat, weights sha256 {net.weights_sha256[:12]}), "
                                                   f"{n} generated vs {len(real)} real train images, uint8 by rounding")
                 self.notes[f"is_{tag}"] += f"; {min(10, n)} splits after a shuffle with seed {FIDELITY_SEED}"
+                self._prdc_notes(tag, "the same InceptionV3's pool features", len(real), n_gen=n, swept=False)
                 m = min(KID_SUBSET, n, len(self.inception_ref["kid_feats"]))
                 self.notes[f"kid_{tag}"] += (f"; 100 subsets of {m}" + (f" (torch-fidelity's {KID_SUBSET} clipped to the "
                                              "sample count: every subset holds the same generated images, so the "
@@ -190,7 +255,7 @@ class Evaluator:
     def _evaluate(self, model, run_dir, seed):
         data, ec, dev = self.data, self.ec, self.runtime.device
         out, sec = {}, {}
-        g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
+        g = eval_noise(seed)
         x_test = data.test.x
         if not self.runtime.is_main:
             # The other torchrun processes only share the sample metrics' decoding: they make the
@@ -214,11 +279,11 @@ class Evaluator:
             return metrics.latent_cycle_mse(z.cpu(), zr)
         out["latent_cycle_mse"] = self._timed(sec, "latent_cycle_mse", cycle)
 
-        x_tr, y_tr = _subset(data.train, ec["probe_max_train"])
+        x_tr, y_tr = subset(data.train, ec["probe_max_train"])
         f_tr = self._batched(model.encode, x_tr)
         val = None
         if data.valid is not None:
-            xv, yv = _subset(data.valid, ec["probe_max_train"])
+            xv, yv = subset(data.valid, ec["probe_max_train"])
             val = (self._batched(model.encode, xv), yv)
         if ec["references"] and "references" not in self.notes:
             self._timed(sec, "references", self.references)
@@ -227,6 +292,11 @@ class Evaluator:
         self.notes["probe_acc"] = (f"logistic regression on standardised E(x), C chosen on a validation slice; "
                                    f"{len(x_tr)} train, {len(x_test)} test; majority-class baseline "
                                    f"{probe['majority_accuracy']:.4f}")
+        if self.label_ns:
+            few = self._timed(sec, "probe_labels", lambda: metrics.label_efficiency(
+                f_tr, y_tr, z_test, data.test.y, self.label_ns, PROBE_DRAWS, LABEL_SEED, device=dev))
+            for n, r in few.items():
+                out[f"probe_acc_{n}"], out[f"probe_acc_{n}_sd"] = r["accuracy"], r["sd"]
         if model.pooled_features(self.runtime.batch(x_test[:2])) is not None:
             def pool_probe():  # BigBiGAN's recipe: normalise with train statistics, then CReLU
                 p_tr, p_te, *p_val = metrics.bn_crelu(*(self._batched(model.pooled_features, x)
@@ -243,7 +313,7 @@ class Evaluator:
             out.update(self._timed(sec, "modes", lambda: self._scores(model, g, ec["gen_samples"], shared=True)))
         self._timed(sec, "truncation", lambda: self._truncation_sweep(model, seed, run_dir))
 
-        grid = model.decode(model.sample_latent(ec["grid_size"], generator=torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET))).float().cpu()
+        grid = model.decode(model.sample_latent(ec["grid_size"], generator=eval_noise(seed))).float().cpu()
         n_rec = min(32, len(x_test))
         figures.samples_and_recon(grid, self.runtime.batch(x_test[:n_rec]).cpu(), rec[:n_rec], data, run_dir)
         out["metric_seconds"] = sec
@@ -257,17 +327,22 @@ class Evaluator:
         chance levels (each test image against a random other one, a fixed permutation) and floor
         (the train subset's mean image for every test image). Each with a 95 % percentile-bootstrap
         interval over test items: they are computed once, on a fixed test set, so the test set's
-        own sampling error is the uncertainty they carry. Cached under a key naming everything
+        own sampling error is the uncertainty they carry. The label-efficiency probes on raw pixels
+        (raw_probe_acc_<n>) with the models' label draws, and the ceiling of precision, recall,
+        density and coverage (real_<column>, see _ceiling). Cached under a key naming everything
         they depend on: dataset, code version, the exact tensors (so the subset, split and sizes),
-        and the domain classifier."""
+        the domain classifier, the Inception weights where they run and the label counts."""
         data, dev = self.data, self.runtime.device
-        x_tr, y_tr = _subset(data.train, self.ec["probe_max_train"])
+        x_tr, y_tr = subset(data.train, self.ec["probe_max_train"])
         xv = yv = None
         if data.valid is not None:
-            xv, yv = _subset(data.valid, self.ec["probe_max_train"])
+            xv, yv = subset(data.valid, self.ec["probe_max_train"])
         x_te, y_te = data.test.x, data.test.y
         parts = [x_tr, y_tr, x_te, y_te] + ([xv, yv] if xv is not None else [])
-        key = references_key(data.name, parts, self.domain.key if self.images else "points")
+        parts += [t for held, real, _ in self._ceiling_sets() for t in (held, real)]
+        settings = [f"labels{'.'.join(map(str, self.label_ns))}x{PROBE_DRAWS}"]
+        settings += [self.inception.backbone] if self.inception is not None else []
+        key = references_key(data.name, parts, self.domain.key if self.images else "points", settings)
         path = default_cache_dir() / "references" / f"{key}.json"
         cached = read_references(path)
         if cached is None and path.exists():
@@ -298,19 +373,67 @@ class Evaluator:
             per_item["chance_semantic_recon"] = (labels == labels[perm]).double()
             if per_item["chance_semantic_recon"].dim() == 2:  # multi-label: the share of attributes that agree
                 per_item["chance_semantic_recon"] = per_item["chance_semantic_recon"].mean(1)
+        few = metrics.label_efficiency(raw(x_tr), y_tr, raw(x_te), y_te, self.label_ns, PROBE_DRAWS, LABEL_SEED,
+                                       device=dev) if self.label_ns else {}
+        for n, r in few.items():  # per test item: the share of the draws that got it right
+            per_item[f"raw_probe_acc_{n}"] = r["correct"]
         values = {k: list(stats.bootstrap_interval(torch.as_tensor(v).double().numpy())) for k, v in per_item.items()}
         f = lambda k: f"{values[k][0]:.4g} [{values[k][1]:.4g}, {values[k][2]:.4g}]"  # noqa: E731
         n = f"95 % bootstrap intervals over the {len(x_te)} test items"
         chance = f"recon_mse {f('chance_recon_mse')}"
         if self.images:
             chance += f", semantic_recon {f('chance_semantic_recon')}"
+        few_text = "".join(f", {k} labelled per class {f(f'raw_probe_acc_{k}')} (sd over the {PROBE_DRAWS} draws "
+                           f"{r['sd']:.4g})" for k, r in few.items())
+        ceiling, ceiling_note = self._ceiling()
+        values.update(ceiling)
         return {"notes": {
             "references": (f"raw {'pixels' if self.images else 'coordinates'} ({x_te[0].numel()} inputs): linear probe "
-                           f"{f('raw_probe_acc')}, kNN-20 ({metric}) {f('raw_knn_acc')}; majority class "
+                           f"{f('raw_probe_acc')}{few_text}, kNN-20 ({metric}) {f('raw_knn_acc')}; majority class "
                            f"{f('majority_acc')}; {n}"),
             "chance": (f"between each test image and a random other test image: {chance}; predicting the train "
-                       f"subset's mean image for every test image: recon_mse {f('mean_image_recon_mse')}; {n}")},
+                       f"subset's mean image for every test image: recon_mse {f('mean_image_recon_mse')}; {n}"),
+            "ceiling": ceiling_note},
             "values": values}
+
+    def _ceiling_sets(self):
+        """[(held-out real sample, real reference features, column suffix)] for the ceiling of
+        precision, recall, density and coverage, one per space the models are scored in: up to as
+        many test-split items as the models' generated samples, against the very real train
+        features their scores use."""
+        test = self.data.test
+        if not self.images:
+            return [(subset(test, self.ec["gen_samples"])[0], self.real_points, "points")]
+        sets = [(subset(test, self.ec["gen_samples"])[0], self.domain_ref["feats"], self.data.name)]
+        if self.inception is not None:
+            n = self.ec["inception_samples"]
+            sets.append((subset(test, n)[0], self.inception_ref["feats"], _count_tag(n)))
+        return sets
+
+    def _ceiling(self):
+        """({real_<column>: value}, note): precision, recall, density and coverage of a held-out
+        real sample (the test split) against the real train sample the models are scored against:
+        what a generator of the data distribution itself would score, which is not 1 (a finite
+        sample's neighbour balls miss part of the other's support). One number each, no interval:
+        they are sample statistics of one fixed pair of samples."""
+        values, parts = {}, []
+        for held, real, suffix in self._ceiling_sets():
+            if not self.images:
+                feats = held
+            elif suffix == self.data.name:
+                feats = self.domain.features(held)
+            else:
+                feats = metrics.inception_features([held], self.inception, self.runtime.device, with_logits=False,
+                                                   dtype=torch.float32,
+                                                   batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
+            scores = self._prdc(feats, real, suffix)
+            values.update({f"real_{k}": v for k, v in scores.items()})
+            parts.append(f"{len(held)} test vs {len(real)} train ({suffix}): "
+                         + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+        note = ("a held-out real sample against the real train sample the models are scored against, the ceiling "
+                "of precision, recall, density and coverage (a different count of held-out samples than generated "
+                "ones shifts the ceiling: a smaller set has wider neighbour balls): " + "; ".join(parts))
+        return values, note
 
     def _sample_outputs(self, model, g, n, fn, n_out, threshold=None, shared=False):
         """fn(decoded batch) -> n_out tensors, over n prior draws with generator g (truncated at
@@ -328,19 +451,22 @@ class Evaluator:
                 store.update(torch.arange(i, i + len(z)), *fn(model.decode(z).float()))
         return store.compute()
 
-    def _scores(self, model, g, n, threshold=None, shared=False):
+    def _scores(self, model, g, n, threshold=None, shared=False, prdc=True):
         """The generation metric and its IS analogue on n decoded samples: images, the domain
-        classifier's Frechet distance and score; 2-D points, mode coverage."""
+        classifier's Frechet distance and score; 2-D points, mode coverage. `prdc`: precision,
+        recall, density and coverage too, in the same space."""
         if not self.images:
             (points,) = self._sample_outputs(model, g, n, lambda x: (x,), 1, threshold, shared)
             cov = metrics.mode_coverage(points.cpu(), self.data.meta["centres"], self.data.meta["std"])
-            return {k: cov[k] for k in ("modes_nearest", "modes_3sigma", "high_quality", "kl_modes")}
+            out = {k: cov[k] for k in ("modes_nearest", "modes_3sigma", "high_quality", "kl_modes")}
+            return {**out, **(self._prdc(points, self.real_points, "points") if prdc else {})}
         name, clf = self.data.name, self.domain
         feats, logits = self._sample_outputs(model, g, n, lambda x: (clf.features(metrics.to_uint8(x)),
                                                                      clf.logits(metrics.to_uint8(x))), 2, threshold, shared)
         mu, sigma = metrics.feature_stats(feats)
         return {f"fd_{name}": metrics.frechet_from_stats(self.domain_ref["mu"], self.domain_ref["sigma"], mu, sigma),
-                f"cs_{name}": metrics.classifier_score(logits.cpu(), multilabel=clf.multilabel)[0]}
+                f"cs_{name}": metrics.classifier_score(logits.cpu(), multilabel=clf.multilabel)[0],
+                **(self._prdc(feats, self.domain_ref["feats"], name) if prdc else {})}
 
     @torch.no_grad()
     def track(self, model, seed):
@@ -350,8 +476,10 @@ class Evaluator:
         rng = self.runtime.rng_state()
         model.eval()
         try:
-            g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
-            out = self._scores(model, g, self.ec["track_samples"])
+            g = eval_noise(seed)
+            # Without precision/recall: their real-side neighbour radii would be computed again at
+            # every tracked step (seconds each on toy2d's 10,000 points), in the training loop.
+            out = self._scores(model, g, self.ec["track_samples"], prdc=False)
             return {k: float(v) for k, v in out.items() if v is not None}
         finally:
             model.train()
@@ -364,7 +492,7 @@ class Evaluator:
             return
         rows = []
         for t in sorted(self.ec["truncation"]) + [None]:
-            g = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
+            g = eval_noise(seed)
             rows.append({"threshold": math.inf if t is None else t,
                          **self._scores(model, g, self.ec["truncation_samples"], t, shared=True)})
         if not self.runtime.is_main:
@@ -401,6 +529,8 @@ class Evaluator:
         out = self._scores(model, g, n_gen, shared=True)
         if rec is not None:
             out["semantic_recon"] = metrics.label_agreement(clf.predict(x_test), clf.predict(metrics.to_uint8(rec)))
+            out[f"recon_fd_{self.data.name}"] = metrics.frechet_distance(clf.features(x_test),
+                                                                         clf.features(metrics.to_uint8(rec)))
         if self.inception is not None:
             n, ref, dev = self.ec["inception_samples"], self.inception_ref, self.runtime.device
             f, lg = self._sample_outputs(model, g, n, lambda x: metrics.inception_features(
@@ -410,4 +540,5 @@ class Evaluator:
             out[f"is_{tag}"] = metrics.inception_score(lg, splits=min(10, len(lg)), seed=FIDELITY_SEED)[0]
             out[f"kid_{tag}"] = metrics.kernel_distance(ref["kid_feats"], f.float(), subset_size=KID_SUBSET,
                                                         seed=FIDELITY_SEED)[0]
+            out.update(self._prdc(f, ref["feats"], tag))
         return out

@@ -1,0 +1,1 @@
+"""Reporting: tables and figures from what runs wrote (report.py, plots.py) and their statistics (stats.py)."""
