@@ -6,57 +6,22 @@ only through encode / decode / sample_latent / pooled_features.
 """
 import csv
 import io
-import json
 import math
 import os
 import sys
 import time
-import warnings
 
 import torch
 
 import metrics
 from metrics.frechet import FIDELITY_SEED
-from metrics.cache import CACHE_VARIABLE, write_entry
-from metrics.inception import content_hash
 
 from ..core.io import atomic_write_text, default_cache_dir
-from ..reporting import stats
-from ..reporting.report import read_references
 from . import figures
 from .figures import to_unit as _to_unit
-
-REFERENCES_VERSION = "ref3"  # bump when references() computes anything differently
-EVAL_NOISE_OFFSET = 10_000  # the fixed noise of seed s comes from generator seed s + offset
-FIGURE_SEED = 0  # which test images the interpolation and neighbour figures show: the same for every model
-INTERP_PAIRS, INTERP_STEPS = 6, 8
-NN_QUERIES, NN_K = 6, 8
-# Images per InceptionV3 forward at 299 px: activation memory, not speed, bounds it on a CPU.
-INCEPTION_BATCH = {"cuda": 500, "cpu": 64}
-KID_SUBSET = 1000  # torch-fidelity's kid_subset_size; clipped to the smaller sample count (noted)
-# Label-efficiency probes (probe_acc_<n>): label draws per n, and their seed. The seed is the
-# dataset's, not the run's, so every model and the raw-pixel reference get the same draws.
-PROBE_DRAWS, LABEL_SEED = 5, 0
-PRDC = ("precision", "recall", "density", "coverage")
-
-
-def subset(split, n, seed=0):
-    """The same deterministic subset for every run (seeded by the dataset, not the run)."""
-    if len(split.x) <= n:
-        return split.x, split.y
-    idx = torch.randperm(len(split.x), generator=torch.Generator().manual_seed(seed))[:n]
-    return split.x[idx], split.y[idx]
-
-
-def eval_noise(seed):
-    """A fresh generator of seed `seed`'s fixed evaluation noise, the same stream for every model
-    of that seed. The scores, the tracked curve, each truncation threshold and the sample grid
-    each start one, so what one of them draws never shifts the noise of another."""
-    return torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
-
-
-def _count_tag(n):
-    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+from .protocol import (FIGURE_SEED, INCEPTION_BATCH, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET,
+                       LABEL_SEED, NN_K, NN_QUERIES, PRDC, PROBE_DRAWS, count_tag, eval_noise, subset)
+from .references import References
 
 
 def truncated_latent(model, n, threshold, generator):
@@ -81,15 +46,6 @@ def _uniform_modes(data, n):
     return (f"uniform noise over {[round(v, 3) for v in lo.tolist()]} to {[round(v, 3) for v in hi.tolist()]}, "
             f"{n} points: modes_nearest {r['modes_nearest']}, modes_3sigma {r['modes_3sigma']}, "
             f"high_quality {r['high_quality']:.4f}")
-
-
-def references_key(dataset, parts, backbone, settings=()):
-    """The references cache key: the dataset, the code version, the content of every tensor the
-    numbers are computed from (which names the split, the subset and the sizes), the
-    classifier behind the semantic chance level ("points" where there is none), and the
-    `settings` the numbers depend on beyond those (the feature spaces, the label counts)."""
-    return "-".join(["references", dataset, REFERENCES_VERSION, *(content_hash(t, 12) for t in parts), backbone,
-                     *settings])
 
 
 def _label_counts(y, wanted):
@@ -121,7 +77,7 @@ class _InDrawOrder:
         return tuple(torch.cat(col) for col in self.cols)
 
 
-class Evaluator:
+class Evaluator(References):
     def __init__(self, data, cfg, runtime, fid_weights=None):
         self.data, self.ec, self.runtime = data, cfg["eval"], runtime
         self.images = data.kind == "image"
@@ -218,7 +174,7 @@ class Evaluator:
                     batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
                 self.inception_ref = metrics.reference_stats(real, self.data, "train", net.backbone, feats,
                                                              cache_dir=default_cache_dir() / "stats")
-                tag = _count_tag(n)
+                tag = count_tag(n)
                 for col in ("fid", "is", "kid"):
                     self.notes[f"{col}_{tag}"] = (f"{col.upper()} with the TF-ported InceptionV3 (torch-fidelity "
                                                   f"inception-v3-compat, weights sha256 {net.weights_sha256[:12]}), "
@@ -320,121 +276,6 @@ class Evaluator:
         out["protocol"] = dict(self.notes)
         return out
 
-    def references(self):
-        """What the model-free inputs score under this benchmark's protocol, for the protocol block
-        and the folder's references.json: the probe and kNN on raw pixels (the models' train
-        subset, validation and test split), the majority class, and the reconstruction columns'
-        chance levels (each test image against a random other one, a fixed permutation) and floor
-        (the train subset's mean image for every test image). Each with a 95 % percentile-bootstrap
-        interval over test items: they are computed once, on a fixed test set, so the test set's
-        own sampling error is the uncertainty they carry. The label-efficiency probes on raw pixels
-        (raw_probe_acc_<n>) with the models' label draws, and the ceiling of precision, recall,
-        density and coverage (real_<column>, see _ceiling). Cached under a key naming everything
-        they depend on: dataset, code version, the exact tensors (so the subset, split and sizes),
-        the domain classifier, the Inception weights where they run and the label counts."""
-        data, dev = self.data, self.runtime.device
-        x_tr, y_tr = subset(data.train, self.ec["probe_max_train"])
-        xv = yv = None
-        if data.valid is not None:
-            xv, yv = subset(data.valid, self.ec["probe_max_train"])
-        x_te, y_te = data.test.x, data.test.y
-        parts = [x_tr, y_tr, x_te, y_te] + ([xv, yv] if xv is not None else [])
-        parts += [t for held, real, _ in self._ceiling_sets() for t in (held, real)]
-        settings = [f"labels{'.'.join(map(str, self.label_ns))}x{PROBE_DRAWS}"]
-        settings += [self.inception.backbone] if self.inception is not None else []
-        key = references_key(data.name, parts, self.domain.key if self.images else "points", settings)
-        path = default_cache_dir() / "references" / f"{key}.json"
-        cached = read_references(path)
-        if cached is None and path.exists():
-            warnings.warn(f"Ignoring unreadable references cache file {path}; computing it again (the caches live "
-                          f"under ${CACHE_VARIABLE}).", stacklevel=2)
-        if cached is None or cached["key"] != key:
-            cached = self._compute_references(x_tr, y_tr, x_te, y_te, xv, yv, dev)
-            cached["key"] = key
-            # the raw-pixel probe is the slow part; a cache that can't be written only costs time
-            write_entry(path, lambda f: f.write((json.dumps(cached, indent=2, sort_keys=True) + "\n").encode()))
-        self.notes.update(cached["notes"])
-        return cached
-
-    def _compute_references(self, x_tr, y_tr, x_te, y_te, xv, yv, dev):
-        raw = lambda x: self.runtime.batch(x).flatten(1).cpu()  # noqa: E731 - the models' input scaling
-        metric = "cosine" if self.images else "euclidean"
-        probe = metrics.linear_probe(raw(x_tr), y_tr, raw(x_te), y_te, device=dev,
-                                     val=(raw(xv), yv) if xv is not None else None)
-        knn = metrics.knn_accuracy(raw(x_tr), y_tr, raw(x_te), y_te, k=20, device=dev, metric=metric, per_item=True)
-        unit = _to_unit(self.runtime.batch(x_te).cpu()).double()
-        perm = torch.randperm(len(x_te), generator=torch.Generator().manual_seed(FIGURE_SEED))
-        mean_image = _to_unit(self.runtime.batch(x_tr).cpu()).double().mean(0, keepdim=True)
-        per_item = {"raw_probe_acc": probe["correct"], "raw_knn_acc": knn, "majority_acc": probe["majority_correct"],
-                    "chance_recon_mse": (unit - unit[perm]).pow(2).flatten(1).mean(1),
-                    "mean_image_recon_mse": (unit - mean_image).pow(2).flatten(1).mean(1)}
-        if self.images:
-            labels = self.domain.predict(x_te)
-            per_item["chance_semantic_recon"] = (labels == labels[perm]).double()
-            if per_item["chance_semantic_recon"].dim() == 2:  # multi-label: the share of attributes that agree
-                per_item["chance_semantic_recon"] = per_item["chance_semantic_recon"].mean(1)
-        few = metrics.label_efficiency(raw(x_tr), y_tr, raw(x_te), y_te, self.label_ns, PROBE_DRAWS, LABEL_SEED,
-                                       device=dev) if self.label_ns else {}
-        for n, r in few.items():  # per test item: the share of the draws that got it right
-            per_item[f"raw_probe_acc_{n}"] = r["correct"]
-        values = {k: list(stats.bootstrap_interval(torch.as_tensor(v).double().numpy())) for k, v in per_item.items()}
-        f = lambda k: f"{values[k][0]:.4g} [{values[k][1]:.4g}, {values[k][2]:.4g}]"  # noqa: E731
-        n = f"95 % bootstrap intervals over the {len(x_te)} test items"
-        chance = f"recon_mse {f('chance_recon_mse')}"
-        if self.images:
-            chance += f", semantic_recon {f('chance_semantic_recon')}"
-        few_text = "".join(f", {k} labelled per class {f(f'raw_probe_acc_{k}')} (sd over the {PROBE_DRAWS} draws "
-                           f"{r['sd']:.4g})" for k, r in few.items())
-        ceiling, ceiling_note = self._ceiling()
-        values.update(ceiling)
-        return {"notes": {
-            "references": (f"raw {'pixels' if self.images else 'coordinates'} ({x_te[0].numel()} inputs): linear probe "
-                           f"{f('raw_probe_acc')}{few_text}, kNN-20 ({metric}) {f('raw_knn_acc')}; majority class "
-                           f"{f('majority_acc')}; {n}"),
-            "chance": (f"between each test image and a random other test image: {chance}; predicting the train "
-                       f"subset's mean image for every test image: recon_mse {f('mean_image_recon_mse')}; {n}"),
-            "ceiling": ceiling_note},
-            "values": values}
-
-    def _ceiling_sets(self):
-        """[(held-out real sample, real reference features, column suffix)] for the ceiling of
-        precision, recall, density and coverage, one per space the models are scored in: up to as
-        many test-split items as the models' generated samples, against the very real train
-        features their scores use."""
-        test = self.data.test
-        if not self.images:
-            return [(subset(test, self.ec["gen_samples"])[0], self.real_points, "points")]
-        sets = [(subset(test, self.ec["gen_samples"])[0], self.domain_ref["feats"], self.data.name)]
-        if self.inception is not None:
-            n = self.ec["inception_samples"]
-            sets.append((subset(test, n)[0], self.inception_ref["feats"], _count_tag(n)))
-        return sets
-
-    def _ceiling(self):
-        """({real_<column>: value}, note): precision, recall, density and coverage of a held-out
-        real sample (the test split) against the real train sample the models are scored against:
-        what a generator of the data distribution itself would score, which is not 1 (a finite
-        sample's neighbour balls miss part of the other's support). One number each, no interval:
-        they are sample statistics of one fixed pair of samples."""
-        values, parts = {}, []
-        for held, real, suffix in self._ceiling_sets():
-            if not self.images:
-                feats = held
-            elif suffix == self.data.name:
-                feats = self.domain.features(held)
-            else:
-                feats = metrics.inception_features([held], self.inception, self.runtime.device, with_logits=False,
-                                                   dtype=torch.float32,
-                                                   batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
-            scores = self._prdc(feats, real, suffix)
-            values.update({f"real_{k}": v for k, v in scores.items()})
-            parts.append(f"{len(held)} test vs {len(real)} train ({suffix}): "
-                         + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
-        note = ("a held-out real sample against the real train sample the models are scored against, the ceiling "
-                "of precision, recall, density and coverage (a different count of held-out samples than generated "
-                "ones shifts the ceiling: a smaller set has wider neighbour balls): " + "; ".join(parts))
-        return values, note
-
     def _sample_outputs(self, model, g, n, fn, n_out, threshold=None, shared=False):
         """fn(decoded batch) -> n_out tensors, over n prior draws with generator g (truncated at
         `threshold` if given) in eval-size batches; returns the n_out tensors with all n rows in
@@ -535,7 +376,7 @@ class Evaluator:
             n, ref, dev = self.ec["inception_samples"], self.inception_ref, self.runtime.device
             f, lg = self._sample_outputs(model, g, n, lambda x: metrics.inception_features(
                 [metrics.to_uint8(x)], self.inception, dev, batch_size=INCEPTION_BATCH[dev.type]), 2, shared=True)
-            tag = _count_tag(n)
+            tag = count_tag(n)
             out[f"fid_{tag}"] = metrics.frechet_from_stats(ref["mu"], ref["sigma"], *metrics.feature_stats(f))
             out[f"is_{tag}"] = metrics.inception_score(lg, splits=min(10, len(lg)), seed=FIDELITY_SEED)[0]
             out[f"kid_{tag}"] = metrics.kernel_distance(ref["kid_feats"], f.float(), subset_size=KID_SUBSET,

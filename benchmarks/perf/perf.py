@@ -30,7 +30,7 @@ from ..config import load_config
 from ..core.io import atomic_write_json, atomic_write_text
 from ..core.runtime import Runtime, versions
 from ..data import load_dataset
-from ..evaluation.evaluate import INCEPTION_BATCH, subset
+from ..evaluation.protocol import INCEPTION_BATCH, subset
 from ..training.run import build_model, check_models, check_sizes, model_args
 from ..training.train import BatchStream, LossReader, step_fn, train
 from . import plain_bigan

@@ -218,7 +218,7 @@ def truncation(df, direction, out):
 
 def _references(df):
     """The `values` of the first references.json among the runs' folders, or {}."""
-    from .report import read_references
+    from .folders import read_references
 
     for folder in df["folder"].dropna().unique() if "folder" in df else ():
         refs = read_references(Path(folder) / "references.json")

@@ -1,0 +1,151 @@
+"""The model-free references of a benchmark's protocol: what raw inputs, the majority class, chance,
+the mean image and a held-out real sample score on the columns the models are scored on, each
+with its test-set interval. Computed once per protocol and cached under a key that names
+everything they depend on; Evaluator (evaluate.py) writes them into each run's protocol notes and
+the folder's references.json.
+"""
+import json
+import warnings
+
+import torch
+
+import metrics
+from metrics.cache import CACHE_VARIABLE, write_entry
+from metrics.inception import content_hash
+
+from ..core.io import default_cache_dir
+from ..reporting import stats
+from ..reporting.folders import read_references
+from .figures import to_unit as _to_unit
+from .protocol import FIGURE_SEED, INCEPTION_BATCH, LABEL_SEED, PROBE_DRAWS, count_tag, subset
+
+REFERENCES_VERSION = "ref3"  # bump when references() computes anything differently
+
+def references_key(dataset, parts, backbone, settings=()):
+    """The references cache key: the dataset, the code version, the content of every tensor the
+    numbers are computed from (which names the split, the subset and the sizes), the
+    classifier behind the semantic chance level ("points" where there is none), and the
+    `settings` the numbers depend on beyond those (the feature spaces, the label counts)."""
+    return "-".join(["references", dataset, REFERENCES_VERSION, *(content_hash(t, 12) for t in parts), backbone,
+                     *settings])
+
+
+
+class References:
+    """Evaluator's reference methods (it provides data, ec, runtime, images, domain, notes and the
+    Inception and ceiling settings)."""
+
+    def references(self):
+        """What the model-free inputs score under this benchmark's protocol, for the protocol block
+        and the folder's references.json: the probe and kNN on raw pixels (the models' train
+        subset, validation and test split), the majority class, and the reconstruction columns'
+        chance levels (each test image against a random other one, a fixed permutation) and floor
+        (the train subset's mean image for every test image). Each with a 95 % percentile-bootstrap
+        interval over test items: they are computed once, on a fixed test set, so the test set's
+        own sampling error is the uncertainty they carry. The label-efficiency probes on raw pixels
+        (raw_probe_acc_<n>) with the models' label draws, and the ceiling of precision, recall,
+        density and coverage (real_<column>, see _ceiling). Cached under a key naming everything
+        they depend on: dataset, code version, the exact tensors (so the subset, split and sizes),
+        the domain classifier, the Inception weights where they run and the label counts."""
+        data, dev = self.data, self.runtime.device
+        x_tr, y_tr = subset(data.train, self.ec["probe_max_train"])
+        xv = yv = None
+        if data.valid is not None:
+            xv, yv = subset(data.valid, self.ec["probe_max_train"])
+        x_te, y_te = data.test.x, data.test.y
+        parts = [x_tr, y_tr, x_te, y_te] + ([xv, yv] if xv is not None else [])
+        parts += [t for held, real, _ in self._ceiling_sets() for t in (held, real)]
+        settings = [f"labels{'.'.join(map(str, self.label_ns))}x{PROBE_DRAWS}"]
+        settings += [self.inception.backbone] if self.inception is not None else []
+        key = references_key(data.name, parts, self.domain.key if self.images else "points", settings)
+        path = default_cache_dir() / "references" / f"{key}.json"
+        cached = read_references(path)
+        if cached is None and path.exists():
+            warnings.warn(f"Ignoring unreadable references cache file {path}; computing it again (the caches live "
+                          f"under ${CACHE_VARIABLE}).", stacklevel=2)
+        if cached is None or cached["key"] != key:
+            cached = self._compute_references(x_tr, y_tr, x_te, y_te, xv, yv, dev)
+            cached["key"] = key
+            # the raw-pixel probe is the slow part; a cache that can't be written only costs time
+            write_entry(path, lambda f: f.write((json.dumps(cached, indent=2, sort_keys=True) + "\n").encode()))
+        self.notes.update(cached["notes"])
+        return cached
+
+    def _compute_references(self, x_tr, y_tr, x_te, y_te, xv, yv, dev):
+        raw = lambda x: self.runtime.batch(x).flatten(1).cpu()  # noqa: E731 - the models' input scaling
+        metric = "cosine" if self.images else "euclidean"
+        probe = metrics.linear_probe(raw(x_tr), y_tr, raw(x_te), y_te, device=dev,
+                                     val=(raw(xv), yv) if xv is not None else None)
+        knn = metrics.knn_accuracy(raw(x_tr), y_tr, raw(x_te), y_te, k=20, device=dev, metric=metric, per_item=True)
+        unit = _to_unit(self.runtime.batch(x_te).cpu()).double()
+        perm = torch.randperm(len(x_te), generator=torch.Generator().manual_seed(FIGURE_SEED))
+        mean_image = _to_unit(self.runtime.batch(x_tr).cpu()).double().mean(0, keepdim=True)
+        per_item = {"raw_probe_acc": probe["correct"], "raw_knn_acc": knn, "majority_acc": probe["majority_correct"],
+                    "chance_recon_mse": (unit - unit[perm]).pow(2).flatten(1).mean(1),
+                    "mean_image_recon_mse": (unit - mean_image).pow(2).flatten(1).mean(1)}
+        if self.images:
+            labels = self.domain.predict(x_te)
+            per_item["chance_semantic_recon"] = (labels == labels[perm]).double()
+            if per_item["chance_semantic_recon"].dim() == 2:  # multi-label: the share of attributes that agree
+                per_item["chance_semantic_recon"] = per_item["chance_semantic_recon"].mean(1)
+        few = metrics.label_efficiency(raw(x_tr), y_tr, raw(x_te), y_te, self.label_ns, PROBE_DRAWS, LABEL_SEED,
+                                       device=dev) if self.label_ns else {}
+        for n, r in few.items():  # per test item: the share of the draws that got it right
+            per_item[f"raw_probe_acc_{n}"] = r["correct"]
+        values = {k: list(stats.bootstrap_interval(torch.as_tensor(v).double().numpy())) for k, v in per_item.items()}
+        f = lambda k: f"{values[k][0]:.4g} [{values[k][1]:.4g}, {values[k][2]:.4g}]"  # noqa: E731
+        n = f"95 % bootstrap intervals over the {len(x_te)} test items"
+        chance = f"recon_mse {f('chance_recon_mse')}"
+        if self.images:
+            chance += f", semantic_recon {f('chance_semantic_recon')}"
+        few_text = "".join(f", {k} labelled per class {f(f'raw_probe_acc_{k}')} (sd over the {PROBE_DRAWS} draws "
+                           f"{r['sd']:.4g})" for k, r in few.items())
+        ceiling, ceiling_note = self._ceiling()
+        values.update(ceiling)
+        return {"notes": {
+            "references": (f"raw {'pixels' if self.images else 'coordinates'} ({x_te[0].numel()} inputs): linear probe "
+                           f"{f('raw_probe_acc')}{few_text}, kNN-20 ({metric}) {f('raw_knn_acc')}; majority class "
+                           f"{f('majority_acc')}; {n}"),
+            "chance": (f"between each test image and a random other test image: {chance}; predicting the train "
+                       f"subset's mean image for every test image: recon_mse {f('mean_image_recon_mse')}; {n}"),
+            "ceiling": ceiling_note},
+            "values": values}
+
+    def _ceiling_sets(self):
+        """[(held-out real sample, real reference features, column suffix)] for the ceiling of
+        precision, recall, density and coverage, one per space the models are scored in: up to as
+        many test-split items as the models' generated samples, against the very real train
+        features their scores use."""
+        test = self.data.test
+        if not self.images:
+            return [(subset(test, self.ec["gen_samples"])[0], self.real_points, "points")]
+        sets = [(subset(test, self.ec["gen_samples"])[0], self.domain_ref["feats"], self.data.name)]
+        if self.inception is not None:
+            n = self.ec["inception_samples"]
+            sets.append((subset(test, n)[0], self.inception_ref["feats"], count_tag(n)))
+        return sets
+
+    def _ceiling(self):
+        """({real_<column>: value}, note): precision, recall, density and coverage of a held-out
+        real sample (the test split) against the real train sample the models are scored against:
+        what a generator of the data distribution itself would score, which is not 1 (a finite
+        sample's neighbour balls miss part of the other's support). One number each, no interval:
+        they are sample statistics of one fixed pair of samples."""
+        values, parts = {}, []
+        for held, real, suffix in self._ceiling_sets():
+            if not self.images:
+                feats = held
+            elif suffix == self.data.name:
+                feats = self.domain.features(held)
+            else:
+                feats = metrics.inception_features([held], self.inception, self.runtime.device, with_logits=False,
+                                                   dtype=torch.float32,
+                                                   batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
+            scores = self._prdc(feats, real, suffix)
+            values.update({f"real_{k}": v for k, v in scores.items()})
+            parts.append(f"{len(held)} test vs {len(real)} train ({suffix}): "
+                         + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+        note = ("a held-out real sample against the real train sample the models are scored against, the ceiling "
+                "of precision, recall, density and coverage (a different count of held-out samples than generated "
+                "ones shifts the ceiling: a smaller set has wider neighbour balls): " + "; ".join(parts))
+        return values, note
