@@ -5,8 +5,10 @@ Importing this package registers every built-in model. Out-of-tree models call
 """
 from .base import BidirectionalGAN
 from .registry import HARNESS_ARGS, available, build, get, options, register
+from .search import OPTIMISER_SPACE, Choice, Distribution, LogUniform, Uniform, draw_setting, search_space
 
 # Built-in models register themselves on import.
 from . import ali, autoencoder, bigan, bigan_qp, bigbigan, gan_posthoc_encoder, pca, random_init  # noqa: E402,F401
 
-__all__ = ["BidirectionalGAN", "HARNESS_ARGS", "available", "build", "get", "options", "register"]
+__all__ = ["BidirectionalGAN", "HARNESS_ARGS", "available", "build", "get", "options", "register",
+           "OPTIMISER_SPACE", "Choice", "Distribution", "LogUniform", "Uniform", "draw_setting", "search_space"]

@@ -48,6 +48,10 @@ class BidirectionalGAN(nn.Module):
     #: (models.registry.check_options); each model declares its own. An option name means one
     #: thing in every model: Adam's betas are adam_beta1 / adam_beta2 (ADAM below)
     option_ranges = {}
+    #: what a hyperparameter sweep tunes, {option: distribution} (models/search.py: LogUniform,
+    #: Uniform, Choice), each inside the option's range; {} for nothing to tune. None (not
+    #: declared): models.search.OPTIMISER_SPACE, restricted to the options __init__ takes
+    search_space = None
     #: options the model drew at random for this run (ALI's randomised toy protocol), set in
     #: __init__; the harness records them as `drawn` in the run's metrics.json
     drawn = {}

@@ -75,6 +75,39 @@ def check_contract(cls, name):
         raise ModelConfigError(f"{where}: __init__ must accept the harness's keyword arguments "
                                f"{', '.join(HARNESS_ARGS)} (name them, or take **kwargs); it lacks "
                                f"{', '.join(missing)}. models/registry.py HARNESS_ARGS says what each is.")
+    check_search_space(cls, where)
+
+
+def check_search_space(cls, where):
+    """A declared `search_space` maps the model's own options to distributions (models/search.py)
+    whose draws lie in the options' `option_ranges`; an undeclared one, the shared optimiser space
+    restricted to the model's options, must fit those ranges too."""
+    from .search import Distribution, space_of
+
+    declared = getattr(cls, "search_space", None)
+    if declared is not None and not isinstance(declared, dict):
+        raise ModelConfigError(f"{where}: search_space must be a dict {{option: distribution}} (models.search: "
+                               f"LogUniform, Uniform, Choice), or {{}} for nothing to tune; got {declared!r}.")
+    taken = set(class_options(cls)) - set(HARNESS_ARGS)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in _params(cls))  # **kwargs: any option name is its own
+    ranges = getattr(cls, "option_ranges", {})
+    for option, dist in space_of(cls).items():
+        if option in HARNESS_ARGS or (option not in taken and not takes_any):
+            why = "is set by the harness" if option in HARNESS_ARGS else "is not an option of its __init__"
+            raise ModelConfigError(f"{where}: search_space tunes {option!r}, which {why}; tune only the model's "
+                                   f"options: {', '.join(sorted(taken)) or 'none'}.")
+        if not isinstance(dist, Distribution):
+            raise ModelConfigError(f"{where}: search_space[{option!r}] must be a distribution from models.search "
+                                   f"(LogUniform, Uniform, Choice), got {dist!r}.")
+        rng, extremes = ranges.get(option), dist.extremes()
+        if rng is None or extremes is None:
+            continue
+        outside = [v for v in extremes if not rng.ok(v)]
+        if outside:
+            fix = "narrow the distribution" if declared is not None else \
+                "declare a search_space whose ranges fit (models/search.py)"
+            raise ModelConfigError(f"{where}: search_space[{option!r}] = {dist.text} can draw {outside[0]!r}, "
+                                   f"outside the option's range ({option} {rng.text}); {fix}.")
 
 
 def _params(cls):
@@ -125,7 +158,12 @@ def get(name):
 def options(name):
     """The keyword options a model accepts with their defaults (None where the harness supplies
     the value, HARNESS_ARGS, or where the option has no default)."""
-    return {p.name: None if p.default is p.empty else p.default for p in _params(get(name))
+    return class_options(get(name))
+
+
+def class_options(cls):
+    """`options` of a model class, registered or not."""
+    return {p.name: None if p.default is p.empty else p.default for p in _params(cls)
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
