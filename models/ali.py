@@ -74,6 +74,7 @@ from models.base import ADAM, BidirectionalGAN, POSITIVE, UNIT, adam, simultaneo
 from models.blocks import Encoder, Generator, Trunk, init_normal
 from models.mixture_blocks import COVEncoder, MaxoutDiscriminator, MixtureGenerator, draw_hparams
 from models.registry import register
+from models.search import OPTIMISER_SPACE, Uniform
 
 
 def _drop(p):
@@ -182,6 +183,9 @@ class PaperXPath(nn.Module):
 class ALI(BidirectionalGAN):
     prior = "normal"
     option_ranges = {**ADAM, "eps": POSITIVE, "dropout": UNIT}
+    # D's input dropout (0.2 in the paper) is ALI's regulariser of the joint discriminator: from
+    # none to half the inputs, beside the shared learning rate and beta1.
+    search_space = {**OPTIMISER_SPACE, "dropout": Uniform(0.0, 0.5)}
     batches_per_step = 1
     d_steps_per_step = 1
     # the shared D keeps the published design's z-path and joint MLP (module docstring), which

@@ -31,6 +31,7 @@ from models.errors import ModelConfigError
 from models.base import ADAM, BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, adam, simultaneous_step
 from models.blocks import Encoder, Generator, JointDiscriminator, init_normal
 from models.registry import register
+from models.search import OPTIMISER_SPACE, LogUniform
 
 
 def half_then_exp_decay(total_steps, decay_start, final_factor):
@@ -48,6 +49,9 @@ def half_then_exp_decay(total_steps, decay_start, final_factor):
 class BiGAN(BidirectionalGAN):
     prior = "uniform"
     option_ranges = {**ADAM, "weight_decay": NON_NEGATIVE, "decay_start": UNIT, "final_lr_factor": POSITIVE}
+    # The released code's coupled L2 (2.5e-5) is part of BiGAN's recipe: tuned a decade and more
+    # either side of it, beside the shared learning rate and beta1.
+    search_space = {**OPTIMISER_SPACE, "weight_decay": LogUniform(1e-6, 1e-3)}
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4,
                  adam_beta1=0.5, adam_beta2=0.999, weight_decay=2.5e-5, init_std=0.02, decay_start=0.5,

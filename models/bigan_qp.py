@@ -62,6 +62,7 @@ from models.errors import ModelConfigError
 from models.base import BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk
 from models.registry import register
+from models.search import OPTIMISER_SPACE, LogUniform
 
 
 def qp_critic_loss(delta, dist, lam):
@@ -107,6 +108,11 @@ class BiGANQP(BidirectionalGAN):
     prior = "normal"
     option_ranges = {"lr": POSITIVE, "adam_beta1": UNIT, "adam_beta2": UNIT, "adam_eps": POSITIVE,
                      "lam": POSITIVE, "z_cycle_weight": NON_NEGATIVE, "x_cycle_weight": NON_NEGATIVE}
+    # The quadratic potential's lambda (10) and the two guidance weights (2, 3) set BiGAN-QP's
+    # balance of adversarial and reconstruction terms: a decade either side of each, log-spread
+    # since they act as ratios. Shared by the four registered variants.
+    search_space = {**OPTIMISER_SPACE, "lam": LogUniform(1.0, 100.0), "z_cycle_weight": LogUniform(0.1, 10.0),
+                    "x_cycle_weight": LogUniform(0.1, 10.0)}
     batches_per_step = 3  # 2 critic batches + 1 G/E batch
     d_steps_per_step = 2
     full = False

@@ -72,6 +72,7 @@ from models.errors import ModelConfigError
 from models.base import BidirectionalGAN, POSITIVE, UNIT, adam
 from models.biggan_blocks import BigGANGenerator, JointD, StochasticEncoder, z_chunks
 from models.registry import register
+from models.search import OPTIMISER_SPACE, LogUniform
 
 
 SIZES = {
@@ -151,6 +152,11 @@ class BigBiGAN(BidirectionalGAN):
     prior = "normal"
     option_ranges = {"lr_d": POSITIVE, "lr_g": POSITIVE, "lr_e_mult": POSITIVE, "adam_beta1": UNIT, "adam_beta2": UNIT,
                      "adam_eps": POSITIVE, "ema_decay": UNIT}
+    # No single `lr`: D's and G's rates are drawn apart over the shared space's range (BigGAN's
+    # two-timescale rates differ 4x), with E's multiple of G's (10 in the paper, "higher E LR"
+    # helped in its Table 1) from 1 to 30.
+    search_space = {"lr_d": OPTIMISER_SPACE["lr"], "lr_g": OPTIMISER_SPACE["lr"],
+                    "adam_beta1": OPTIMISER_SPACE["adam_beta1"], "lr_e_mult": LogUniform(1.0, 30.0)}
     batches_per_step = 3  # a fresh batch for each of the 2 D steps and for the E/G step
     d_steps_per_step = 2
     eval_networks = ("G_ema",)  # decode uses it; trained by EMA, not by an optimiser

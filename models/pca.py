@@ -44,6 +44,7 @@ from models.registry import register
 class PCA(BidirectionalGAN):
     prior = "normal"
     networks = ("G", "E")  # no discriminator: params_d = 0
+    search_space = {}  # a reference fitted in closed form: nothing to tune
     batches_per_step = 1
     d_steps_per_step = 0
 

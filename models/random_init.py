@@ -21,6 +21,7 @@ from models.registry import register
 class RandomInit(BidirectionalGAN):
     prior = "normal"
     option_ranges = {"init_std": POSITIVE}
+    search_space = {}  # a reference, never trained: nothing to tune
     networks = ("G", "E")  # no discriminator: params_d = 0
     batches_per_step = 1
     d_steps_per_step = 0
