@@ -127,14 +127,20 @@ def resolve_size(size, data_shape):
     return cfg
 
 
+# Which unary scores (s_x, s_z) enter the losses, by the `unary` option; s_xz always does.
+UNARY = {"both": (True, True), "x": (True, False), "z": (False, True), "none": (False, False)}
+
+
 def d_hinge_loss(real, fake):
     """D's loss from the scores: real = (s_x, s_z, s_xz) on (x, E(x)), fake = the same on
-    (G(z), z). The paper's sum over the three hinge terms."""
+    (G(z), z), or the subset of them the `unary` option keeps. The paper's sum over the hinge
+    terms."""
     return sum(F.relu(1 - s).mean() for s in real) + sum(F.relu(1 + s).mean() for s in fake)
 
 
 def eg_loss(real, fake):
-    """E's and G's loss (minimised by both): the unhinged real-pair minus fake-pair scores."""
+    """E's and G's loss (minimised by both): the unhinged real-pair minus fake-pair scores (all
+    three, or those the `unary` option keeps)."""
     return sum(s.mean() for s in real) - sum(s.mean() for s in fake)
 
 
@@ -163,8 +169,13 @@ class BigBiGAN(BidirectionalGAN):
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", size="auto",
                  lr_d=2e-4, lr_g=5e-5, lr_e_mult=10.0, adam_beta1=0.0, adam_beta2=0.999, adam_eps=1e-8,
-                 ema_decay=0.999, ema_start=1000, ema_ref_steps=15000):
+                 ema_decay=0.999, ema_start=1000, ema_ref_steps=15000, unary="both"):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
+        if unary not in UNARY:
+            raise ModelConfigError(f"bigbigan: unary must be one of {', '.join(UNARY)} (the unary scores that enter "
+                                   f"the losses beside s_xz), got {unary!r}.")
+        self.unary = unary
+        self.in_loss = (*UNARY[unary], True)  # for (s_x, s_z, s_xz)
         if arch not in ("shared", "paper"):
             raise ModelConfigError(f"bigbigan: arch must be 'shared' or 'paper' (both build the paper's networks), "
                               f"got {arch!r}.")
@@ -216,6 +227,23 @@ class BigBiGAN(BidirectionalGAN):
         out = self.D(torch.cat([x_real, x_gen]), torch.cat([z_enc, z_prior]))
         return tuple(s[:n] for s in out), tuple(s[n:] for s in out)
 
+    def kept(self, scores):
+        """The scores of (s_x, s_z, s_xz) that enter the losses."""
+        return tuple(s for s, keep in zip(scores, self.in_loss) if keep)
+
+    def d_loss(self, real, fake):
+        """D's hinge loss on the kept scores."""
+        loss = d_hinge_loss(self.kept(real), self.kept(fake))
+        left_out = [s for s, keep in zip(real + fake, self.in_loss * 2) if not keep]
+        if left_out:
+            # The left-out heads stay in D (parameter counts unchanged) but get no loss. Under
+            # DistributedDataParallel (benchmarks/core/parallel.py, no find_unused_parameters) a
+            # backward that reaches only some of D's parameters fails at the next forward, so a
+            # zero-weighted term gives those heads a zero gradient: Adam then leaves them as they
+            # are (zero moments), exactly as if they had no gradient at all.
+            loss = loss + 0 * sum(s.sum() for s in left_out)
+        return loss
+
     def train_step(self, batch, step):
         xs = batch.chunk(self.batches_per_step)
         b = xs[0].shape[0]
@@ -226,7 +254,7 @@ class BigBiGAN(BidirectionalGAN):
             with torch.no_grad():
                 x_gen, z_enc = self.G(z), self.sample_posterior(x)
             real, fake = self.scores(x, z_enc, x_gen, z)
-            ld = d_hinge_loss(real, fake)
+            ld = self.d_loss(real, fake)
             opt_d.zero_grad(set_to_none=True)
             ld.backward()
             opt_d.step()
@@ -237,7 +265,9 @@ class BigBiGAN(BidirectionalGAN):
         mu, sigma = self.E(x)
         z_enc = mu + sigma * self.noise_like(mu)
         real, fake = self.scores(x, z_enc, self.G(z), z)
-        loss = eg_loss(real, fake)
+        # E/G's backward reaches no D parameter at all (inputs=params below), and every parameter of
+        # G and E still gets a gradient through s_xz, so leaving unary scores out needs no zero term.
+        loss = eg_loss(self.kept(real), self.kept(fake))
         opts = (self.optimizers["g"], self.optimizers["e"])
         params = [p for o in opts for g in o.param_groups for p in g["params"]]
         for o in opts:
