@@ -11,6 +11,9 @@ Faithful to the paper and its released TF-Hub modules / colab:
       L_EG = mean(s_x + s_z + s_xz over (x, E(x))) - mean(s_x + s_z + s_xz over (G(z), z)).
   The paper's *sum* over the three terms; the official colab averages them (a factor 1/3,
   only a loss-scale change under Adam). No reconstruction loss, no KL.
+* `unary` (Table 1's ablation): "both" (the default, the full model above), "x" (s_x and
+  s_xz: "x Unary Only"), "z" (s_z and s_xz: "z Unary Only") or "none" (s_xz alone: the
+  "No Unaries (BiGAN)" row), in D's hinge and in E/G's loss alike.
 * G = BigGAN G made unconditional by one learned class embedding (the "single label"
   setup), hierarchical z: chunk 0 feeds the 4x4 linear, chunk k (+ the embedding) the
   conditional BNs of up-block k. SN on every conv/linear of G and D (not on the embedding),
@@ -60,6 +63,10 @@ Readings of our own:
   BigGAN's "standing statistics"); evaluation uses them.
 * Pixel range [-1, 1] as the paper. E's convs use PyTorch's default init (the paper does not
   say); E has BN and no SN. No "High Res E" (the harness feeds one resolution).
+* A unary score left out by `unary` keeps its head in D, so the parameter counts do not change
+  with the ablation; the head still runs (its scores are logged) but gets no loss. The paper
+  does not say whether its ablated D dropped the head. Under data parallelism every D
+  parameter must get a gradient, so the left-out scores enter D's loss times 0.
 * `width` is ignored (BigBiGAN brings its own BigGAN networks) and `arch` has no effect: its
   only architecture is the paper's, at either value. 2-D points are refused (image model).
 """
