@@ -2,7 +2,7 @@
 trains one model on digits for a few steps with `train()` directly, or evaluates one untrained
 (seeded, so identical) model with the Evaluator.
 
-torchrun ... -m tests.ddp_worker OUT MODEL STEPS fast|plain [COMPILE_BACKEND]
+torchrun ... -m tests.ddp_worker OUT MODEL STEPS fast|plain [COMPILE_BACKEND] [KEY=VALUE ...]
 torchrun ... -m tests.ddp_worker OUT MODEL eval"""
 import json
 import sys
@@ -19,11 +19,11 @@ from benchmarks.core.runtime import Runtime
 from benchmarks.training.train import train
 
 
-def run(out, name, steps, fast=True, compile_backend=None):
-    """The fast or plain path on the CPU, compiled with `compile_backend` (None: eager); returns
-    the spend record."""
+def run(out, name, steps, fast=True, compile_backend=None, overrides=()):
+    """The fast or plain path on the CPU, compiled with `compile_backend` (None: eager), with the
+    config's `overrides` (KEY=VALUE, as --set takes them); returns the spend record."""
     cfg = load_config("digits", budget="smoke", overrides=[f"train.steps={steps}", "train.log_every=1",
-                                                             "train.batch_size=16", "eval.track_every=0"])
+                                                             "train.batch_size=16", "eval.track_every=0", *overrides])
     data = load_dataset("digits")
     runtime = Runtime("cpu", fast=fast, compile=compile_backend is not None, compile_backend=compile_backend,
                       sync_every=2)
@@ -61,10 +61,12 @@ def evaluate(out, name):
 
 if __name__ == "__main__":
     out, name, steps, *rest = sys.argv[1:]
+    sets = [a for a in rest if "=" in a]
+    rest = [a for a in rest if "=" not in a]
     try:
         if steps == "eval":
             evaluate(out, name)
         else:
-            run(out, name, int(steps), rest[0] == "fast", rest[1] if len(rest) > 1 else None)
+            run(out, name, int(steps), rest[0] == "fast", rest[1] if len(rest) > 1 else None, sets)
     finally:
         parallel.shutdown()

@@ -94,10 +94,15 @@ def test_d_returns_three_scores_and_loss_formulas():
     assert torch.autograd.grad(s_z.sum(), x, allow_unused=True)[0] is None
 
 
-def test_train_step_matches_a_hand_computed_step():
-    """Two D steps on fresh batches (hinge on the 3 scores), then one E/G step on a third
-    batch (unhinged real-minus-fake scores), recomputed by hand."""
-    m, ref = build(), build()
+# The scores (s_x, s_z, s_xz) each `unary` setting puts in the losses.
+KEPT = {"both": (1, 1, 1), "x": (1, 0, 1), "z": (0, 1, 1), "none": (0, 0, 1)}
+
+
+@pytest.mark.parametrize("unary", list(KEPT))
+def test_train_step_matches_a_hand_computed_step(unary):
+    """Two D steps on fresh batches (hinge on the 3 scores, or those `unary` keeps), then one
+    E/G step on a third batch (unhinged real-minus-fake scores), recomputed by hand."""
+    m, ref = build(unary=unary), build()
     x = batch(0)
     torch.manual_seed(5)
     m.train_step(x, 0)
@@ -111,6 +116,7 @@ def test_train_step_matches_a_hand_computed_step():
             mu, sig = ref.E(xs[k])
             ze = mu + sig * torch.randn_like(mu)
         s = ref.D(torch.cat([xs[k], xg]), torch.cat([ze, z]))
+        s = [t for t, keep in zip(s, KEPT[unary]) if keep]
         loss = sum(torch.clamp(1 - t[:B], min=0).mean() + torch.clamp(1 + t[B:], min=0).mean() for t in s)
         ref.optimizers["d"].zero_grad()
         loss.backward()
@@ -119,7 +125,7 @@ def test_train_step_matches_a_hand_computed_step():
     mu, sig = ref.E(xs[2])
     ze = mu + sig * torch.randn_like(mu)
     s = ref.D(torch.cat([xs[2], ref.G(z)]), torch.cat([ze, z]))
-    loss = sum(t[:B].mean() - t[B:].mean() for t in s)
+    loss = sum(t[:B].mean() - t[B:].mean() for t, keep in zip(s, KEPT[unary]) if keep)
     ge = list(ref.G.parameters()) + list(ref.E.parameters())
     for p, g in zip(ge, torch.autograd.grad(loss, ge)):
         p.grad = g
@@ -129,6 +135,71 @@ def test_train_step_matches_a_hand_computed_step():
     for n, a in m.named_parameters():
         if not n.startswith("G_ema"):
             assert torch.allclose(a, theirs[n], atol=1e-6), n
+
+
+def test_unary_both_is_the_default_bit_for_bit():
+    """The option's default is the model as it was: same losses and weights, step for step."""
+    runs = []
+    for kw in ({}, {"unary": "both"}):
+        m = build(**kw)
+        losses = [{k: float(v) for k, v in m.train_step(batch(step), step).items()} for step in range(2)]
+        runs.append((losses, m.state_dict()))
+    (la, sa), (lb, sb) = runs
+    assert la == lb
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_unary_ablations_train_with_the_left_out_heads_unchanged():
+    """Each setting trains with finite losses; a left-out head keeps its weights (its gradient is
+    zero, not missing, for DDP) and its scores are still logged; the networks are the same size."""
+    sizes = build().param_counts()
+    real = (torch.tensor([0.5, 2.0]), torch.tensor([-1.0, 0.0]), torch.tensor([3.0, 0.2]))
+    fake = (torch.tensor([-2.0, 0.5]), torch.tensor([1.5, -0.5]), torch.tensor([0.0, -1.0]))
+    hinge = {"x": (0.25 + 0.4) + (0.75 + 0.5), "z": (1.5 + 0.4) + (1.5 + 0.5), "none": 0.4 + 0.5}
+    for unary in ("x", "z", "none"):
+        m = build(unary=unary)
+        assert m.param_counts() == sizes
+        assert m.d_loss(real, fake).item() == pytest.approx(hinge[unary])
+        before = params(m)
+        for step in range(2):
+            out = m.train_step(batch(step), step)
+            assert all(math.isfinite(v) for v in out.values()), (unary, out)
+            assert {"sx_real", "sz_real", "sxz_real"} <= set(out)
+        after = params(m)
+        for head, keep in zip(("head_x", "head_z", "head_xz"), KEPT[unary]):
+            key = f"D.{head}.parametrizations.weight.original"
+            assert torch.equal(before[key], after[key]) != bool(keep), (unary, head)
+
+
+def test_a_bad_unary_is_refused():
+    with pytest.raises(ModelConfigError, match="unary must be one of both, x, z, none .* got 'xz'"):
+        build(unary="xz")
+
+
+def test_left_out_unary_heads_train_under_two_process_data_parallel(tmp_path):
+    """DistributedDataParallel (no find_unused_parameters) fails at the next forward when a
+    backward reaches only part of D: with both unary heads left out, two processes still train,
+    as one process does."""
+    import csv
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests import ddp_worker
+
+    unary = "model_options.bigbigan.unary=none"
+    ddp_worker.run(tmp_path / "single", "bigbigan", 2, fast=False, overrides=[unary])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "tests.ddp_worker", str(tmp_path / "ddp"), "bigbigan", "2", "plain", unary],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    a, b = (list(csv.DictReader(open(tmp_path / d / "losses.csv"))) for d in ("single", "ddp"))
+    assert [r["step"] for r in a] == [r["step"] for r in b] == ["0", "1"]
+    for ra, rb in zip(a, b):
+        for k in set(ra) - {"mu_std"}:  # a std over rows: the mean of the processes' stds is not the global one
+            assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-3, abs=1e-4), (ra["step"], k)
 
 
 def test_optimisers_lr_betas_and_two_d_updates_per_step():
