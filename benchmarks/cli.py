@@ -1,4 +1,4 @@
-"""python -m benchmarks {list-models, run, report}."""
+"""python -m benchmarks {list-models, run, sweep, perf, report}: the one place that wires the stages together."""
 import argparse
 import os
 import sys
@@ -52,14 +52,31 @@ def build_parser():
     r.add_argument("--seeds", type=_csv(int), help="comma-separated seeds (default: the config's)")
     r.add_argument("--out", type=Path, help="results folder (default runs/<config>-<budget>, which git ignores; "
                    "the committed results are in results/)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.steps=200 (repeatable)")
+    r.add_argument("--force", action="store_true", help="retrain the selected runs (--models, --seeds) even if finished")
+    _run_options(r)
+
+    sw = sub.add_parser("sweep", help="a study: hyperparameter trials scored on validation, the chosen settings and "
+                        "ablation arms rerun with more seeds on test, and a claims report")
+    sw.add_argument("study", help="study name (configs/studies: digits) or a path to a .yaml")
+    sw.add_argument("--trials", type=int, help="trials per swept model, trial 0 its defaults (default: the study's)")
+    sw.add_argument("--phase", choices=("select", "final", "all"), default="all",
+                    help="select: the trials on validation; final: the chosen settings on test; all (default): both")
+    sw.add_argument("--out", type=Path, help="study folder (default runs/study-<name>): select/, final/, study.md")
+    sw.add_argument("--force", action="store_true", help="retrain every run of the phase even if finished")
+    _run_options(sw)
+    _other_commands(sub)
+    return p
+
+
+def _run_options(r):
+    """The options of every command that trains: where, on what, in how many processes."""
     r.add_argument("--plugin", action="append", default=[], help="module or .py file that registers models (repeatable)")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     r.add_argument("--data-root", help="folder holding the dataset files (else $BIGAN_BENCH_DATA / $CELEBA_ROOT)")
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set train.steps=200 (repeatable)")
     r.add_argument("--fid-weights", help="torch-fidelity's InceptionV3 weights file (else $BIGAN_BENCH_FID_WEIGHTS, "
                    "the torch hub cache, a download when online)")
-    r.add_argument("--force", action="store_true", help="retrain the selected runs (--models, --seeds) even if finished")
     r.add_argument("--debug", action="store_true", help="print a failed run's traceback (it is always in its error.txt)")
     r.add_argument("--shard", metavar="I/N", help="run only the I-th of N deterministic parts of the (model, seed) "
                    "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders")
@@ -76,6 +93,9 @@ def build_parser():
                       help="the fast path on any device (on a CPU only to reproduce the GPU path: it is slower there)")
     _compile_options(r)
 
+
+def _other_commands(sub):
+    """perf and report."""
     pf = sub.add_parser("perf", help="training and evaluation throughput: the harness against a plain PyTorch loop")
     pf.add_argument("config", help="benchmark name or .yaml (sizes from its budget)")
     pf.add_argument("--budget", help="whose sizes to time (default: full on CUDA, smoke on CPU)")
@@ -98,7 +118,6 @@ def build_parser():
     rep.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
     rep.add_argument("--out", type=Path, help="where the merged tables go (default: the first DIR)")
     rep.add_argument("--no-figures", dest="figures", action="store_false", help="the tables only, no figures")
-    return p
 
 
 def cmd_list_models(args):
@@ -114,19 +133,22 @@ def cmd_list_models(args):
 
 def cmd_run(args):
     from .config import load_config
-    from .core import parallel
-    from .data import load_dataset
-    from .training.run import check_models, parse_shard, run_benchmark
 
     cfg = load_config(args.config, budget=args.budget, overrides=args.overrides, models=args.models, seeds=args.seeds)
-    shard = parse_shard(args.shard) if args.shard else None
-    from .data import declared_shape
-
-    check_models(cfg, declared_shape(cfg["dataset"]))  # before any data is loaded or anything written
     out = args.out or Path("runs") / f"{cfg['benchmark']}-{cfg['budget']}"
-    if args.jobs != 1:
-        from .training.run import run_jobs
+    return run_config(args, cfg, out, args.argv)
 
+
+def run_config(args, cfg, out, argv):
+    """Train and score the resolved config `cfg` into folder `out`: here, as one shard (--shard),
+    or as --jobs local shard processes, each running `argv` with its --shard."""
+    from .core import parallel
+    from .data import declared_shape, load_dataset, splits
+    from .training.run import check_models, parse_shard, run_benchmark, run_jobs
+
+    shard = parse_shard(args.shard) if args.shard else None
+    check_models(cfg, declared_shape(cfg["dataset"]))  # before any data is loaded or anything written
+    if args.jobs != 1:
         if args.jobs < 1 or args.shard or parallel.launched():
             raise UserError("--jobs N needs N >= 1 and goes without --shard and torchrun (it makes the shards itself).")
         cores = os.cpu_count() or 1
@@ -136,15 +158,55 @@ def cmd_run(args):
                             "or fewer.")
         jobs = min(args.jobs, len(cfg["models"]) * len(cfg["seeds"]))  # a shard without a run would start for nothing
         if jobs > 1:
-            return run_jobs(args.argv, jobs, out, figures=args.figures)
+            return run_jobs(argv, jobs, out, figures=args.figures)
     runtime = runtime_from(args, fast=args.fast)
     try:
-        data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
+        data = splits.prepare(load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"]),
+                              cfg["train"], cfg["eval"])
         return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard,
                              job=parse_shard(args.job_of) if args.job_of else None, debug=args.debug,
                              figures=args.figures)
     finally:
         parallel.shutdown()
+
+
+def cmd_sweep(args):
+    """The study's phases in order: each an ordinary results folder under OUT, then the study report."""
+    from .core.io import atomic_write_json
+    from .reporting.folders import collect
+    from .reporting.study import locked_study_report
+    from .study import study as studies
+
+    study = studies.load_study(args.study, trials=args.trials)
+    out = args.out or Path("runs") / f"study-{study.name}"
+    phases = ("select", "final") if args.phase == "all" else (args.phase,)
+    code = 0
+    for phase in phases:
+        if phase == "select":
+            cfg = studies.select_config(study)
+        else:
+            if not (out / "select").is_dir():
+                raise UserError(f"The final phase chooses among the trials in {out / 'select'}, which does not exist: "
+                                f"run `sweep {args.study} --phase select` (or --phase all) first.")
+            chosen = studies.select(study, collect([out / "select"]).to_dict("records"))
+            if not args.shard and not args.job_of:  # the shards of a --jobs run share the parent's record
+                atomic_write_json(out / "selection.json", chosen)
+            cfg = studies.final_config(study, chosen)
+        code = max(code, run_config(args, cfg, out / phase, _with_phase(args.argv, phase)))
+    if not args.shard and not args.job_of:
+        print(locked_study_report(out, study, figures=args.figures))
+    return code
+
+
+def _with_phase(argv, phase):
+    """The sweep command line for one phase: --phase PHASE in place of the given one."""
+    rest, items = [], iter(argv)
+    for a in items:
+        if a == "--phase":
+            next(items, None)
+        elif not a.startswith("--phase="):
+            rest.append(a)
+    return [*rest, "--phase", phase]
 
 
 def cmd_perf(args):
@@ -187,7 +249,9 @@ def main(argv=None):
         import models  # noqa: F401 - registers the built-in models before plugins add theirs
         for spec in getattr(args, "plugin", []):
             load_plugin(spec)
-        return {"list-models": cmd_list_models, "run": cmd_run, "report": cmd_report, "perf": cmd_perf}[args.command](args)
+        commands = {"list-models": cmd_list_models, "run": cmd_run, "sweep": cmd_sweep, "report": cmd_report,
+                    "perf": cmd_perf}
+        return commands[args.command](args)
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return UserError.exit_code

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 import models
+from models.registry import NAME_PATTERN
 
 from .core.errors import ConfigError
 
@@ -27,12 +28,15 @@ SCHEMA = {
     "seeds": list,
     "arch": {"z_dim": int, "width": int, "style": str},
     "model_options": FREE,
-    "train": {"steps": int, "batch_size": int, "log_every": int, "checkpoint_every": int, "hflip": bool},
+    "train": {"steps": int, "batch_size": int, "log_every": int, "checkpoint_every": int, "hflip": bool,
+              "validation_share": float},
     "eval": {"probe_max_train": int, "eval_batch_size": int, "grid_size": int, "gen_samples": int,
              "inception_samples": int, "truncation": list, "truncation_samples": int, "track_every": int,
-             "track_samples": int, "references": bool, "probe_labels": list},
+             "track_samples": int, "references": bool, "probe_labels": list, "split": str},
+    "arms": FREE,
 }
 ARCH_STYLES = ("shared", "paper")
+EVAL_SPLITS = ("test", "validation")  # what a run is scored on (data/splits.py)
 # Seeds: 0 <= seed < 2**32. numpy is seeded with seed % 2**32 (runtime.seed_everything) and
 # Python's random with |seed|, so a seed outside this range would silently share its streams with
 # another seed; inside it, the derived torch seeds (seed * 1_000_003 + epoch for the data order,
@@ -50,14 +54,19 @@ COUNTS = ("train.batch_size", "eval.eval_batch_size", "eval.grid_size", "eval.ge
 # having it on: they can be completed under today's defaults. eval.probe_labels likewise only adds
 # columns (probe_acc_<n>) and changes no number: older folders count as having today's default,
 # so they can be completed and merged with newer ones; their older runs leave those cells blank.
-BACKFILL = {("train", "hflip"): False, ("eval", "references"): True, ("eval", "probe_labels"): [1, 10, 100]}
+# train.validation_share and eval.split (a validation split carved from train, and the split a run
+# is scored on) change no number at their defaults: older folders trained on all of train, scored on test.
+BACKFILL = {("train", "hflip"): False, ("eval", "references"): True, ("eval", "probe_labels"): [1, 10, 100],
+            ("train", "validation_share"): 0.0, ("eval", "split"): "test"}
 DEFAULTS = {
     "arch": {"style": "shared"},
     "dataset_options": {},
     "seeds": [0],
     "model_options": {},
+    "arms": {},
     # hflip: mirror each training image left-right with probability 1/2 (drawn per epoch and seed)
-    "train": {"log_every": 25, "checkpoint_every": 1000, "hflip": False},
+    # validation_share: the share of train held out as the validation split (data/splits.py); 0: none
+    "train": {"log_every": 25, "checkpoint_every": 1000, "hflip": False, "validation_share": 0.0},
     # truncation: thresholds of the truncation sweep (Gaussian priors); track_every: steps between
     # the generation-metric points of the training curve (0: none); references: the model-free
     # reference scores of the protocol block (raw-pixel probe and kNN, chance levels);
@@ -65,7 +74,9 @@ DEFAULTS = {
     # probe's train subset; a count larger than a class of that subset is left out, with a note
     "eval": {"probe_max_train": 20000, "eval_batch_size": 500, "grid_size": 64, "gen_samples": 2000,
              "inception_samples": 0, "truncation": [0.25, 0.5, 1.0, 1.5, 2.0], "truncation_samples": 2000,
-             "track_every": 0, "track_samples": 1000, "references": True, "probe_labels": [1, 10, 100]},
+             "track_every": 0, "track_samples": 1000, "references": True, "probe_labels": [1, 10, 100],
+             # split: what a run is scored on, "test" or "validation" (hyperparameter selection)
+             "split": "test"},
 }
 
 
@@ -108,6 +119,10 @@ def _check(tree, schema, where):
             _check_free(value, path)
         elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"Config key {path!r} must be an integer, got {value!r}.")
+        elif kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"Config key {path!r} must be a number, got {value!r}.")
+        elif kind is float:
+            continue
         elif not isinstance(value, kind):
             raise ConfigError(f"Config key {path!r} must be a {kind.__name__}, got {value!r}.")
 
@@ -242,6 +257,13 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
         if cfg[section][k] > MAX_COUNT:
             raise ConfigError(f"{key} = {cfg[section][k]} is too large: use at most {MAX_COUNT} (a batch or a set of "
                               "generated samples of that size would not fit in memory).")
+    share = cfg["train"]["validation_share"]
+    if not 0 <= share < 1:
+        raise ConfigError(f"train.validation_share must be in [0, 1) (the share of train held out for validation), "
+                          f"got {share!r}; e.g. --set train.validation_share=0.2.")
+    if cfg["eval"]["split"] not in EVAL_SPLITS:
+        raise ConfigError(f"eval.split must be one of {', '.join(EVAL_SPLITS)}, got {cfg['eval']['split']!r}.")
+    check_arms(cfg["arms"])
     for name, opts in cfg["model_options"].items():
         if opts is not None and not isinstance(opts, dict):
             raise ConfigError(f"model_options.{name} must be a mapping of option: value, e.g. "
@@ -249,6 +271,25 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
     cfg["benchmark"] = path.stem
     cfg["budget"] = budget
     return cfg
+
+
+def check_arms(arms):
+    """Arms: {name: {"model": registered model, "options": {option: value}}}, each a registered
+    model run under another name with some options changed (an ablation, a sweep trial). The
+    name is its results folder, so it follows a model name's rules; the model and its options
+    are checked with the models (training.run.check_models), once plugins have registered theirs."""
+    for name, arm in arms.items():
+        if not NAME_PATTERN.fullmatch(name):
+            raise ConfigError(f"Arm name {name!r} cannot be a results folder name: use letters, digits and . _ - "
+                              "only, starting with a letter or digit, e.g. bigbigan-unary-x.")
+        if not isinstance(arm, dict) or not isinstance(arm.get("model"), str) or set(arm) - {"model", "options"}:
+            raise ConfigError(f"Arm {name!r} must be a mapping {{model: <registered model>, options: {{...}}}}, "
+                              f"got {arm!r}.")
+        if not isinstance(arm.get("options", {}), dict):
+            raise ConfigError(f"arms.{name}.options must be a mapping of option: value, got {arm['options']!r}.")
+        if name in models.available():
+            raise ConfigError(f"Arm {name!r} has the name of a registered model; give the arm a name of its own, "
+                              f"e.g. {name}-{next(iter(arm.get('options') or {'arm': 0}))}.")
 
 
 # What a folder of runs must agree on, and what one run must agree on to be resumed: `run`
@@ -276,13 +317,14 @@ def backfilled(old):
         if isinstance(old.get(section), dict):
             old[section].setdefault(key, value)
     args = old.get("model_args")
+    model = old.get("base_model", old.get("model"))  # an arm's run records the model it runs
     if isinstance(args, dict):
-        for before, after in RENAMED_OPTIONS.get(old.get("model"), {}).items():
+        for before, after in RENAMED_OPTIONS.get(model, {}).items():
             if before in args and after not in args:
                 args[after] = args.pop(before)
-    if isinstance(args, dict) and old.get("model") in models.available():
+    if isinstance(args, dict) and isinstance(model, str) and model in models.available():
         # A model option added since the run started: new options default to the old behaviour.
-        for key, value in models.options(old["model"]).items():
+        for key, value in models.options(model).items():
             args.setdefault(key, value)
     return old
 

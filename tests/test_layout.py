@@ -18,7 +18,8 @@ ALLOWED = {
     "evaluation": {"core", "reporting"},  # the statistics (bootstrap intervals) and figure writer of reporting
     "training": {"core", "config", "data", "evaluation", "reporting"},  # a run is trained, scored, then reported
     "perf": {"core", "config", "data", "evaluation", "training"},  # times the training loop and the metrics
-    "cli": {"core", "config", "plugins", "data", "reporting", "evaluation", "training", "perf"},  # wires them
+    "study": {"core", "config"},  # a study file, its trials and the selection: configs for `run`, nothing run
+    "cli": {"core", "config", "plugins", "data", "reporting", "evaluation", "training", "perf", "study"},  # wires them
     "__main__": {"cli"},
     "__init__": set(),
 }

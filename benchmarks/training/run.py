@@ -54,21 +54,33 @@ def _shape(obj):
     return f"a {type(obj).__name__}"
 
 
+def base_model(cfg, name):
+    """The registered model a row of the matrix runs: `name` itself, or the model of arm `name`."""
+    arm = cfg["arms"].get(name)
+    return arm["model"] if arm else name
+
+
 def model_args(cfg, name, shape):
-    """The full, resolved constructor arguments of one model in this benchmark."""
-    opts = cfg["model_options"].get(name, {}) or {}
-    clash = sorted(set(opts) & set(FIXED_MODEL_ARGS))
-    if clash:
-        raise ConfigError(f"model_options.{name} may not set {', '.join(clash)}: the harness fixes them for every model.")
-    args = {**models.options(name), "data_shape": list(shape), "z_dim": cfg["arch"]["z_dim"],
-            "width": cfg["arch"]["width"], "arch": cfg["arch"]["style"], "total_steps": cfg["train"]["steps"], **opts}
+    """The full, resolved constructor arguments of one model (or arm) in this benchmark: the
+    model's defaults, the harness's arguments, the config's model_options for the model, and an
+    arm's own options last."""
+    base = base_model(cfg, name)
+    opts = cfg["model_options"].get(base, {}) or {}
+    arm_opts = (cfg["arms"].get(name) or {}).get("options") or {}
+    for where, given in ((f"model_options.{base}", opts), (f"arms.{name}.options", arm_opts)):
+        clash = sorted(set(given) & set(FIXED_MODEL_ARGS))
+        if clash:
+            raise ConfigError(f"{where} may not set {', '.join(clash)}: the harness fixes them for every model.")
+    args = {**models.options(base), "data_shape": list(shape), "z_dim": cfg["arch"]["z_dim"],
+            "width": cfg["arch"]["width"], "arch": cfg["arch"]["style"], "total_steps": cfg["train"]["steps"], **opts,
+            **arm_opts}
     return args
 
 
 def plugin_source(name):
     """{"plugin_source": hash} for a model from a --plugin file or module (outside models/), so a
     run of an edited plugin is refused like a changed config; {} for a built-in model, whose
-    code is recorded by the git commit."""
+    code is recorded by the git commit. `name` is a registered model's."""
     module = sys.modules[models.get(name).__module__]
     path = getattr(module, "__file__", None)
     if module.__name__.split(".")[0] == "models" or not path:
@@ -127,9 +139,10 @@ def run_one(name, seed, cfg, data, runtime, out_dir, *args, **kwargs):
 
 def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, position=0):
     run_dir = out_dir / name / f"seed{seed}"
-    args = model_args(cfg, name, data.shape)
-    ident = _jsonable({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, "model_args": args, "seed": seed,
-                       **plugin_source(name)})
+    args, base = model_args(cfg, name, data.shape), base_model(cfg, name)
+    arm = {"base_model": base} if base != name else {}  # a run of an arm records the model it runs
+    ident = _jsonable({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, **arm, "model_args": args, "seed": seed,
+                       **plugin_source(base)})
     cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
     if runtime.is_main and run_dir.is_dir():  # under the run's lock: no live writer owns these
         for tmp in run_dir.glob(".*.tmp"):
@@ -181,7 +194,7 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
     ev = evaluator()  # on every process, at the same point: building it is collective
     monitor = (lambda m: ev.track(m, seed)) if cfg["eval"]["track_every"] and runtime.is_main else None
     runtime.seed_everything(seed)
-    row = {"model": name, "seed": seed}
+    row = {"model": name, **arm, "seed": seed}
     t0 = time.perf_counter()
     try:
         model = build_model(cfg, name, data.shape).to(runtime.device)
@@ -237,13 +250,19 @@ def check_models(cfg, shape=None):
     harness's arguments and has the networks it declares. A ModelConfigError (or an unknown
     option) stops the benchmark here; any other exception from a model's __init__ is left for
     its runs to record as failed, so the other models still run."""
-    for name in list(cfg["models"]) + list(cfg["model_options"]):
+    for name in list(cfg["model_options"]) + [arm["model"] for arm in cfg["arms"].values()]:
         models.get(name)
     for name in cfg["models"]:
-        unknown = sorted(set(cfg["model_options"].get(name, {}) or {}) - set(models.options(name)))
+        if name not in cfg["arms"]:
+            models.get(name)
+    for name in dict.fromkeys([base_model(cfg, n) for n in cfg["models"]] + list(cfg["arms"])):
+        where = f"arms.{name}.options" if name in cfg["arms"] else f"model_options.{name}"
+        base = base_model(cfg, name)
+        given = (cfg["arms"][name].get("options") if name in cfg["arms"] else cfg["model_options"].get(name)) or {}
+        unknown = sorted(set(given) - set(models.options(base)))
         if unknown:
-            raise ConfigError(f"Model {name!r} has no option {', '.join(unknown)}; its options are: "
-                              f"{', '.join(sorted(set(models.options(name)) - set(HARNESS_ARGS))) or 'none'}.")
+            raise ConfigError(f"{where}: model {base!r} has no option {', '.join(unknown)}; its options are: "
+                              f"{', '.join(sorted(set(models.options(base)) - set(HARNESS_ARGS))) or 'none'}.")
         if shape is not None:
             try:
                 build_model(cfg, name, shape)
@@ -300,7 +319,7 @@ def physical_memory():
 def build_model(cfg, name, shape):
     """Model `name` built as every run of this benchmark builds it (model_args), at data shape `shape`."""
     args = model_args(cfg, name, shape)
-    return models.build(name, **{**args, "data_shape": tuple(args["data_shape"])})
+    return models.build(base_model(cfg, name), **{**args, "data_shape": tuple(args["data_shape"])})
 
 
 def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, shard=None, job=None, debug=False,
