@@ -272,3 +272,37 @@ def test_a_resumed_run_is_charged_the_flops_of_an_uninterrupted_one(tmp_path, sa
     _, resumed = _train(posthoc, tmp_path / "resumed")
     assert resumed["g_steps"] == 10 and resumed["flops_by_phase"] == straight["flops_by_phase"]
     assert resumed["train_flops"] == straight["train_flops"]
+
+
+def test_train_seconds_count_the_steps_not_tracking_or_checkpoint_writes(tmp_path, monkeypatch):
+    """On a clock that moves only when something runs: 1 s per step, 100 s per tracking call,
+    1000 s per checkpoint write; train_seconds, in the record and in each checkpoint, sees the steps."""
+    from types import SimpleNamespace
+
+    import benchmarks.training.train as train_module
+
+    now = [0.0]
+    monkeypatch.setattr(train_module, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    saved, save = [], train_module.atomic_torch_save
+
+    def slow_save(state, path):
+        saved.append((state["step"], state["train_seconds"]))
+        now[0] += 1000
+        save(state, path)
+
+    monkeypatch.setattr(train_module, "atomic_torch_save", slow_save)
+
+    class OneSecondSteps(models.get("random-init")):
+        def train_step(self, batch, step):
+            now[0] += 1
+            return super().train_step(batch, step)
+
+    def monitor(model):
+        now[0] += 100
+        return {"score": 0.0}
+
+    runtime = Runtime("cpu", fast=False, compile=False)
+    cfg = {**TINY_CFG, "eval": {"track_every": 2}}
+    out = train(OneSecondSteps(**TINY), _tiny_x(), cfg, tmp_path, runtime, seed=0, monitor=monitor)
+    assert out["train_seconds"] == 10
+    assert saved == [(3, 3), (6, 6), (9, 9), (10, 10)]

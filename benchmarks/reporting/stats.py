@@ -84,28 +84,35 @@ def compare(a, b, higher=True, level=LEVEL):
         return {**out, "note": "not testable: no finished seed"}
     if not (np.isfinite(xa).all() and np.isfinite(xb).all()):
         return {**out, "note": "not testable: non-finite values"}
-    if len(common) >= 2:
+
+    # The difference, and the test: on the per-seed differences when two seeds are common.
+    paired = len(common) >= 2
+    if paired:
         pa, pb = (np.array([v[s] for s in common], float) for v in (a, b))
         d = pa - pb
         out.update(diff=float(d.mean()), p_a_better=_p_better(d, higher))
         if np.ptp(d) == 0:  # ptp, not var: var of equal floats can be 1e-35
-            return {**out, "test": "constant", "diff_low": out["diff"], "diff_high": out["diff"],
-                    "p": 0.0 if d[0] != 0 else 1.0, "note": "the same difference on every common seed"}
-        res = _quiet(st.ttest_rel, pa, pb)
+            test = "constant"
+        else:
+            test = "signed-rank" if len(common) >= SIGNED_RANK_MIN else "paired t"
+    else:
+        out.update(diff=float(xa.mean() - xb.mean()), p_a_better=_p_better((xa[:, None] - xb[None, :]).ravel(), higher))
+        if len(xa) < 2 or len(xb) < 2:
+            return {**out, "note": "not testable: n < 2 and fewer than 2 common seeds"}
+        test = "constant" if np.ptp(xa) == 0 and np.ptp(xb) == 0 else "welch"
+
+    # Its p-value and the interval of the difference.
+    if test == "constant":  # no spread to test against: the difference is exact (see the docstring)
+        low = high = out["diff"]
+        p = 0.0 if out["diff"] != 0 else 1.0
+        note = "the same difference on every common seed" if paired else "both constant over their seeds"
+    else:
+        res = _quiet(st.ttest_rel, pa, pb) if paired else _quiet(st.ttest_ind, xa, xb, equal_var=False)
         ci = res.confidence_interval(level)
-        out.update(diff_low=float(ci.low), diff_high=float(ci.high))
-        if len(common) >= SIGNED_RANK_MIN:
-            return {**out, "test": "signed-rank", "p": float(_quiet(st.wilcoxon, d).pvalue)}
-        return {**out, "test": "paired t", "p": float(res.pvalue)}
-    out.update(diff=float(xa.mean() - xb.mean()), p_a_better=_p_better((xa[:, None] - xb[None, :]).ravel(), higher))
-    if len(xa) < 2 or len(xb) < 2:
-        return {**out, "note": "not testable: n < 2 and fewer than 2 common seeds"}
-    if np.ptp(xa) == 0 and np.ptp(xb) == 0:
-        return {**out, "test": "constant", "diff_low": out["diff"], "diff_high": out["diff"],
-                "p": 0.0 if out["diff"] != 0 else 1.0, "note": "both constant over their seeds"}
-    res = _quiet(st.ttest_ind, xa, xb, equal_var=False)
-    ci = res.confidence_interval(level)
-    return {**out, "test": "welch", "p": float(res.pvalue), "diff_low": float(ci.low), "diff_high": float(ci.high)}
+        low, high = float(ci.low), float(ci.high)
+        p = float(_quiet(st.wilcoxon, d).pvalue if test == "signed-rank" else res.pvalue)
+        note = ""
+    return {**out, "test": test, "diff_low": low, "diff_high": high, "p": p, "note": note}
 
 
 def pairwise(values, direction):

@@ -4,6 +4,7 @@ It owns what every run shares: the per-seed data order, progress, the loss log, 
 checkpoints with resume, divergence detection and the accounting of what was spent.
 """
 import collections
+import contextlib
 import csv
 import io
 import math
@@ -236,6 +237,102 @@ def load_checkpoint(path):
         ) from None
 
 
+class Stopwatch:
+    """The run's time, summed over its sessions: training seconds, which run from `start()` on
+    except inside `paused()` (the work that is not training: tracking, checkpoint writes), and
+    the compilation seconds inside them, as `runtime.compile_seconds()` reports them once
+    `count_compilation` is called."""
+
+    def __init__(self, seconds=0.0, compile_seconds=0.0):
+        self._seconds, self._since = seconds, None
+        self._compile_seconds, self._runtime, self._compile_mark = compile_seconds, None, 0.0
+
+    def start(self):
+        self._since = time.perf_counter()
+
+    def stop(self):
+        if self._since is not None:
+            self._seconds += time.perf_counter() - self._since
+            self._since = None
+
+    @contextlib.contextmanager
+    def paused(self):
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+    @property
+    def seconds(self):
+        running = time.perf_counter() - self._since if self._since is not None else 0.0
+        return self._seconds + running
+
+    def count_compilation(self, runtime):
+        """Add this session's compilation from now on: called after `runtime.prepare`, whose
+        compiler reset is where the runtime's count starts."""
+        self._runtime, self._compile_mark = runtime, runtime.compile_seconds()
+
+    @property
+    def compile_seconds(self):
+        if self._runtime is None:
+            return self._compile_seconds
+        return self._compile_seconds + (self._runtime.compile_seconds() - self._compile_mark)
+
+
+def counted_step(train_step, step, model, step_flops, runtime):
+    """Run one training step. On the first step of a phase, also record in `step_flops` what one
+    of its steps costs: counted once, eagerly (so that every op is seen), unless the phase is idle."""
+    phase = model.phase(step)
+    if phase in step_flops:
+        train_step(step)
+    elif phase in model.idle_phases:  # its steps train nothing: nothing to count
+        step_flops[phase] = 0
+        train_step(step)
+    else:
+        with runtime.eager(), flop_counter() as counter:
+            train_step(step)
+        step_flops[phase] = counter.get_total_flops() * runtime.world  # each process ran its share of the rows
+
+
+def read_window(reader, log, bar, log_every, last_step):
+    """Read the window's losses to the host, the one synchronisation of the window, and log every
+    `log_every`-th step and the last (main process: `log` is None elsewhere). Stops at the first
+    step with a non-finite loss and returns (step, losses, names of the non-finite ones); None
+    when every loss is finite."""
+    for s, out in reader.read():
+        bad = sorted(k for k, v in out.items() if not math.isfinite(v))
+        if bad:
+            return s, out, bad
+        if log is not None and (s % log_every == 0 or s == last_step):
+            log.append(s, out)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in out.items()}, refresh=False)
+    return None
+
+
+def save_checkpoint(path, step, model, runtime, stream, watch, step_flops, log, track):
+    """The logs, then the checkpoint they match, each written atomically (main process only)."""
+    log.flush()
+    if track is not None:
+        track.flush()
+    atomic_torch_save({"model": parallel.plain_state_dict(model), "optim": model.optimizer_state(),
+                       "rng": runtime.rng_state(), "step": step, "consumed": stream.consumed,
+                       "train_seconds": watch.seconds, "compile_seconds": watch.compile_seconds,
+                       "phase_flops": step_flops},
+                      path)
+
+
+def spend_record(model, step_flops, steps, per_step, watch, compiled):
+    """What the first `steps` steps spent: the record `train` returns, less its status."""
+    by_phase = flops_by_phase(model, step_flops, steps)
+    total = sum(by_phase.values()) if by_phase is not None else None
+    return {"g_steps": steps, "d_steps": model.d_updates(steps), "images_seen": steps * per_step,
+            "flops_per_step": total / steps if total is not None and steps else None,
+            "train_flops": total, "flops_by_phase": by_phase,
+            "train_seconds": round(watch.seconds, 3), "compile_seconds": round(watch.compile_seconds, 3),
+            "compiled": ",".join(compiled)}
+
+
 def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, position=0):
     """Train until `cfg['train']['steps']` G/E updates; resume from run_dir/checkpoint.pt.
 
@@ -251,24 +348,26 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     Returns the spend record: status ("ok" or "diverged"), g_steps, d_steps, images_seen,
     train_flops (the sum over phases), flops_by_phase ({phase: FLOPs}, with the analytic
     extras), flops_per_step (train_flops / g_steps: the mean cost of one G/E step with its D
-    steps), train_seconds (compilation included), compile_seconds, the compiled networks, and
-    diverged_at/diverged_on for a diverged run."""
+    steps), train_seconds (compilation included; tracking and checkpoint writes are not),
+    compile_seconds, the compiled networks, and diverged_at/diverged_on for a diverged run."""
     tc = cfg["train"]
     steps, batch_size = tc["steps"], tc["batch_size"]
     per_step = model.batches_per_step * batch_size
     ckpt_path = run_dir / "checkpoint.pt"
     data = runtime.place(train_x)
     stream = BatchStream(len(train_x), seed, device=data.device, hflip=tc["hflip"])
-    start, elapsed, compiling, step_flops = 0, 0.0, 0.0, {}  # step_flops: {phase: FLOPs of one step}
+    start, watch, step_flops = 0, Stopwatch(), {}  # step_flops: {phase: FLOPs of one step}
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
         model.load_optimizer_state(state["optim"])
         runtime.set_rng_state(state["rng"])
-        start, elapsed, stream.consumed = state["step"], state["train_seconds"], state["consumed"]
-        compiling, step_flops = state.get("compile_seconds", 0.0), saved_step_flops(model, state)
+        start, stream.consumed = state["step"], state["consumed"]
+        watch = Stopwatch(state["train_seconds"], state.get("compile_seconds", 0.0))
+        step_flops = saved_step_flops(model, state)
     compiled = runtime.prepare(model)
-    compile_base = runtime.compile_seconds() if compiled else 0.0
+    if compiled:
+        watch.count_compilation(runtime)
     main = runtime.is_main
     log = LossLog(run_dir / "losses.csv", start) if main else None
     track = LossLog(run_dir / "track.csv", start) if monitor and main else None
@@ -276,77 +375,40 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     reader = LossReader(runtime, f"{type(model).__name__}.train_step")
     train_step = step_fn(model, data, stream, runtime, reader, per_step)
 
-    def compile_seconds():  # this session's compilation on top of earlier sessions'
-        return compiling + (runtime.compile_seconds() - compile_base if compiled else 0.0)
-
-    def spent(step):
-        by_phase = flops_by_phase(model, step_flops, step)
-        total = sum(by_phase.values()) if by_phase is not None else None
-        return {"g_steps": step, "d_steps": model.d_updates(step), "images_seen": step * per_step,
-                "flops_per_step": total / step if total is not None and step else None,
-                "train_flops": total, "flops_by_phase": by_phase,
-                "train_seconds": round(elapsed, 3), "compile_seconds": round(compile_seconds(), 3),
-                "compiled": ",".join(compiled)}
-
-    def checkpoint(step):
-        if not main:
-            return
-        log.flush()
-        if track:
-            track.flush()
-        atomic_torch_save({"model": parallel.plain_state_dict(model), "optim": model.optimizer_state(),
-                           "rng": runtime.rng_state(), "step": step, "consumed": stream.consumed,
-                           "train_seconds": elapsed, "compile_seconds": compile_seconds(), "phase_flops": step_flops},
-                          ckpt_path)
-
     model.train()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=desc, dynamic_ncols=True, leave=False,
                disable=not main, position=position)  # parallel jobs: one line each
-    tick = time.perf_counter()
+    watch.start()
     for step in bar:
-        phase = model.phase(step)
-        if phase in step_flops:
-            train_step(step)
-        elif phase in model.idle_phases:  # its steps train nothing: nothing to count
-            step_flops[phase] = 0
-            train_step(step)
-        else:  # the phase's first step: what one of its steps costs, counted once (eager, so every op is seen)
-            with runtime.eager(), flop_counter() as counter:
-                train_step(step)
-            step_flops[phase] = counter.get_total_flops() * runtime.world  # each process ran its share of the rows
-        # Every process stops at the tracking points (only the main one has a monitor), so
-        # they all meet at the barrier below.
+        counted_step(train_step, step, model, step_flops, runtime)
         due_track = track_every and (step + 1) % track_every == 0
         due_ckpt = (step + 1) % tc["checkpoint_every"] == 0 and step + 1 < steps
-        if not (len(reader.pending) >= runtime.sync_every or due_track or due_ckpt or step == steps - 1):
-            continue
-        for s, out in reader.read():  # the one host synchronisation of the window
-            bad = sorted(k for k, v in out.items() if not math.isfinite(v))
-            if bad:
-                elapsed += time.perf_counter() - tick
+        # The losses stay on the device between reads: a window ends every sync_every steps and
+        # before tracking, a checkpoint and the end, so that none of them comes after a blow-up.
+        if len(reader.pending) >= runtime.sync_every or due_track or due_ckpt or step == steps - 1:
+            diverged = read_window(reader, log, bar, tc["log_every"], steps - 1)
+            if diverged is not None:
+                s, out, bad = diverged
+                watch.stop()
                 if main:
                     log.append(s, out)
                     log.flush()  # the checkpoint keeps the last finite state; the log shows the blow-up
                 bar.close()
                 runtime.release(model)
-                return {"status": "diverged", "diverged_at": s, "diverged_on": ",".join(bad), **spent(s)}
-            if main and (s % tc["log_every"] == 0 or s == steps - 1):
-                log.append(s, out)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in out.items()}, refresh=False)
+                return {"status": "diverged", "diverged_at": s, "diverged_on": ",".join(bad),
+                        **spend_record(model, step_flops, s, per_step, watch, compiled)}
         if due_track:
-            elapsed += time.perf_counter() - tick
-            if track:
-                with runtime.eager():
-                    track.append(step, monitor(model))
-            parallel.barrier()
-            tick = time.perf_counter()
-        if due_ckpt:
-            elapsed += time.perf_counter() - tick
-            tick = time.perf_counter()
-            checkpoint(step + 1)
-    elapsed += time.perf_counter() - tick
+            with watch.paused():
+                if track is not None:
+                    with runtime.eager():
+                        track.append(step, monitor(model))
+                parallel.barrier()  # every process stops here (only the main one has a monitor)
+        if due_ckpt and main:
+            with watch.paused():
+                save_checkpoint(ckpt_path, step + 1, model, runtime, stream, watch, step_flops, log, track)
+    watch.stop()
     bar.close()
     runtime.release(model)
-    if start < steps:  # a finished checkpoint (a run evaluated again) stays as it is, byte for byte
-        checkpoint(steps)
-    return {"status": "ok", **spent(steps)}
+    if start < steps and main:  # a finished checkpoint (a run evaluated again) stays as it is, byte for byte
+        save_checkpoint(ckpt_path, steps, model, runtime, stream, watch, step_flops, log, track)
+    return {"status": "ok", **spend_record(model, step_flops, steps, per_step, watch, compiled)}
