@@ -134,9 +134,12 @@ def load_study(name_or_path, trials=None):
         collapse=dict(raw.get("collapse") or {}), claims=claims)
     for m in study.models + study.references:
         models.get(m)
+    check_arms(study.arms)
     rows = set(final_models(study, {}))
     for c in claims:
-        missing = [n for n in (c.a, c.b) if n and "@" not in n and not n.startswith("ref:") and n not in rows]
+        missing = [n for n in (c.a, c.b) if n and not n.startswith("ref:") and n not in rows
+                   and n.split("@")[0] not in study.models]
+        missing += [n for n in (c.a, c.b) if "@" in n and n.split("@", 1)[1] not in {t.name for t in targets}]
         if missing:
             raise ConfigError(f"Study {path}: claim {c.id!r} compares {missing[0]!r}, which the final phase does not "
                               "run: name a swept model, a reference or an arm of the study.")

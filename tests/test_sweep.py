@@ -1,0 +1,187 @@
+"""`sweep`: trials drawn reproducibly, scored on a validation split that never touches the test
+split, the chosen settings and arms rerun on test, resumable, and a claims report."""
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.core.errors import ConfigError
+from benchmarks.data import load_dataset, splits
+from benchmarks.data.registry import Dataset, Split
+from benchmarks.study import study as studies
+
+ROOT = Path(__file__).resolve().parent.parent
+
+STUDY = """\
+benchmark: toy2d
+budget: smoke
+trials: 3
+validation_share: 0.2
+selection_seeds: [0]
+final_seeds: [0, 1]
+models: [bigan, bigan-qp-simple]
+references: [random-init]
+targets:
+  reconstruction: {metric: recon_mse, goal: min}
+  representation: {metric: probe_acc, goal: max}
+select_set: {train.steps: 4, train.checkpoint_every: 2, eval.truncation: [], eval.probe_labels: [],
+             eval.gen_samples: 200, eval.grid_size: 200, eval.probe_max_train: 200, dataset_options.n_train: 600,
+             dataset_options.n_test: 200}
+final_set: {train.steps: 4, train.checkpoint_every: 2, eval.truncation: [0.5, 1.0, 2.0], eval.probe_labels: [10],
+            eval.gen_samples: 200, eval.grid_size: 200, eval.probe_max_train: 200, dataset_options.n_train: 600,
+            dataset_options.n_test: 200}
+collapse: {metric: high_quality, below: 0.0}
+arms:
+  qp-norecon: {model: bigan-qp-simple, options: {z_cycle_weight: 0.0, x_cycle_weight: 0.0}}
+claims:
+  - {id: recon-terms, kind: paired, a: bigan-qp-simple, b: qp-norecon, metric: recon_mse, source: the post,
+     text: the reconstruction terms reconstruct}
+  - {id: features, kind: paired, a: bigan@representation, b: random-init, metric: probe_acc, source: BiGAN,
+     text: features beyond an untrained encoder}
+  - {id: tuning, kind: sweep, models_a: [bigan-qp-simple], models_b: [bigan], metric: recon_mse, source: GAN-QP,
+     text: fewer failed trials}
+  - {id: truncation, kind: interior-minimum, metric: recon_mse, source: BigGAN, text: a shape}
+"""
+TIMING = ("train_seconds", "compile_seconds", "wall_seconds", "seconds")
+
+
+@pytest.fixture
+def study_file(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(STUDY)
+    return path
+
+
+def _metrics(folder):
+    """{(row, seed): metrics without timing} of every run under a phase folder."""
+    out = {}
+    for p in sorted(folder.glob("*/seed*/metrics.json")):
+        row = json.loads(p.read_text())
+        out[(p.parent.parent.name, p.parent.name)] = {k: v for k, v in row.items()
+                                                      if not any(t in k for t in TIMING)}
+    return out
+
+
+def test_same_command_draws_the_same_settings(study_file):
+    """Trial k of model m comes from a generator seeded by (m, k): two loads, and a fresh process,
+    give the same trials; trial 0 is the defaults."""
+    arms = studies.trial_arms(studies.load_study(study_file))
+    assert arms == studies.trial_arms(studies.load_study(study_file))
+    assert arms["bigan.t00"]["options"] == {} and arms["bigan.t01"]["options"] != arms["bigan.t02"]["options"]
+    code = ("import json, sys; from benchmarks.study import study as s; "
+            "print(json.dumps(s.trial_arms(s.load_study(sys.argv[1])), sort_keys=True))")
+    fresh = subprocess.run([sys.executable, "-c", code, str(study_file)], capture_output=True, text=True, cwd=ROOT,
+                           check=True)
+    assert json.loads(fresh.stdout) == json.loads(json.dumps(arms, sort_keys=True))
+
+
+def test_sweep_runs_both_phases_and_resumes_to_the_same_results(cli, study_file, tmp_path):
+    out = tmp_path / "study"
+    code, _, err = cli("sweep", study_file, "--out", out, "--no-figures")
+    assert code == 0, err
+    select = _metrics(out / "select")
+    assert {r for r, _ in select} == {"bigan.t00", "bigan.t01", "bigan.t02", "bigan-qp-simple.t00",
+                                      "bigan-qp-simple.t01", "bigan-qp-simple.t02"}
+    chosen = json.loads((out / "selection.json").read_text())
+    final = _metrics(out / "final")
+    rows = {r for r, _ in final}
+    # each model's chosen rows, the arm, the reference, and the defaults a claim compares
+    assert {"qp-norecon", "random-init", "bigan-qp-simple"} <= rows
+    assert {pick["row"] for picks in chosen.values() for pick in picks.values()} <= rows
+    assert all(seed in ("seed0", "seed1") for _, seed in final)
+    # a trial records the model it runs and the options it drew
+    config = json.loads((out / "select" / "bigan.t01" / "seed0" / "config.json").read_text())["config"]
+    assert config["base_model"] == "bigan" and config["eval"]["split"] == "validation"
+    drawn = studies.trial_arms(studies.load_study(study_file))["bigan.t01"]["options"]
+    assert all(config["model_args"][k] == v for k, v in drawn.items())
+    study_md = (out / "study.md").read_text()
+    assert "## Claims" in study_md and "recon-terms" in study_md and "## Chosen settings" in study_md
+    claims = (out / "claims.csv").read_text()
+    assert "Fisher exact" in claims and "paired" in claims
+
+    # An interrupted sweep: a trial and a final run that never wrote their scores. The same
+    # command finishes them (from their checkpoints) and everything else is left as it was.
+    (out / "select" / "bigan.t02" / "seed0" / "metrics.json").unlink()
+    (out / "final" / "qp-norecon" / "seed1" / "metrics.json").unlink()
+    (out / "selection.json").unlink()
+    code, _, err = cli("sweep", study_file, "--out", out, "--no-figures")
+    assert code == 0, err
+    assert _metrics(out / "select") == select
+    assert _metrics(out / "final") == final
+    assert json.loads((out / "selection.json").read_text()) == chosen
+
+
+class _Untouchable:
+    """A split whose every read fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the test split was read ({name})")
+
+    def __len__(self):
+        raise AssertionError("the test split was read (len)")
+
+
+def test_selection_never_reads_the_test_split(cli, study_file, tmp_path, monkeypatch):
+    import benchmarks.data as data_module
+
+    def guarded(*args, **kwargs):
+        return dataclasses.replace(load_dataset(*args, **kwargs), test=_Untouchable())
+
+    monkeypatch.setattr(data_module, "load_dataset", guarded)
+    out = tmp_path / "study"
+    code, _, err = cli("sweep", study_file, "--out", out, "--phase", "select", "--no-figures")
+    assert code == 0, err
+    runs = [json.loads(p.read_text()) for p in (out / "select").glob("*/seed*/metrics.json")]
+    assert len(runs) == 6 and all(r["status"] == "ok" for r in runs)
+    # The guard bites: the final phase scores on test.
+    with pytest.raises(AssertionError, match="the test split was read"):
+        cli("sweep", study_file, "--out", out, "--phase", "final", "--no-figures")
+
+
+def test_validation_is_carved_from_train_stratified_and_fixed():
+    data = load_dataset("digits")
+    a, b = splits.carve_validation(data, 0.2), splits.carve_validation(data, 0.2)
+    assert torch.equal(a.valid.x, b.valid.x) and torch.equal(a.train.x, b.train.x)
+    assert len(a.train) + len(a.valid) == len(data.train) and len(a.valid) == round(0.2 * len(data.train))
+    assert torch.equal(a.test.x, data.test.x)  # the test split is untouched
+    share = torch.bincount(a.valid.y, minlength=10) / len(a.valid)
+    assert torch.allclose(share, torch.bincount(data.train.y, minlength=10) / len(data.train), atol=0.01)
+    seen = {tuple(x.flatten().tolist()) for x in a.train.x}
+    assert sum(tuple(x.flatten().tolist()) in seen for x in a.valid.x) < len(a.valid) // 10  # disjoint up to duplicates
+    scored = splits.scored_on(a, "validation")
+    assert scored.test is a.valid and scored.valid is None and scored.meta["scored_on"] == "validation"
+
+
+def test_an_official_validation_split_is_kept():
+    split = Split(torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.zeros(10, dtype=torch.int64))
+    official = Split(torch.ones(4, 1, 4, 4, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64))
+    data = Dataset("x", "image", (1, 4, 4), split, split, valid=official)
+    assert splits.carve_validation(data, 0.2).valid is official
+    with pytest.raises(ConfigError, match="no validation split"):
+        splits.scored_on(dataclasses.replace(data, valid=None), "validation")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("benchmark: toy2d\nmodels: [bigan]\ntargets: {g: {metric: recon_mse, goal: min}}\nfinal_seeds: [0]\nfoo: 1\n",
+     "unknown key 'foo'"),
+    ("benchmark: toy2d\nmodels: [bigan]\ntargets: {g: {metric: recon_mse, goal: lowest}}\nfinal_seeds: [0]\n",
+     "goal: min|max"),
+    ("benchmark: toy2d\nmodels: [bigan]\ntargets: {g: {metric: recon_mse, goal: min}}\nfinal_seeds: [0]\n"
+     "claims: [{id: c, kind: paired, a: bigan, b: nobody, metric: recon_mse}]\n", "'nobody'"),
+    ("benchmark: toy2d\nmodels: [bigan]\ntargets: {g: {metric: recon_mse, goal: min}}\nfinal_seeds: [0]\n"
+     "arms: {bigan: {model: bigan, options: {lr: 0.1}}}\n", "name of a registered model"),
+])
+def test_a_bad_study_is_a_clear_error(cli, tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    code, _, err = cli("sweep", path, "--out", tmp_path / "o")
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_bad_validation_share_is_a_clear_error(cli, tmp_path):
+    code, _, err = cli("run", "toy2d", "--budget", "smoke", "--set", "train.validation_share=1.5", "--out", tmp_path)
+    assert code == 2 and "train.validation_share" in err
