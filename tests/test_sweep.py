@@ -29,10 +29,10 @@ targets:
   reconstruction: {metric: recon_mse, goal: min}
   representation: {metric: probe_acc, goal: max}
 select_set: {train.steps: 4, train.checkpoint_every: 2, eval.truncation: [], eval.probe_labels: [],
-             eval.gen_samples: 200, eval.grid_size: 200, eval.probe_max_train: 200, dataset_options.n_train: 600,
+             eval.gen_samples: 200, eval.grid_size: 200, eval.probe_max_train: 200, dataset_options.n_train: 600, arch.width: 8,
              dataset_options.n_test: 200}
 final_set: {train.steps: 4, train.checkpoint_every: 2, eval.truncation: [0.5, 1.0, 2.0], eval.probe_labels: [10],
-            eval.gen_samples: 200, eval.grid_size: 200, eval.probe_max_train: 200, dataset_options.n_train: 600,
+            eval.gen_samples: 200, eval.grid_size: 200, eval.probe_max_train: 200, dataset_options.n_train: 600, arch.width: 8,
             dataset_options.n_test: 200}
 collapse: {metric: high_quality, below: 0.0}
 arms:
