@@ -59,6 +59,12 @@ def build_parser():
                    help="override one config value, e.g. --set train.steps=200 (repeatable)")
     r.add_argument("--fid-weights", help="torch-fidelity's InceptionV3 weights file (else $BIGAN_BENCH_FID_WEIGHTS, "
                    "the torch hub cache, a download when online)")
+    r.add_argument("--lpips-weights", metavar="DIR", help="folder holding torch-fidelity's LPIPS weights "
+                   "(weights-vgg16-lpips.pth and vgg16-397923af.pth) for recon_lpips_vgg16 (else "
+                   "$BIGAN_BENCH_LPIPS_WEIGHTS, the torch hub cache, a download when online)")
+    r.add_argument("--dinov2-weights", metavar="PATH", help="DINOv2 ViT-L/14 weights file "
+                   "(dinov2_vitl14_pretrain.pth) for the eval.dinov2_samples columns (else "
+                   "$BIGAN_BENCH_DINOV2_WEIGHTS, the torch hub cache, a download when online)")
     r.add_argument("--force", action="store_true", help="retrain the selected runs (--models, --seeds) even if finished")
     r.add_argument("--debug", action="store_true", help="print a failed run's traceback (it is always in its error.txt)")
     r.add_argument("--shard", metavar="I/N", help="run only the I-th of N deterministic parts of the (model, seed) "
@@ -113,6 +119,8 @@ def cmd_list_models(args):
 
 
 def cmd_run(args):
+    import metrics
+
     from .config import load_config
     from .core import parallel
     from .data import load_dataset
@@ -123,6 +131,9 @@ def cmd_run(args):
     from .data import declared_shape
 
     check_models(cfg, declared_shape(cfg["dataset"]))  # before any data is loaded or anything written
+    for problem in (metrics.lpips.problem(args.lpips_weights), metrics.dinov2.problem(args.dinov2_weights)):
+        if problem:  # a weights path named but wrong: said now, not after the training
+            raise UserError(f"{problem}.")
     out = args.out or Path("runs") / f"{cfg['benchmark']}-{cfg['budget']}"
     if args.jobs != 1:
         from .training.run import run_jobs
@@ -142,7 +153,8 @@ def cmd_run(args):
         data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
         return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard,
                              job=parse_shard(args.job_of) if args.job_of else None, debug=args.debug,
-                             figures=args.figures)
+                             figures=args.figures, lpips_weights=args.lpips_weights,
+                             dinov2_weights=args.dinov2_weights)
     finally:
         parallel.shutdown()
 
