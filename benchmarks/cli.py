@@ -77,6 +77,12 @@ def _run_options(r):
     r.add_argument("--data-root", help="folder holding the dataset files (else $BIGAN_BENCH_DATA / $CELEBA_ROOT)")
     r.add_argument("--fid-weights", help="torch-fidelity's InceptionV3 weights file (else $BIGAN_BENCH_FID_WEIGHTS, "
                    "the torch hub cache, a download when online)")
+    r.add_argument("--lpips-weights", metavar="DIR", help="folder holding torch-fidelity's LPIPS weights "
+                   "(weights-vgg16-lpips.pth and vgg16-397923af.pth) for recon_lpips_vgg16 (else "
+                   "$BIGAN_BENCH_LPIPS_WEIGHTS, the torch hub cache, a download when online)")
+    r.add_argument("--dinov2-weights", metavar="PATH", help="DINOv2 ViT-L/14 weights file "
+                   "(dinov2_vitl14_pretrain.pth) for the eval.dinov2_samples columns (else "
+                   "$BIGAN_BENCH_DINOV2_WEIGHTS, the torch hub cache, a download when online)")
     r.add_argument("--debug", action="store_true", help="print a failed run's traceback (it is always in its error.txt)")
     r.add_argument("--shard", metavar="I/N", help="run only the I-th of N deterministic parts of the (model, seed) "
                    "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders")
@@ -146,8 +152,13 @@ def run_config(args, cfg, out, argv):
     from .data import declared_shape, load_dataset, splits
     from .training.run import check_models, parse_shard, run_benchmark, run_jobs
 
+    import metrics
+
     shard = parse_shard(args.shard) if args.shard else None
     check_models(cfg, declared_shape(cfg["dataset"]))  # before any data is loaded or anything written
+    for problem in (metrics.lpips.problem(args.lpips_weights), metrics.dinov2.problem(args.dinov2_weights)):
+        if problem:  # a weights path named but wrong: said now, not after the training
+            raise UserError(f"{problem}.")
     if args.jobs != 1:
         if args.jobs < 1 or args.shard or parallel.launched():
             raise UserError("--jobs N needs N >= 1 and goes without --shard and torchrun (it makes the shards itself).")
@@ -165,7 +176,8 @@ def run_config(args, cfg, out, argv):
                               cfg["train"], cfg["eval"])
         return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard,
                              job=parse_shard(args.job_of) if args.job_of else None, debug=args.debug,
-                             figures=args.figures)
+                             figures=args.figures, lpips_weights=args.lpips_weights,
+                             dinov2_weights=args.dinov2_weights)
     finally:
         parallel.shutdown()
 

@@ -31,8 +31,8 @@ SCHEMA = {
     "train": {"steps": int, "batch_size": int, "log_every": int, "checkpoint_every": int, "hflip": bool,
               "validation_share": float},
     "eval": {"probe_max_train": int, "eval_batch_size": int, "grid_size": int, "gen_samples": int,
-             "inception_samples": int, "truncation": list, "truncation_samples": int, "track_every": int,
-             "track_samples": int, "references": bool, "probe_labels": list, "split": str},
+             "inception_samples": int, "dinov2_samples": int, "truncation": list, "truncation_samples": int,
+             "track_every": int, "track_samples": int, "references": bool, "probe_labels": list, "split": str},
     "arms": FREE,
 }
 ARCH_STYLES = ("shared", "paper")
@@ -47,7 +47,7 @@ SEED_LIMIT = 2**32
 # and the machine once the data is loaded. Checked here first, so 1e20 never reaches an allocator.
 MAX_COUNT = 1_000_000
 COUNTS = ("train.batch_size", "eval.eval_batch_size", "eval.grid_size", "eval.gen_samples", "eval.probe_max_train",
-          "eval.inception_samples", "eval.truncation_samples", "eval.track_samples")
+          "eval.inception_samples", "eval.dinov2_samples", "eval.truncation_samples", "eval.track_samples")
 # Keys added after results were first published, with the value that reproduces the older
 # behaviour: a results folder recorded before a key existed is read as having that value.
 # eval.references only adds protocol lines and changes no number, so older folders count as
@@ -56,8 +56,9 @@ COUNTS = ("train.batch_size", "eval.eval_batch_size", "eval.grid_size", "eval.ge
 # so they can be completed and merged with newer ones; their older runs leave those cells blank.
 # train.validation_share and eval.split (a validation split carved from train, and the split a run
 # is scored on) change no number at their defaults: older folders trained on all of train, scored on test.
+# eval.dinov2_samples = 0 is the DINOv2 metrics off, as they were before the key existed.
 BACKFILL = {("train", "hflip"): False, ("eval", "references"): True, ("eval", "probe_labels"): [1, 10, 100],
-            ("train", "validation_share"): 0.0, ("eval", "split"): "test"}
+            ("train", "validation_share"): 0.0, ("eval", "split"): "test", ("eval", "dinov2_samples"): 0}
 DEFAULTS = {
     "arch": {"style": "shared"},
     "dataset_options": {},
@@ -71,10 +72,13 @@ DEFAULTS = {
     # the generation-metric points of the training curve (0: none); references: the model-free
     # reference scores of the protocol block (raw-pixel probe and kNN, chance levels);
     # probe_labels: labels per class of the label-efficiency probes (probe_acc_<n>), drawn from the
-    # probe's train subset; a count larger than a class of that subset is left out, with a note
+    # probe's train subset; a count larger than a class of that subset is left out, with a note;
+    # dinov2_samples: generated images for FD, precision/recall, density/coverage in DINOv2
+    # features (fd_dinov2_<n>, ...; 0: off), like inception_samples for the Inception columns
     "eval": {"probe_max_train": 20000, "eval_batch_size": 500, "grid_size": 64, "gen_samples": 2000,
-             "inception_samples": 0, "truncation": [0.25, 0.5, 1.0, 1.5, 2.0], "truncation_samples": 2000,
-             "track_every": 0, "track_samples": 1000, "references": True, "probe_labels": [1, 10, 100],
+             "inception_samples": 0, "dinov2_samples": 0, "truncation": [0.25, 0.5, 1.0, 1.5, 2.0],
+             "truncation_samples": 2000, "track_every": 0, "track_samples": 1000, "references": True,
+             "probe_labels": [1, 10, 100],
              # split: what a run is scored on, "test" or "validation" (hyperparameter selection)
              "split": "test"},
 }
@@ -246,10 +250,10 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
     for k in ("probe_max_train", "eval_batch_size", "grid_size", "gen_samples"):
         if cfg["eval"][k] <= 0:
             raise ConfigError(f"eval.{k} must be positive, got {cfg['eval'][k]}.")
-    for k in ("track_every", "truncation_samples", "track_samples", "inception_samples"):
+    for k in ("track_every", "truncation_samples", "track_samples", "inception_samples", "dinov2_samples"):
         if cfg["eval"][k] < 0:
             raise ConfigError(f"eval.{k} must be zero or positive, got {cfg['eval'][k]}.")
-    for k in ("gen_samples", "inception_samples", "track_samples", "truncation_samples"):
+    for k in ("gen_samples", "inception_samples", "dinov2_samples", "track_samples", "truncation_samples"):
         if cfg["eval"][k] == 1:  # a Frechet distance needs a covariance
             raise ConfigError(f"eval.{k} = 1 is too few samples to score; use at least 2 (or 0 where 0 means off).")
     for key in COUNTS:

@@ -36,7 +36,7 @@ def _shared_caches(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch, _shared_caches):
-    """Every test gets its own cache and working folder, and no inherited data paths. Only the
+    """Every test gets its own cache and working folder, and no inherited data or weights paths. Only the
     domain classifiers and the model-free reference scores are shared within the session: each
     is computed once per dataset (its cache key names the data and the recipe), where every
     evaluating test would otherwise recompute it."""
@@ -45,7 +45,7 @@ def _isolated(tmp_path, monkeypatch, _shared_caches):
     for name, shared in _shared_caches.items():
         (cache / name).symlink_to(shared, target_is_directory=True)
     monkeypatch.setenv("BIGAN_BENCH_CACHE", str(cache))
-    for var in ("BIGAN_BENCH_DATA", "CELEBA_ROOT"):
+    for var in ("BIGAN_BENCH_DATA", "CELEBA_ROOT", "BIGAN_BENCH_LPIPS_WEIGHTS", "BIGAN_BENCH_DINOV2_WEIGHTS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
 

@@ -28,6 +28,8 @@ def test_digits_smoke_writes_every_metric(cli):
         assert "probe_acc_100" not in m and "n = 100 left out" in m["protocol"]["probe_acc_labels"]
         assert 0 <= m["probe_acc_1_sd"] < 0.5 and "5 fixed label draws" in m["protocol"]["probe_acc_10"]
     assert "Inception metrics skipped" in err
+    assert "LPIPS (recon_lpips_vgg16) left empty: skipped on a CPU" in err  # tests/test_backbones.py fills it
+    assert m["protocol"]["recon_lpips_vgg16"].startswith("empty: skipped on a CPU") and "recon_lpips_vgg16" not in m
     refs = json.loads(Path("r/references.json").read_text())["values"]
     assert {"raw_probe_acc_1", "raw_probe_acc_10", "real_precision_digits", "real_coverage_digits"} <= set(refs)
     assert 0 < refs["real_recall_digits"] < 1  # the real-data ceiling is computed, not assumed to be 1

@@ -1,8 +1,8 @@
 """Score trained models: generation, reconstruction and representation, plus their figures.
 
 `Evaluator` holds what every run of a benchmark shares and builds it once: the domain
-classifier, the Inception network and the real-data reference statistics. Models are used
-only through encode / decode / sample_latent / pooled_features.
+classifier, the Inception, DINOv2 and LPIPS networks and the real-data reference statistics.
+Models are used only through encode / decode / sample_latent / pooled_features.
 """
 import csv
 import io
@@ -19,8 +19,9 @@ from metrics.frechet import FIDELITY_SEED
 from ..core.io import atomic_write_text, default_cache_dir
 from . import figures
 from .figures import to_unit as _to_unit
-from .protocol import (FIGURE_SEED, INCEPTION_BATCH, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET,
-                       LABEL_SEED, NN_K, NN_QUERIES, PRDC, PROBE_DRAWS, count_tag, eval_noise, subset)
+from .protocol import (DINOV2_BATCH, FIGURE_SEED, INCEPTION_BATCH, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET,
+                       LABEL_SEED, LPIPS_BATCH, LPIPS_COLUMN, NN_K, NN_QUERIES, PRDC, PROBE_DRAWS, count_tag,
+                       dinov2_tag, eval_noise, subset)
 from .references import References
 
 
@@ -78,11 +79,12 @@ class _InDrawOrder:
 
 
 class Evaluator(References):
-    def __init__(self, data, cfg, runtime, fid_weights=None):
+    def __init__(self, data, cfg, runtime, fid_weights=None, lpips_weights=None, dinov2_weights=None):
         self.data, self.ec, self.runtime = data, cfg["eval"], runtime
         self.images = data.kind == "image"
         self.notes = {}  # column -> what it was computed on, for the table's protocol header
         self.domain = self.domain_ref = self.inception = self.inception_ref = self.skip_reason = None
+        self.lpips = self.dinov2 = self.dinov2_ref = None
         self._label_notes()
         if not self.images:
             n = self.ec["gen_samples"]
@@ -112,6 +114,8 @@ class Evaluator(References):
                                           "feature statistics; blur raises it where it can lower recon_mse")
         self._prdc_notes(name, f"the domain CNN's features (key {self.domain.key})", len(real))
         self._setup_inception(fid_weights)
+        self._setup_dinov2(dinov2_weights)
+        self._setup_lpips(lpips_weights)
 
     def _label_notes(self):
         """The label counts of the label-efficiency probes this benchmark computes, and their notes."""
@@ -188,6 +192,77 @@ class Evaluator(References):
         if self.skip_reason and self.runtime.is_main:
             print(self.skip_reason, file=sys.stderr)
 
+    def _left_empty(self, note_key, what, reason):
+        """A backbone that does not run: its reason in the protocol (under `note_key`, a column it
+        leaves empty) and on stderr, once."""
+        self.notes[note_key] = f"empty: {reason}"
+        if self.runtime.is_main:
+            print(f"{what} left empty: {reason}", file=sys.stderr)
+
+    def _cpu_skip(self, explicit, flag, env, cost):
+        """The reason a backbone is not run on a CPU unless its weights are named (like Inception's)."""
+        if self.runtime.device.type == "cuda" or explicit:
+            return None
+        return (f"skipped on a CPU, where it costs {cost}; pass {flag} (or set ${env}) to compute it anyway")
+
+    def _setup_dinov2(self, weights):
+        """fd_dinov2_<n>, precision_dinov2_<n>, ..., coverage_dinov2_<n> on `eval.dinov2_samples`
+        images: DINOv2 ViT-L/14 features (metrics.dinov2), every process (they are sample metrics)."""
+        n, dev = self.ec["dinov2_samples"], self.runtime.device
+        if n <= 0:
+            return
+        tag, mod = dinov2_tag(n), metrics.dinov2
+        what = f"DINOv2 metrics (fd_, precision_, recall_, density_, coverage_{tag})"
+        reason = self._cpu_skip(weights or os.environ.get(mod.ENV_WEIGHTS), f"{mod.FLAG} PATH", mod.ENV_WEIGHTS,
+                                "seconds per image (ViT-L/14 at 224 px)")
+        net = None
+        if reason is None:
+            net, reason = mod.load_dinov2(weights, dev)
+        if net is None:
+            self._left_empty(f"fd_{tag}", what, reason)
+            return
+        self.dinov2 = net
+        real, _ = subset(self.data.train, n)
+        self.dinov2_ref = metrics.reference_stats(real, self.data, "train", net.backbone, self._dinov2_features,
+                                                  cache_dir=default_cache_dir() / "stats")
+        self.notes[f"fd_{tag}"] = (f"Frechet distance in DINOv2 ViT-L/14 features (Stein et al. 2023; torch-fidelity "
+                                   f"{mod.MODEL}: the final-norm class token, {net.model.embed_dim} features, of the image resized to "
+                                   f"224 px by its TF-1 compatible bilinear resize and ImageNet-normalised; weights "
+                                   f"sha256 {net.weights_sha256[:12]}), {n} generated vs {len(real)} real train "
+                                   "images, uint8 by rounding, grey repeated to 3 channels")
+        self._prdc_notes(tag, "the same DINOv2 ViT-L/14 features", len(real), n_gen=n, swept=False)
+
+    def _dinov2_features(self, x):
+        dev = self.runtime.device
+        return metrics.dinov2_features([x], self.dinov2, dev, batch_size=DINOV2_BATCH[dev.type])
+
+    def _setup_lpips(self, weights):
+        """recon_lpips_vgg16 (metrics.lpips), on the main process only: it alone reconstructs the test split."""
+        if not self.runtime.is_main:
+            return
+        mod, dev = metrics.lpips, self.runtime.device
+        reason = self._cpu_skip(weights or os.environ.get(mod.ENV_WEIGHTS), f"{mod.FLAG} DIR", mod.ENV_WEIGHTS,
+                                "about 0.06 s per test image (two VGG16 passes at 64 px)")
+        net = None
+        if reason is None:
+            net, reason = mod.load_lpips(weights, dev)
+        if net is None:
+            self._left_empty(LPIPS_COLUMN, f"LPIPS ({LPIPS_COLUMN})", reason)
+            return
+        self.lpips = net
+        sha = net.weights_sha256
+        self.notes[LPIPS_COLUMN] = (f"mean LPIPS (Zhang et al. 2018; torch-fidelity {mod.BACKBONE}: ImageNet VGG16 "
+                                    f"features, sha256 {sha[mod.VGG16_FILE][:12]}, weighted by the LPIPS v0.1 linear "
+                                    f"layers, sha256 {sha[mod.LPIPS_FILE][:12]}) between each of the "
+                                    f"{len(self.data.test.x)} test images x and G(E(x)), both uint8 by rounding, grey "
+                                    f"repeated to 3 channels, resized to {mod.RESIZE} px by torch-fidelity's resize "
+                                    "(bilinear up, area down; LPIPS was trained on 64 px patches): lower is closer")
+
+    def _lpips(self, a, b):
+        """LPIPS of each pair a[i], b[i] (uint8 images): (N,) float64."""
+        dev = self.runtime.device
+        return metrics.lpips_distance(a, b, self.lpips, dev, batch_size=LPIPS_BATCH[dev.type])
+
     # --- one run ----------------------------------------------------------------------------
     def _batched(self, fn, x):
         bs = self.ec["eval_batch_size"]
@@ -228,6 +303,9 @@ class Evaluator(References):
         rec = self._timed(sec, "recon_mse", lambda: self._batched(lambda z: model.decode(z.to(dev)), z_test))
         real_unit = _to_unit(self.runtime.batch(x_test).cpu())
         out["recon_mse"] = metrics.reconstruction_mse(real_unit, _to_unit(rec))
+        if self.lpips is not None:
+            out[LPIPS_COLUMN] = self._timed(sec, LPIPS_COLUMN,
+                                            lambda: self._lpips(x_test, metrics.to_uint8(rec)).mean().item())
 
         def cycle():
             z = model.sample_latent(len(x_test), generator=g)
@@ -381,5 +459,12 @@ class Evaluator(References):
             out[f"is_{tag}"] = metrics.inception_score(lg, splits=min(10, len(lg)), seed=FIDELITY_SEED)[0]
             out[f"kid_{tag}"] = metrics.kernel_distance(ref["kid_feats"], f.float(), subset_size=KID_SUBSET,
                                                         seed=FIDELITY_SEED)[0]
+            out.update(self._prdc(f, ref["feats"], tag))
+        if self.dinov2 is not None:
+            n, ref = self.ec["dinov2_samples"], self.dinov2_ref
+            (f,) = self._sample_outputs(model, g, n, lambda x: (self._dinov2_features(metrics.to_uint8(x)),), 1,
+                                        shared=True)
+            tag = dinov2_tag(n)
+            out[f"fd_{tag}"] = metrics.frechet_from_stats(ref["mu"], ref["sigma"], *metrics.feature_stats(f))
             out.update(self._prdc(f, ref["feats"], tag))
         return out

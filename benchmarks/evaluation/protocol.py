@@ -10,11 +10,14 @@ INTERP_PAIRS, INTERP_STEPS = 6, 8
 NN_QUERIES, NN_K = 6, 8
 # Images per InceptionV3 forward at 299 px: activation memory, not speed, bounds it on a CPU.
 INCEPTION_BATCH = {"cuda": 500, "cpu": 64}
+DINOV2_BATCH = {"cuda": 250, "cpu": 32}  # DINOv2 ViT-L/14 at 224 px, likewise
+LPIPS_BATCH = {"cuda": 500, "cpu": 64}  # image pairs per LPIPS forward (VGG16 at 64 px)
 KID_SUBSET = 1000  # torch-fidelity's kid_subset_size; clipped to the smaller sample count (noted)
 # Label-efficiency probes (probe_acc_<n>): label draws per n, and their seed. The seed is the
 # dataset's, not the run's, so every model and the raw-pixel reference get the same draws.
 PROBE_DRAWS, LABEL_SEED = 5, 0
 PRDC = ("precision", "recall", "density", "coverage")
+LPIPS_COLUMN = "recon_lpips_vgg16"  # metrics.lpips: LPIPS with torch-fidelity's VGG16 backbone
 
 
 def subset(split, n, seed=0):
@@ -35,3 +38,8 @@ def eval_noise(seed):
 def count_tag(n):
     """1000 -> "1k": the sample count in a column name (fid_1k)."""
     return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def dinov2_tag(n):
+    """The suffix of the DINOv2 columns on n samples: fd_dinov2_10k, precision_dinov2_10k, ..."""
+    return f"dinov2_{count_tag(n)}"

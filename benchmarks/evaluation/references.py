@@ -17,7 +17,7 @@ from ..core.io import default_cache_dir
 from ..reporting import stats
 from ..reporting.folders import read_references
 from .figures import to_unit as _to_unit
-from .protocol import FIGURE_SEED, INCEPTION_BATCH, LABEL_SEED, PROBE_DRAWS, count_tag, subset
+from .protocol import FIGURE_SEED, INCEPTION_BATCH, LABEL_SEED, LPIPS_COLUMN, PROBE_DRAWS, count_tag, dinov2_tag, subset
 
 REFERENCES_VERSION = "ref3"  # bump when references() computes anything differently
 
@@ -33,7 +33,7 @@ def references_key(dataset, parts, backbone, settings=()):
 
 class References:
     """Evaluator's reference methods (it provides data, ec, runtime, images, domain, notes and the
-    Inception and ceiling settings)."""
+    Inception, DINOv2, LPIPS and ceiling settings)."""
 
     def references(self):
         """What the model-free inputs score under this benchmark's protocol, for the protocol block
@@ -46,7 +46,8 @@ class References:
         (raw_probe_acc_<n>) with the models' label draws, and the ceiling of precision, recall,
         density and coverage (real_<column>, see _ceiling). Cached under a key naming everything
         they depend on: dataset, code version, the exact tensors (so the subset, split and sizes),
-        the domain classifier, the Inception weights where they run and the label counts."""
+        the domain classifier, the Inception, DINOv2 and LPIPS weights where they run and the label
+        counts. Where LPIPS runs, its chance level and mean-image floor too."""
         data, dev = self.data, self.runtime.device
         x_tr, y_tr = subset(data.train, self.ec["probe_max_train"])
         xv = yv = None
@@ -56,7 +57,7 @@ class References:
         parts = [x_tr, y_tr, x_te, y_te] + ([xv, yv] if xv is not None else [])
         parts += [t for held, real, _ in self._ceiling_sets() for t in (held, real)]
         settings = [f"labels{'.'.join(map(str, self.label_ns))}x{PROBE_DRAWS}"]
-        settings += [self.inception.backbone] if self.inception is not None else []
+        settings += [net.backbone for net in (self.inception, self.dinov2, self.lpips) if net is not None]
         key = references_key(data.name, parts, self.domain.key if self.images else "points", settings)
         path = default_cache_dir() / "references" / f"{key}.json"
         cached = read_references(path)
@@ -83,6 +84,10 @@ class References:
         per_item = {"raw_probe_acc": probe["correct"], "raw_knn_acc": knn, "majority_acc": probe["majority_correct"],
                     "chance_recon_mse": (unit - unit[perm]).pow(2).flatten(1).mean(1),
                     "mean_image_recon_mse": (unit - mean_image).pow(2).flatten(1).mean(1)}
+        if self.lpips is not None:  # the same pairs in LPIPS, on the uint8 images the column compares
+            mean_u8 = metrics.to_uint8(self.runtime.batch(x_tr).float().mean(0, keepdim=True).cpu())
+            per_item[f"chance_{LPIPS_COLUMN}"] = self._lpips(x_te, x_te[perm])
+            per_item[f"mean_image_{LPIPS_COLUMN}"] = self._lpips(x_te, mean_u8.expand_as(x_te))
         if self.images:
             labels = self.domain.predict(x_te)
             per_item["chance_semantic_recon"] = (labels == labels[perm]).double()
@@ -96,8 +101,12 @@ class References:
         f = lambda k: f"{values[k][0]:.4g} [{values[k][1]:.4g}, {values[k][2]:.4g}]"  # noqa: E731
         n = f"95 % bootstrap intervals over the {len(x_te)} test items"
         chance = f"recon_mse {f('chance_recon_mse')}"
+        floor = f"recon_mse {f('mean_image_recon_mse')}"
         if self.images:
             chance += f", semantic_recon {f('chance_semantic_recon')}"
+        if self.lpips is not None:
+            chance += f", {LPIPS_COLUMN} {f(f'chance_{LPIPS_COLUMN}')}"
+            floor += f", {LPIPS_COLUMN} {f(f'mean_image_{LPIPS_COLUMN}')}"
         few_text = "".join(f", {k} labelled per class {f(f'raw_probe_acc_{k}')} (sd over the {PROBE_DRAWS} draws "
                            f"{r['sd']:.4g})" for k, r in few.items())
         ceiling, ceiling_note = self._ceiling()
@@ -107,7 +116,7 @@ class References:
                            f"{f('raw_probe_acc')}{few_text}, kNN-20 ({metric}) {f('raw_knn_acc')}; majority class "
                            f"{f('majority_acc')}; {n}"),
             "chance": (f"between each test image and a random other test image: {chance}; predicting the train "
-                       f"subset's mean image for every test image: recon_mse {f('mean_image_recon_mse')}; {n}"),
+                       f"subset's mean image for every test image: {floor}; {n}"),
             "ceiling": ceiling_note},
             "values": values}
 
@@ -123,6 +132,9 @@ class References:
         if self.inception is not None:
             n = self.ec["inception_samples"]
             sets.append((subset(test, n)[0], self.inception_ref["feats"], count_tag(n)))
+        if self.dinov2 is not None:
+            n = self.ec["dinov2_samples"]
+            sets.append((subset(test, n)[0], self.dinov2_ref["feats"], dinov2_tag(n)))
         return sets
 
     def _ceiling(self):
@@ -137,6 +149,8 @@ class References:
                 feats = held
             elif suffix == self.data.name:
                 feats = self.domain.features(held)
+            elif suffix.startswith("dinov2_"):
+                feats = self._dinov2_features(held)
             else:
                 feats = metrics.inception_features([held], self.inception, self.runtime.device, with_logits=False,
                                                    dtype=torch.float32,

@@ -85,8 +85,9 @@ def bar_charts(df, metrics, direction, out):
 
 
 def generation_column(columns):
-    """The headline generation metric of a table: FID when computed, else the domain FD, else modes."""
-    for prefix in ("fid_", "fd_", "modes_3sigma", "modes_"):
+    """The headline generation metric of a table: FID when computed, else the DINOv2 FD, else the
+    domain FD, else modes."""
+    for prefix in ("fid_", "fd_dinov2_", "fd_", "modes_3sigma", "modes_"):
         found = sorted(c for c in columns if c.startswith(prefix))
         if found:
             return found[0]

@@ -29,7 +29,7 @@ NOT_METRICS = set(BUDGET) | {"model", "seed", "status", "error", "metric_seconds
 # better as in its paper's and StudioGAN's tables (its ceiling in references.json says what real data scores).
 HIGHER = ("probe_", "knn_", "semantic_recon", "cs_", "is_", "modes_", "high_quality", "precision_", "recall_",
           "density_", "coverage_")
-LOWER = ("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kid_", "kl_modes", "recon_fd_")
+LOWER = ("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kid_", "kl_modes", "recon_fd_", "recon_lpips_")
 SPREAD = "_sd"  # a column's spread (probe_acc_10_sd: its sd over label draws): no direction, not a metric column
 
 
@@ -53,7 +53,8 @@ def metric_columns(df):
 # it. modes_* end at the number of modes, which report reads from the runs' dataset record.
 BOUNDS = (
     (("probe_", "knn_", "semantic_recon", "high_quality", "precision_", "recall_", "coverage_"), (0.0, 1.0)),
-    (("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kl_modes", "modes_", "recon_fd_", "density_"), (0.0, math.inf)),
+    (("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kl_modes", "modes_", "recon_fd_", "recon_lpips_", "density_"),
+     (0.0, math.inf)),
     (("cs_", "is_"), (1.0, math.inf)),  # an Inception Score is exp(mean KL) >= 1
 )
 
@@ -301,8 +302,9 @@ def write_report(out_dir, dirs, figures=True):
 REFERENCE_ROWS = (
     ("raw input (linear probe, kNN-20)", {"probe_acc": "raw_probe_acc", "knn_acc": "raw_knn_acc"}),
     ("majority class", {"probe_acc": "majority_acc", "knn_acc": "majority_acc"}),
-    ("random other test image (chance)", {"recon_mse": "chance_recon_mse", "semantic_recon": "chance_semantic_recon"}),
-    ("train mean image (floor)", {"recon_mse": "mean_image_recon_mse"}),
+    ("random other test image (chance)", {"recon_mse": "chance_recon_mse", "semantic_recon": "chance_semantic_recon",
+                                          "recon_lpips_vgg16": "chance_recon_lpips_vgg16"}),
+    ("train mean image (floor)", {"recon_mse": "mean_image_recon_mse", "recon_lpips_vgg16": "mean_image_recon_lpips_vgg16"}),
 )
 # The references of columns named by a count or a space, found by their key's prefix in
 # references.json: the column is the key without "raw_" / "real_" (raw_probe_acc_10 -> probe_acc_10).
@@ -355,7 +357,10 @@ def skipped_text(df):
 
 
 # What the terminal shows: the first column matching each entry (exact name or prefix), at most 5.
-HEADLINE = ("recon_mse", "probe_acc", "knn_acc", "fid_", "fd_", "modes_nearest", "modes_3sigma", "semantic_recon")
+# fd_dinov2_ before fd_: the DINOv2 FD where it runs, on every dataset (sorting alone would put it
+# before fd_fashion-mnist but after fd_celeba64).
+HEADLINE = ("recon_mse", "probe_acc", "knn_acc", "fid_", "fd_dinov2_", "fd_", "modes_nearest", "modes_3sigma",
+            "semantic_recon")
 
 
 def terminal_table(rows, metrics, out):
@@ -363,7 +368,7 @@ def terminal_table(rows, metrics, out):
     metrics as mean [95 % interval]. The full table is in the files."""
     cols = []
     for h in HEADLINE:
-        match = next((c for c in metrics if c == h or (h.endswith("_") and c.startswith(h))), None)
+        match = next((c for c in metrics if c not in cols and (c == h or (h.endswith("_") and c.startswith(h)))), None)
         if match and match not in cols and len(cols) < 5:
             cols.append(match)
     lines = [["model", "ok/runs"] + [f"{c} {direction(c)}" for c in cols]]

@@ -279,6 +279,7 @@ BATCH_SHARE, SAMPLES_SHARE = 16, 4
 SAMPLE_BYTES = 1024  # what the metrics keep of one generated sample (decoded a batch at a time): domain
 # features and logits, or a toy2d point with its distances to the mode centres
 INCEPTION_BYTES = 2048 * 4 + 1008 * 8  # and with Inception: its pool features (float32) and logits (float64)
+DINOV2_BYTES = 1024 * 4  # and with DINOv2: its ViT-L/14 features (float32)
 
 
 def check_sizes(cfg, data):
@@ -301,6 +302,7 @@ def check_sizes(cfg, data):
                               f"memory; use at most {memory // (one * BATCH_SHARE)}.")
     per = {k: SAMPLE_BYTES for k in ("gen_samples", "truncation_samples", "track_samples")}
     per["inception_samples"] = SAMPLE_BYTES + INCEPTION_BYTES
+    per["dinov2_samples"] = SAMPLE_BYTES + DINOV2_BYTES
     for k, b in per.items():
         if ec[k] * b * SAMPLES_SHARE > memory:
             raise ConfigError(f"eval.{k} = {ec[k]} does not fit this machine: the metrics keep about {gb(ec[k] * b)} "
@@ -323,7 +325,7 @@ def build_model(cfg, name, shape):
 
 
 def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, shard=None, job=None, debug=False,
-                  figures=True):
+                  figures=True, lpips_weights=None, dinov2_weights=None):
     """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run failed,
     after the whole matrix).
     `job` = (i, n) when this process is job i of a `--jobs n` run: its progress bar takes line i,
@@ -349,7 +351,7 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
         if not built:  # every process builds one (they share the sample metrics); rank 0 first, so
             for first in (True, False):  # the others load its cached classifier and statistics
                 if runtime.is_main == first:
-                    built.append(Evaluator(data, cfg, runtime, fid_weights))
+                    built.append(Evaluator(data, cfg, runtime, fid_weights, lpips_weights, dinov2_weights))
                 parallel.barrier()
         return built[0]
 
