@@ -91,3 +91,12 @@ def test_capacity_outliers_against_the_median_of_the_others():
     # D counts too: ALI's discriminator next to BiGAN-sized ones
     ds = {m: {"params_e": 10.0, "params_g": 10.0, "params_d": d} for m, d in (("bigan", 36.6), ("qp", 40.0), ("gan", 34.5), ("ali", 415.0))}
     assert stats.capacity_outliers(ds) == {"ali": ["params_d"]}
+
+
+def test_two_constant_sides_with_the_same_value_are_not_different():
+    """Means of equal floats can differ by a rounding error (0.1 * 3 / 3 != 0.1): two models
+    constant at one value are the same, p = 1, not 'significant' on a 1e-17 difference."""
+    from benchmarks.reporting.stats import compare
+
+    res = compare({0: .1, 1: .1, 2: .1}, {5: .1, 6: .1})
+    assert res["test"] == "constant" and res["diff"] == 0 and res["p"] == 1.0

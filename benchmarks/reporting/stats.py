@@ -100,6 +100,8 @@ def compare(a, b, higher=True, level=LEVEL):
         if len(xa) < 2 or len(xb) < 2:
             return {**out, "note": "not testable: n < 2 and fewer than 2 common seeds"}
         test = "constant" if np.ptp(xa) == 0 and np.ptp(xb) == 0 else "welch"
+        if test == "constant":  # one value each side: their difference, not that of two rounded means
+            out["diff"] = float(xa[0] - xb[0])
 
     # Its p-value and the interval of the difference.
     if test == "constant":  # no spread to test against: the difference is exact (see the docstring)
