@@ -185,3 +185,48 @@ def test_a_bad_study_is_a_clear_error(cli, tmp_path, text, message):
 def test_a_bad_validation_share_is_a_clear_error(cli, tmp_path):
     code, _, err = cli("run", "toy2d", "--budget", "smoke", "--set", "train.validation_share=1.5", "--out", tmp_path)
     assert code == 2 and "train.validation_share" in err
+
+
+def test_expected_best_of_k_is_dodge_et_als_estimator():
+    """k = 1 is the mean of the trials; the estimate equals the exact expectation of the best of k
+    draws with replacement (enumerated); it only improves with k and tends to the best trial."""
+    import itertools
+
+    import numpy as np
+
+    from benchmarks.reporting.study import best_of_k, expected_best
+
+    v = np.array([3.0, 1.0, 4.0, 1.5, 9.0])
+    assert expected_best(v, [1], "max")[0] == pytest.approx(v.mean())
+    for k in (2, 3):
+        exact = np.mean([max(c) for c in itertools.product(v, repeat=k)])
+        assert expected_best(v, [k], "max")[0] == pytest.approx(exact)
+        assert expected_best(v, [k], "min")[0] == pytest.approx(np.mean([min(c) for c in itertools.product(v, repeat=k)]))
+    curve = expected_best(v, range(1, 60), "min")
+    assert np.all(np.diff(curve) <= 1e-12) and curve[-1] == pytest.approx(v.min(), abs=1e-3)
+    mean, low, high = best_of_k(v, [1, 5], "max")
+    assert np.all(low <= mean + 1e-12) and np.all(mean <= high + 1e-12) and np.all(high <= v.max())
+
+
+def test_a_claim_is_supported_only_when_significant_in_its_direction():
+    """The verdict: Holm-corrected p < 0.05 and the effect in the claimed direction."""
+    import pandas as pd
+
+    from benchmarks.reporting.study import CONTRADICTED, SUPPORTED, UNRESOLVED, claims_table
+    from benchmarks.study.study import Claim, Study, Target
+
+    seeds = range(10)
+    final = pd.DataFrame(
+        [{"model": "a", "seed": s, "status": "ok", "probe_acc": 0.9 + 0.001 * s} for s in seeds]
+        + [{"model": "b", "seed": s, "status": "ok", "probe_acc": 0.8 + 0.002 * s} for s in seeds]
+        + [{"model": "c", "seed": s, "status": "ok", "probe_acc": 0.9 + 0.001 * s + (0.01 if s % 2 else -0.01)}
+           for s in seeds])
+    claims = (Claim("up", "", "", "paired", "probe_acc", a="a", b="b"),
+              Claim("down", "", "", "paired", "probe_acc", a="b", b="a"),
+              Claim("level", "", "", "paired", "probe_acc", a="a", b="c"))
+    study = Study(name="t", benchmark="digits", budget="smoke", models=("a",), trials=1, validation_share=0.2,
+                  selection_seeds=(0,), final_seeds=tuple(seeds), targets=(Target("r", "probe_acc", "max"),),
+                  arms={}, references=(), select_set=(), final_set=(), collapse={}, claims=claims)
+    table = claims_table(study, {}, final.iloc[:0], final, {})
+    assert list(table["verdict"]) == [SUPPORTED, CONTRADICTED, UNRESOLVED]
+    assert table.loc[0, "test"] == "signed-rank" and table.loc[0, "effect"] == pytest.approx(0.1 - 0.0045)
