@@ -318,10 +318,11 @@ def write_study_report(out, study, figures=True):
     atomic_write_text(out / "trials.csv", trials.to_csv(index=False))
     atomic_write_text(out / "best_of_k.csv", bok.to_csv(index=False))
 
-    parts = [f"# Study {study.name}: {study.benchmark}, {study.budget} budget\n"]
+    parts = [f"# Study {study.name}: {study.benchmark}, {study.budget} budget\n",
+             "\n".join(f"- {line}" for line in (_phase_line("select", sel, out), _phase_line("final", final, out))), ""]
     if not claims.empty:
         atomic_write_text(out / "claims.csv", claims.to_csv(index=False))
-        parts += ["## Claims\n", claims_markdown(claims), ""]
+        parts += ["## Claims\n", CLAIMS_HOW, "", claims_markdown(claims), ""]
     parts += ["## Trials (selection phase, scored on validation)\n",
               f"{study.trials} trials per swept model (trial 0: its defaults), seeds {list(study.selection_seeds)}, "
               f"{study.validation_share:g} of train held out for validation.\n",
@@ -333,6 +334,36 @@ def write_study_report(out, study, figures=True):
     text = "\n".join(parts)
     atomic_write_text(out / "study.md", text)
     return text
+
+
+CLAIMS_HOW = (
+    "Each row tests one claim of a source text on this benchmark: row a (the design choice the claim "
+    "credits) against row b (without it), on the metric named, over the same seeds. *effect a − b* is the "
+    "mean per-seed difference with its 95 % interval; *P(a better)* the share of seeds on which a is better "
+    "in the metric's direction (↑ higher is better, ↓ lower). p is the test's, Holm-corrected over every row "
+    "of this table in brackets. *supported*: corrected p < 0.05 with the effect in the claimed direction; "
+    "*contradicted*: significant the other way; *not resolved at this budget*: neither, which is not "
+    "evidence that the claim is false. A side written `model@target` is the setting chosen for that target "
+    "on validation; a `(reference)` side is a model-free score of the same test split.")
+
+
+def _phase_line(phase, rows, out):
+    """One line on what a phase ran and what it cost: runs by status, the summed run time, and
+    the elapsed wall-clock from its first run's start to its last run's finish."""
+    if not len(rows):
+        return f"{phase}: not run yet"
+    counts = rows["status"].value_counts().to_dict()
+    compute = pd.to_numeric(rows.get("wall_seconds"), errors="coerce").sum() / 60
+    starts, ends = [], []
+    for path in (out / phase).glob("*/seed*/config.json"):
+        try:
+            starts.append(pd.Timestamp(json.loads(path.read_text())["started"].rsplit(" ", 1)[0]))
+            ends.append(pd.Timestamp((path.parent / "metrics.json").stat().st_mtime, unit="s"))
+        except (OSError, ValueError, KeyError):
+            continue
+    elapsed = f", {(max(ends) - min(starts)).total_seconds() / 60:.1f} min elapsed" if starts and ends else ""
+    return (f"{phase}: {len(rows)} runs ({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}), "
+            f"{compute:.1f} min of run time summed over processes{elapsed}")
 
 
 def _chosen_markdown(study, chosen):
