@@ -35,6 +35,7 @@ from .report import direction, markdown_table
 ALPHA = 0.05
 BOOTSTRAP = 1000
 SUPPORTED, CONTRADICTED, UNRESOLVED = "supported", "contradicted", "not resolved at this budget"
+UNTESTED = "not tested yet: no finished runs of its rows"
 
 
 def expected_best(values, ks, goal):
@@ -266,13 +267,20 @@ def claims_table(study, chosen, sel, final, refs):
         else:
             tested = _truncation(c, final)
         if not tested:
-            tested = [{"compared": c.a or "", "metric": c.metric, "n": 0, "p": math.nan, "test": "not testable"}]
+            tested = [{"compared": c.a or "", "metric": c.metric, "n": 0, "p": math.nan, "test": ""}]
         rows += [{"claim": c.id, "text": c.text, "source": c.source, **t} for t in tested]
     df = pd.DataFrame(rows)
     df["p_holm"] = stats.holm(df["p"].to_numpy(dtype=float))
-    df["verdict"] = [SUPPORTED if p < ALPHA and r.get("a_better") else CONTRADICTED if p < ALPHA else UNRESOLVED
-                     for p, (_, r) in zip(df["p_holm"].fillna(1.0), df.iterrows())]
+    df["verdict"] = [verdict(p, r) for p, (_, r) in zip(df["p_holm"], df.iterrows())]
     return df
+
+
+def verdict(p_holm, row):
+    if not math.isfinite(p_holm) and not row.get("test"):  # its rows have no finished runs yet
+        return UNTESTED
+    if p_holm < ALPHA:
+        return SUPPORTED if row.get("a_better") else CONTRADICTED
+    return UNRESOLVED
 
 
 def _num(v, digits=3):
@@ -314,7 +322,7 @@ def write_study_report(out, study, figures=True):
     trials = trials_table(study, sel)
     bok = best_of_k_table(study, sel)
     figures = best_of_k_figure(study, bok, sel, out) if figures else []
-    claims = claims_table(study, chosen, sel, final, refs) if study.claims and len(final) else pd.DataFrame()
+    claims = claims_table(study, chosen, sel, final, refs) if study.claims else pd.DataFrame()
     atomic_write_text(out / "trials.csv", trials.to_csv(index=False))
     atomic_write_text(out / "best_of_k.csv", bok.to_csv(index=False))
 
