@@ -1,8 +1,9 @@
 """The LPIPS and DINOv2 back ends, offline, as tests/test_inception.py does Inception: randomly
 initialised state dicts of the real architectures (VGG16's convolutions with LPIPS's linear layers;
-DINOv2's smallest ViT, S/14, standing in for L/14), the weights' resolution order, and the harness's
-columns: filled when the weights are found, empty with the reason in the protocol when not, and a
-named path that is missing refused before anything trains."""
+DINOv2's smallest ViT, S/14, standing in for L/14, in the layout of the released DINOv2 files),
+the weights' resolution order, and the harness's columns: filled when the weights are found, empty
+with the reason in the protocol when not, and a named path that is missing refused before anything
+trains."""
 import json
 import math
 from pathlib import Path
@@ -14,10 +15,37 @@ import torch
 import metrics
 from benchmarks.config import BACKFILL, backfilled, load_config
 from benchmarks.core.errors import ConfigError
-from metrics import dinov2, dinov2_vit, lpips
+from metrics import dinov2, lpips
 from tests.test_inception import _no_network
 
 SMALL = "dinov2-vit-s-14"  # the architecture of the tests' random file
+# torch-fidelity's model -> DINOv2's (embed_dim, depth, num_heads) (Oquab et al. 2023, table 17)
+ARCHS = {"dinov2-vit-s-14": (384, 12, 6), "dinov2-vit-l-14": (1024, 24, 16)}
+
+
+def official_dinov2_state_dict(model, *, device=None, seed=0):
+    """Random tensors under the names and shapes of a released DINOv2 *_pretrain.pth file: the
+    DinoVisionTransformer facebookresearch/dinov2's hub builds (img_size 518, so 37 x 37 + 1 position
+    embeddings; layer scale; a mask token; MLP feed-forward). Written from upstream's layout, not from
+    timm's model, so that loading it tests timm's conversion; test_timms_dinov2_computes_what_upstreams_
+    hub_model_does checks it against upstream's own state dict where the hub cache holds the code."""
+    d, depth, _ = ARCHS[model]
+    shapes = {"cls_token": (1, 1, d), "pos_embed": (1, 1 + 37 * 37, d), "mask_token": (1, d),
+              "patch_embed.proj.weight": (d, 3, 14, 14), "patch_embed.proj.bias": (d,)}
+    for i in range(depth):
+        for name, shape in (("norm1.weight", (d,)), ("norm1.bias", (d,)), ("attn.qkv.weight", (3 * d, d)),
+                            ("attn.qkv.bias", (3 * d,)), ("attn.proj.weight", (d, d)), ("attn.proj.bias", (d,)),
+                            ("ls1.gamma", (d,)), ("norm2.weight", (d,)), ("norm2.bias", (d,)),
+                            ("mlp.fc1.weight", (4 * d, d)), ("mlp.fc1.bias", (4 * d,)),
+                            ("mlp.fc2.weight", (d, 4 * d)), ("mlp.fc2.bias", (d,)), ("ls2.gamma", (d,))):
+            shapes[f"blocks.{i}.{name}"] = shape
+    shapes.update({"norm.weight": (d,), "norm.bias": (d,)})
+    if device == "meta":
+        return {k: torch.empty(shape, device="meta") for k, shape in shapes.items()}
+    g = torch.Generator().manual_seed(seed)
+    around_one = ("norm1.weight", "norm2.weight", "norm.weight", "gamma")  # the norms' and layer scales
+    return {k: torch.randn(shape, generator=g) * 0.02 + (1.0 if k.endswith(around_one) else 0.0)
+            for k, shape in shapes.items()}
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +65,10 @@ def lpips_weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dinov2_weights(tmp_path_factory):
-    """A random DINOv2 ViT-S/14 state dict, under the file name the hub would cache it by."""
-    torch.manual_seed(0)
+    """A random DINOv2 ViT-S/14 state dict in the official files' layout, under the file name the
+    hub would cache it by."""
     path = tmp_path_factory.mktemp("dinov2") / dinov2.weights_file(SMALL)
-    torch.save(dinov2_vit.build(dinov2.hub_name(SMALL)).state_dict(), path)
+    torch.save(official_dinov2_state_dict(SMALL), path)
     return path
 
 
@@ -113,19 +141,88 @@ def test_dinov2_loads_a_given_file_offline_and_streams_features(dinov2_weights, 
     assert net is None and "could not be loaded" in reason and "\n" not in reason
 
 
-def test_the_dinov2_copy_computes_what_upstreams_code_does():
-    """dinov2_vit.py against facebookresearch/dinov2's own code, where the torch hub cache holds it
-    (torch-fidelity's first run online puts it there); skipped elsewhere."""
+def test_the_official_layout_round_trips_through_timms_dinov2_filter():
+    """The official keys are timm's but for mask_token (dropped by timm's DINOv2 conversion); at the
+    files' own 518 px every tensor arrives unchanged, and at torch-fidelity's 224 px only the
+    position embedding changes, to 16 x 16 + 1."""
+    official = official_dinov2_state_dict(SMALL)
+    with torch.device("meta"):  # the timm models' own random initialisation is not needed
+        native, net = dinov2.build(SMALL, 518), dinov2.build(SMALL)
+    assert set(native.state_dict()) == set(official) - {"mask_token"}
+    converted = dinov2.timm_state_dict(official, native)
+    assert converted.keys() == native.state_dict().keys()
+    assert all(torch.equal(converted[k], official[k]) for k in converted)
+    native.load_state_dict(converted, assign=True)  # strict
+    assert all(torch.equal(v, official[k]) for k, v in native.state_dict().items())  # and back
+    converted = dinov2.timm_state_dict(official, net)
+    assert converted["pos_embed"].shape == net.pos_embed.shape == (1, 16 * 16 + 1, 384)
+    assert torch.equal(converted["pos_embed"][:, 0], official["pos_embed"][:, 0])  # the class token's
+    assert all(torch.equal(converted[k], official[k]) for k in converted if k != "pos_embed")
+    net.load_state_dict(converted, assign=True)
+
+
+@pytest.mark.parametrize("model", sorted(ARCHS))
+def test_timms_dinov2_is_the_architecture_torch_fidelity_gets(model):
+    """ViT-S/14 and ViT-L/14 (on the meta device: shapes only) as load_dinov2 builds them: the
+    official file loads strictly, the heads and widths are DINOv2's, and forward is the class token
+    after the final norm, 384 and 1024 features."""
+    import timm
+
+    d, depth, heads = ARCHS[model]
+    assert dinov2.TIMM[model] in timm.list_models(f"*{dinov2.TIMM[model]}*")
+    with torch.device("meta"):
+        net = dinov2.build(model)  # torch-fidelity's input size, 224
+    net.load_state_dict(dinov2.timm_state_dict(official_dinov2_state_dict(model, device="meta"), net), assign=True)
+    assert net.patch_embed.grid_size == (16, 16) and net.pos_embed.shape == (1, 257, d)
+    assert len(net.blocks) == depth and all(b.attn.num_heads == heads for b in net.blocks)
+    assert net.num_features == net.embed_dim == d and net.global_pool == "token" and net.num_prefix_tokens == 1
+    assert isinstance(net.head, torch.nn.Identity) and isinstance(net.fc_norm, torch.nn.Identity)
+    assert isinstance(net.norm, torch.nn.LayerNorm) and net.norm.eps == 1e-6
+    assert net(torch.empty(2, 3, 224, 224, device="meta")).shape == (2, d)
+
+
+def test_the_hub_position_embedding_is_upstreams_resampling():
+    pos = torch.randn(1, 1 + 37 * 37, 8, generator=torch.Generator().manual_seed(0))
+    assert dinov2.hub_position_embedding(pos, 37) is pos  # upstream returns it unchanged at 518 px
+    out = dinov2.hub_position_embedding(pos, 16)
+    assert out.shape == (1, 257, 8) and torch.equal(out[:, 0], pos[:, 0])
+    grid = pos[:, 1:].reshape(1, 37, 37, 8).permute(0, 3, 1, 2)
+    by_size = torch.nn.functional.interpolate(grid, size=(16, 16), mode="bicubic", antialias=True)
+    assert not torch.allclose(out[:, 1:], by_size.permute(0, 2, 3, 1).reshape(1, 256, 8))  # not timm's default
+    with pytest.raises(ValueError, match="square"):
+        dinov2.hub_position_embedding(pos[:, :-1], 16)
+
+
+def test_timms_dinov2_computes_what_upstreams_hub_model_does(tmp_path, monkeypatch):
+    """load_dinov2's extractor (timm's ViT-S/14 and the weights file) against torch-fidelity's with
+    facebookresearch/dinov2's own hub model in it, at torch-fidelity's 224 px, where the torch hub
+    cache holds upstream's code (torch-fidelity's first run online puts it there); skipped elsewhere.
+    Upstream's random initialisation (not smooth position embeddings) makes any other resampling of
+    the position embedding show. Also: official_dinov2_state_dict's names and shapes are upstream's."""
+    from unittest import mock
+
+    from torch_fidelity.feature_extractor_dinov2 import FeatureExtractorDinoV2
+
     repo = Path(torch.hub.get_dir()) / "facebookresearch_dinov2_main"
     if not (repo / "hubconf.py").is_file():
         pytest.skip(f"no copy of facebookresearch/dinov2 in {repo.parent}")
     torch.manual_seed(0)
     upstream = torch.hub.load(str(repo), "dinov2_vits14", source="local", pretrained=False).eval()
-    ours = dinov2_vit.build("dinov2_vits14").eval()
-    ours.load_state_dict(upstream.state_dict())  # strict: the same names and shapes
-    x = torch.randn(2, 3, 70, 70)
+    official = upstream.state_dict()
+    layout = official_dinov2_state_dict(SMALL, device="meta")
+    assert {k: v.shape for k, v in official.items()} == {k: v.shape for k, v in layout.items()}
+    path = tmp_path / dinov2.weights_file(SMALL)
+    torch.save(official, path)
+    monkeypatch.setattr(dinov2, "MODEL", SMALL)
+    ours, reason = metrics.load_dinov2(path)
+    assert reason is None and type(ours.model).__module__ == "timm.models.vision_transformer"
+    with mock.patch.object(torch.hub, "load", lambda *a, **k: upstream):
+        hubs = FeatureExtractorDinoV2(SMALL, ["dinov2"])
+    images = _images(3, channels=3, size=40)
     with torch.no_grad():
-        torch.testing.assert_close(ours(x), upstream(x), rtol=0, atol=1e-6)
+        (got,), (want,) = ours(images), hubs(images)
+    assert got.shape == (3, 384)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)  # 0 here
 
 
 @pytest.mark.parametrize("backend", ["lpips", "dinov2"])
