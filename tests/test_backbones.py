@@ -290,11 +290,29 @@ def test_dinov2_samples_is_a_count_that_old_folders_read_as_off():
             load_config("digits", overrides=[f"eval.dinov2_samples={bad}"])
 
 
+def _fewer_test_images(monkeypatch, n):
+    """Runs see the first n test images of each dataset (the training split, and with it the cached
+    domain classifier, unchanged)."""
+    import dataclasses
+
+    import benchmarks.data as data_module
+    from benchmarks.data.registry import Split
+
+    real = data_module.load_dataset
+
+    def fewer(*args, **kwargs):
+        data = real(*args, **kwargs)
+        return dataclasses.replace(data, test=Split(data.test.x[:n].contiguous(), data.test.y[:n].contiguous()))
+
+    monkeypatch.setattr(data_module, "load_dataset", fewer)
+
+
 def test_the_columns_fill_in_with_weights(cli, lpips_weights, dinov2_weights, small_dinov2, monkeypatch):
     """A digits run with both weights given: recon_lpips_vgg16 and the DINOv2 columns, their
     protocol notes and references. LPIPS at the digits' own 16 px here (64 in the harness), to keep
     the 450 test pairs and their chance and floor references quick on a CPU."""
     monkeypatch.setattr(lpips, "RESIZE", 16)
+    _fewer_test_images(monkeypatch, 60)  # LPIPS's VGG16 costs about 0.05 s per pair on one core
     code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "pca", "--out", "r", "--no-figures",
                        "--lpips-weights", lpips_weights, "--dinov2-weights", dinov2_weights,
                        "--set", "eval.dinov2_samples=8", "--set", "train.steps=5")
@@ -306,7 +324,7 @@ def test_the_columns_fill_in_with_weights(cli, lpips_weights, dinov2_weights, sm
     for col in ("precision_dinov2_8", "recall_dinov2_8", "coverage_dinov2_8"):
         assert 0 <= m[col] <= 1, col
     proto = m["protocol"]
-    assert "sha256" in proto["recon_lpips_vgg16"] and "450 test images" in proto["recon_lpips_vgg16"]
+    assert "sha256" in proto["recon_lpips_vgg16"] and "60 test images" in proto["recon_lpips_vgg16"]
     assert "DINOv2 ViT-L/14" in proto["fd_dinov2_8"] and "8 generated vs 8 real" in proto["precision_dinov2_8"]
     assert "recon_lpips_vgg16" in m["metric_seconds"]
     refs = json.loads(Path("r/references.json").read_text())
