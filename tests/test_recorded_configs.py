@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import models
-from benchmarks.config import FOLDER_KEYS, RENAMED_OPTIONS, backfilled, config_diff, load_config
+from benchmarks.config import RENAMED_OPTIONS, backfilled, config_diff, load_config
 from benchmarks.training.run import model_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _ident(cfg, name, args):
     """What run_one records as a run's config (and compares on resume)."""
-    return json.loads(json.dumps({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, "model_args": args, "seed": 0}))
+    return json.loads(json.dumps({**cfg.folder_record(), "model": name, "model_args": args, "seed": 0}))
 
 
 @pytest.mark.parametrize("name,old", [
