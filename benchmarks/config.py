@@ -89,7 +89,7 @@ DEFAULTS = {
 
 
 # The resolved config, typed: one class per section of SCHEMA, one field per key, in SCHEMA's
-# order, so that `cfg.train.steps` can be
+# order (tests/test_recorded_configs.py holds them to it), so that `cfg.train.steps` can be
 # followed by name from the command line to the training loop. Frozen: a derived config is made
 # with replace(). SCHEMA's lists are tuples here and values keep the type they were written with
 # (validation_share 0 stays an int); to_dict() gives the lists back, so that the JSON records
