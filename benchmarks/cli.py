@@ -141,13 +141,13 @@ def cmd_run(args):
     from .config import load_config
 
     cfg = load_config(args.config, budget=args.budget, overrides=args.overrides, models=args.models, seeds=args.seeds)
-    out = args.out or Path("runs") / f"{cfg['benchmark']}-{cfg['budget']}"
+    out = args.out or Path("runs") / f"{cfg.benchmark}-{cfg.budget}"
     return run_config(args, cfg, out, args.argv)
 
 
 def run_config(args, cfg, out, argv):
-    """Train and score the resolved config `cfg` into folder `out`: here, as one shard (--shard),
-    or as --jobs local shard processes, each running `argv` with its --shard."""
+    """Train and score the resolved config `cfg` (a config.Config) into folder `out`: here, as one
+    shard (--shard), or as --jobs local shard processes, each running `argv` with its --shard."""
     from .core import parallel
     from .data import declared_shape, load_dataset, splits
     from .training.run import check_models, parse_shard, run_benchmark, run_jobs
@@ -155,7 +155,7 @@ def run_config(args, cfg, out, argv):
     import metrics
 
     shard = parse_shard(args.shard) if args.shard else None
-    check_models(cfg, declared_shape(cfg["dataset"]))  # before any data is loaded or anything written
+    check_models(cfg, declared_shape(cfg.dataset))  # before any data is loaded or anything written
     for problem in (metrics.lpips.problem(args.lpips_weights), metrics.dinov2.problem(args.dinov2_weights)):
         if problem:  # a weights path named but wrong: said now, not after the training
             raise UserError(f"{problem}.")
@@ -167,13 +167,13 @@ def run_config(args, cfg, out, argv):
             raise UserError(f"--jobs {args.jobs} is more than the {cores} CPU cores of this machine: more shard "
                             f"processes than cores only share the cores and multiply the memory. Use --jobs {cores} "
                             "or fewer.")
-        jobs = min(args.jobs, len(cfg["models"]) * len(cfg["seeds"]))  # a shard without a run would start for nothing
+        jobs = min(args.jobs, len(cfg.models) * len(cfg.seeds))  # a shard without a run would start for nothing
         if jobs > 1:
             return run_jobs(argv, jobs, out, figures=args.figures)
     runtime = runtime_from(args, fast=args.fast)
     try:
-        data = splits.prepare(load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"]),
-                              cfg["train"], cfg["eval"])
+        data = splits.prepare(load_dataset(cfg.dataset, root=args.data_root, **cfg.dataset_options),
+                              cfg.train, cfg.eval)
         return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard,
                              job=parse_shard(args.job_of) if args.job_of else None, debug=args.debug,
                              figures=args.figures, lpips_weights=args.lpips_weights,

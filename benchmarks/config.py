@@ -3,10 +3,14 @@
 A config names the dataset, the models, the seeds, the shared architecture size and the
 training/evaluation settings; each named budget (smoke, quick, full) overrides part of it.
 Every key is checked against SCHEMA: a typo is an error, never a silent default.
+`load_config` checks the merged mapping and returns it as a `Config`, a small frozen object
+(`cfg.train.steps`, `cfg.eval.gen_samples`) whose `to_dict()` is the mapping the results record.
 """
 import copy
+import dataclasses
 import difflib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -82,6 +86,109 @@ DEFAULTS = {
              # split: what a run is scored on, "test" or "validation" (hyperparameter selection)
              "split": "test"},
 }
+
+
+# The resolved config, typed: one class per section of SCHEMA, one field per key, in SCHEMA's
+# order (tests/test_recorded_configs.py holds them to it), so that `cfg.train.steps` can be
+# followed by name from the command line to the training loop. Frozen: a derived config is made
+# with replace(). SCHEMA's lists are tuples here and values keep the type they were written with
+# (validation_share 0 stays an int); to_dict() gives the lists back, so that the JSON records
+# (written with sorted keys) are byte for byte what they were when the config was a dict.
+
+
+class _Frozen:
+    def replace(self, **changes):
+        """A copy with `changes` (field: value) made: a derived config, e.g. other steps."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Arch(_Frozen):
+    """arch: the size of the networks every model builds (passed to each as constructor arguments)."""
+    z_dim: int
+    width: int
+    style: str  # one of ARCH_STYLES
+
+
+@dataclass(frozen=True)
+class Train(_Frozen):
+    """train: the training loop's settings (training/train.py)."""
+    steps: int  # G/E updates
+    batch_size: int
+    log_every: int
+    checkpoint_every: int
+    hflip: bool
+    validation_share: float  # as written: a 0 given as such stays an int
+
+
+@dataclass(frozen=True)
+class Eval(_Frozen):
+    """eval: what a run is scored on and how many samples each metric takes (evaluation/evaluate.py)."""
+    probe_max_train: int
+    eval_batch_size: int
+    grid_size: int
+    gen_samples: int
+    inception_samples: int
+    dinov2_samples: int
+    truncation: tuple[float, ...]  # thresholds, numbers as written
+    truncation_samples: int
+    track_every: int
+    track_samples: int
+    references: bool
+    probe_labels: tuple[int, ...]  # label counts per class
+    split: str  # one of EVAL_SPLITS
+
+
+@dataclass(frozen=True)
+class Config(_Frozen):
+    """A resolved benchmark config. dataset_options, model_options and arms are free-form by
+    design (their consumers check them: the dataset loader, the model constructors) and stay
+    plain dicts: read-only by convention, since a frozen object does not freeze a dict; derive
+    a config with replace() instead of changing one in place."""
+    benchmark: str  # the config file's name
+    budget: str
+    dataset: str
+    dataset_options: dict
+    models: tuple[str, ...]  # model or arm names, each once
+    seeds: tuple[int, ...]
+    arch: Arch
+    train: Train
+    eval: Eval
+    model_options: dict
+    arms: dict
+
+    @classmethod
+    def from_dict(cls, cfg):
+        """The typed form of a checked, complete config mapping (load_config's)."""
+        return cls(benchmark=cfg["benchmark"], budget=cfg["budget"], dataset=cfg["dataset"],
+                   dataset_options=cfg["dataset_options"], models=tuple(cfg["models"]), seeds=tuple(cfg["seeds"]),
+                   arch=Arch(**cfg["arch"]), train=Train(**cfg["train"]),
+                   eval=Eval(**{**cfg["eval"], "truncation": tuple(cfg["eval"]["truncation"]),
+                                "probe_labels": tuple(cfg["eval"]["probe_labels"])}),
+                   model_options=cfg["model_options"], arms=cfg["arms"])
+
+    def to_dict(self):
+        """The config as a nested mapping, as load_config returned it before it was typed:
+        sections as dicts, tuples as lists, free-form mappings copied. What the results record."""
+        return _plain(self)
+
+    def folder_record(self):
+        """The part a results folder records and every run in it must agree on (FOLDER_KEYS),
+        in that order: benchmark.json's config, and the start of each config.json's."""
+        whole = self.to_dict()
+        return {k: whole[k] for k in FOLDER_KEYS}
+
+
+def _plain(value):
+    """`value` as plain data, the containers copied: a dataclass as a dict of its fields in
+    order, a tuple or list as a list."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def config_path(name_or_path):
@@ -184,7 +291,8 @@ def _nest(path, value):
 
 
 def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=None):
-    """Resolve a benchmark config: file -> defaults -> budget -> overrides -> CLI lists."""
+    """Resolve a benchmark config: file -> defaults -> budget -> overrides -> CLI lists. The
+    checks run on the merged mapping; the result is a Config."""
     path = config_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -274,7 +382,7 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
                               f"--set model_options.{name}.lr=1e-4; got {opts!r}.")
     cfg["benchmark"] = path.stem
     cfg["budget"] = budget
-    return cfg
+    return Config.from_dict(cfg)
 
 
 def check_arms(arms):

@@ -282,9 +282,9 @@ def test_weights_resolution_order_and_missing_weights(backend, lpips_weights, di
 
 
 def test_dinov2_samples_is_a_count_that_old_folders_read_as_off():
-    assert load_config("digits")["eval"]["dinov2_samples"] == 0 and BACKFILL[("eval", "dinov2_samples")] == 0
+    assert load_config("digits").eval.dinov2_samples == 0 and BACKFILL[("eval", "dinov2_samples")] == 0
     assert backfilled({"eval": {"inception_samples": 1000}})["eval"]["dinov2_samples"] == 0
-    assert load_config("digits", overrides=["eval.dinov2_samples=8"])["eval"]["dinov2_samples"] == 8
+    assert load_config("digits", overrides=["eval.dinov2_samples=8"]).eval.dinov2_samples == 8
     for bad, said in (("-1", "zero or positive"), ("1", "too few"), ("2000000", "too large"), ("x", "integer")):
         with pytest.raises(ConfigError, match=said):
             load_config("digits", overrides=[f"eval.dinov2_samples={bad}"])

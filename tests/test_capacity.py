@@ -19,7 +19,7 @@ LINEAR = {"pca"}
 def test_committed_configs_match_capacity(config, budget, shape):
     cfg = load_config(config, budget=budget)
     counts = {}
-    for name in cfg["models"]:
+    for name in cfg.models:
         counts[name] = build_model(cfg, name, shape).param_counts()
     assert LINEAR <= set(counts)  # the reference rows are listed
     for net in ("e", "g"):

@@ -71,12 +71,11 @@ def test_output_folder_of_another_config_is_refused_and_kept(cli):
 def test_folders_recorded_before_a_key_existed_still_match_todays_config(folder):
     """The committed folders predate eval.probe_labels (and others in BACKFILL): they read as having
     today's default, so a run can complete them and report can merge them with newer folders."""
-    from benchmarks.config import FOLDER_KEYS, backfilled, config_diff, load_config
+    from benchmarks.config import backfilled, config_diff, load_config
 
     old = json.loads((Path(__file__).parents[1] / "results" / folder / "benchmark.json").read_text())["config"]
     assert "probe_labels" not in old["eval"]
-    cfg = json.loads(json.dumps({k: v for k, v in load_config(old["benchmark"], old["budget"]).items()
-                                 if k in FOLDER_KEYS}))
+    cfg = json.loads(json.dumps(load_config(old["benchmark"], old["budget"]).folder_record()))
     assert config_diff(backfilled(old), cfg) == []
 
 
@@ -120,8 +119,8 @@ def test_every_config_resolves_every_budget(cfg):
 
     for budget in ("smoke", "quick", "full"):
         c = load_config(cfg, budget=budget)
-        assert c["models"] and c["seeds"] and c["train"]["steps"] > 0
-    assert len(load_config(cfg, budget="smoke")["seeds"]) == 1
+        assert c.models and c.seeds and c.train.steps > 0
+    assert len(load_config(cfg, budget="smoke").seeds) == 1
 
 
 def test_celeba_smoke_on_generated_folder(cli, tmp_path, monkeypatch):
@@ -299,7 +298,7 @@ def test_repeated_models_and_seeds_run_once():
     from benchmarks.config import load_config
 
     cfg = load_config("digits", "smoke", models=["pca", "autoencoder", "pca"], seeds=[1, 0, 1])
-    assert cfg["models"] == ["pca", "autoencoder"] and cfg["seeds"] == [1, 0]
+    assert cfg.models == ("pca", "autoencoder") and cfg.seeds == (1, 0)
 
 
 def test_repeated_models_and_seeds_under_jobs_do_not_collide(cli, monkeypatch):

@@ -108,7 +108,7 @@ def test_fast_checkpoint_resumes_on_the_plain_path_with_plain_adam(tmp_path):
             s.update({k: v.contiguous() if k != "step" else v.cpu() for k, v in s.items()})
     torch.save(ckpt, ref_dir / "checkpoint.pt")
 
-    longer = {**cfg, "train": {**cfg["train"], "steps": 5}}  # resumed for 2 more steps; the model as built for 3
+    longer = cfg.replace(train=cfg.train.replace(steps=5))  # resumed for 2 more steps; the model as built for 3
     resumed = {}
     for d in (fast_dir, ref_dir):
         model = build_model(cfg, "bigan", data.shape)

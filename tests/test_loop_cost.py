@@ -27,7 +27,7 @@ def _build(cfg, data, name, runtime):
 def test_run_loop_trains_exactly_like_a_bare_loop(name, tmp_path):
     cfg = load_config("toy2d", budget="smoke", overrides=[f"train.steps={STEPS}", "train.log_every=1",
                                                             "train.checkpoint_every=10", "eval.track_every=0"])
-    data = load_dataset(cfg["dataset"], **cfg["dataset_options"])
+    data = load_dataset(cfg.dataset, **cfg.dataset_options)
     runtime = Runtime("cpu")
     harness = _build(cfg, data, name, runtime)
     assert train(harness, data.train.x, cfg, tmp_path, runtime, seed=0)["status"] == "ok"
@@ -37,7 +37,7 @@ def test_run_loop_trains_exactly_like_a_bare_loop(name, tmp_path):
         for group in opt.param_groups:
             group["foreach"] = False
     bare.train()
-    n, per_step = len(data.train.x), bare.batches_per_step * cfg["train"]["batch_size"]
+    n, per_step = len(data.train.x), bare.batches_per_step * cfg.train.batch_size
     # The data order written out: epoch e is randperm(n) from seed * 1_000_003 + e.
     order = torch.cat([torch.randperm(n, generator=torch.Generator().manual_seed(e)) for e in range(STEPS * per_step // n + 1)])
     logged = []

@@ -1,12 +1,14 @@
 """Run records written before an option was renamed still resume and compare: `run` reads a
 recorded config.json through config.backfilled before comparing it with today's config."""
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 import models
-from benchmarks.config import FOLDER_KEYS, RENAMED_OPTIONS, backfilled, config_diff, load_config
+from benchmarks.config import (FOLDER_KEYS, RENAMED_OPTIONS, SCHEMA, Arch, Config, Eval, Train, backfilled, config_diff,
+                               load_config)
 from benchmarks.training.run import model_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _ident(cfg, name, args):
     """What run_one records as a run's config (and compares on resume)."""
-    return json.loads(json.dumps({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, "model_args": args, "seed": 0}))
+    return json.loads(json.dumps({**cfg.folder_record(), "model": name, "model_args": args, "seed": 0}))
 
 
 @pytest.mark.parametrize("name,old", [
@@ -46,3 +48,29 @@ def test_renamed_options_name_registered_models_and_their_options():
     for name, renames in RENAMED_OPTIONS.items():
         assert set(renames.values()) <= set(models.options(name)), name
         assert not set(renames) & set(models.options(name)), name  # an old name is free, never reused
+
+
+def test_the_typed_config_has_one_field_per_schema_key():
+    """Arch, Train and Eval name SCHEMA's keys, in its order; Config its top level and the two
+    keys load_config adds."""
+    for cls, section in ((Arch, "arch"), (Train, "train"), (Eval, "eval")):
+        assert [f.name for f in dataclasses.fields(cls)] == list(SCHEMA[section])
+    assert {f.name for f in dataclasses.fields(Config)} == set(SCHEMA) | {"benchmark", "budget"}
+
+
+@pytest.mark.parametrize("name", ["digits", "toy2d-ali"])
+def test_the_typed_config_reads_and_records_as_the_mapping(name):
+    """to_dict() is plain JSON data (lists, not tuples) that reads back as the same Config; the
+    object is frozen, and replace() derives a new one without touching it."""
+    cfg = load_config(name, budget="smoke", overrides=["train.validation_share=0"])
+    as_dict = cfg.to_dict()
+    assert json.loads(json.dumps(as_dict)) == as_dict and Config.from_dict(as_dict) == cfg
+    assert isinstance(as_dict["models"], list) and isinstance(as_dict["eval"]["truncation"], list)
+    assert as_dict["train"]["validation_share"] == 0 and type(as_dict["train"]["validation_share"]) is int
+    assert cfg.arch.z_dim == as_dict["arch"]["z_dim"] and cfg.eval.gen_samples == as_dict["eval"]["gen_samples"]
+    assert list(cfg.folder_record()) == list(FOLDER_KEYS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.steps = 1
+    longer = cfg.replace(train=cfg.train.replace(steps=cfg.train.steps + 1))
+    assert longer.train.steps == cfg.train.steps + 1 and longer.eval is cfg.eval
+    assert load_config(name, budget="smoke", overrides=["train.validation_share=0"]) == cfg

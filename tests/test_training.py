@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import models
+from benchmarks.config import load_config
 from benchmarks.core.runtime import Runtime
 from benchmarks.training.train import BatchStream, flop_counter, train
 from tests.conftest import write_plugin
@@ -202,8 +203,10 @@ def test_a_model_option_added_since_a_run_started_takes_its_default(cli):
 # --- FLOPs per phase: train() on tiny models, without the CLI's evaluation ---------------------
 
 TINY = dict(data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=10)
-TINY_CFG = {"train": {"steps": 10, "batch_size": 8, "hflip": False, "checkpoint_every": 3, "log_every": 1},
-            "eval": {"track_every": 0}}
+# train() reads the config's train section and eval.track_every; the rest is digits' smoke budget.
+TINY_CFG = load_config("digits", budget="smoke", overrides=["train.steps=10", "train.batch_size=8", "train.hflip=false",
+                                                           "train.checkpoint_every=3", "train.log_every=1",
+                                                           "eval.track_every=0"])
 
 
 def _tiny_x():
@@ -302,7 +305,7 @@ def test_train_seconds_count_the_steps_not_tracking_or_checkpoint_writes(tmp_pat
         return {"score": 0.0}
 
     runtime = Runtime("cpu", fast=False, compile=False)
-    cfg = {**TINY_CFG, "eval": {"track_every": 2}}
+    cfg = TINY_CFG.replace(eval=TINY_CFG.eval.replace(track_every=2))
     out = train(OneSecondSteps(**TINY), _tiny_x(), cfg, tmp_path, runtime, seed=0, monitor=monitor)
     assert out["train_seconds"] == 10
     assert saved == [(3, 3), (6, 6), (9, 9), (10, 10)]

@@ -66,5 +66,6 @@ def scored_on(data, split):
 
 
 def prepare(data, train_cfg, eval_cfg):
-    """The loaded dataset as a run of this config sees it: validation carved, scored split chosen."""
-    return scored_on(carve_validation(data, train_cfg["validation_share"]), eval_cfg["split"])
+    """The loaded dataset as a run of this config sees it (its config.Train and config.Eval
+    sections): validation carved, scored split chosen."""
+    return scored_on(carve_validation(data, train_cfg.validation_share), eval_cfg.split)

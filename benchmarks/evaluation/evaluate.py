@@ -80,14 +80,14 @@ class _InDrawOrder:
 
 class Evaluator(References):
     def __init__(self, data, cfg, runtime, fid_weights=None, lpips_weights=None, dinov2_weights=None):
-        self.data, self.ec, self.runtime = data, cfg["eval"], runtime
+        self.data, self.ec, self.runtime = data, cfg.eval, runtime  # ec: a config.Eval
         self.images = data.kind == "image"
         self.notes = {}  # column -> what it was computed on, for the table's protocol header
         self.domain = self.domain_ref = self.inception = self.inception_ref = self.skip_reason = None
         self.lpips = self.dinov2 = self.dinov2_ref = None
         self._label_notes()
         if not self.images:
-            n = self.ec["gen_samples"]
+            n = self.ec.gen_samples
             self.notes["modes_nearest"] = (f"ALI's rule on {n} samples: each sample to its nearest centre, a mode "
                                            "dropped only when no sample lands on it")
             self.notes["modes_3sigma"] = (f"VEEGAN/PacGAN's rule on the first {min(n, 2500)} of them: a mode counts "
@@ -97,7 +97,7 @@ class Evaluator(References):
             self.real_points, _ = subset(data.train, n)
             self._prdc_notes("points", "the raw 2-D points", len(self.real_points))
             return
-        name, n_gen = data.name, self.ec["gen_samples"]
+        name, n_gen = data.name, self.ec.gen_samples
         self.domain = metrics.get_domain_classifier(data, runtime.device, default_cache_dir() / "domain")
         real, _ = subset(data.train, n_gen)
         self.domain_ref = metrics.reference_stats(real, data, "train", self.domain.key, self.domain.features,
@@ -119,8 +119,8 @@ class Evaluator(References):
 
     def _label_notes(self):
         """The label counts of the label-efficiency probes this benchmark computes, and their notes."""
-        _, y_tr = subset(self.data.train, self.ec["probe_max_train"])
-        self.label_ns, left_out = _label_counts(y_tr, self.ec["probe_labels"])
+        _, y_tr = subset(self.data.train, self.ec.probe_max_train)
+        self.label_ns, left_out = _label_counts(y_tr, self.ec.probe_labels)
         if left_out:
             self.notes["probe_acc_labels"] = left_out
         for n in self.label_ns:
@@ -135,9 +135,9 @@ class Evaluator(References):
     def _prdc_notes(self, suffix, space, n_real, n_gen=None, swept=True):
         """The protocol notes of precision_<suffix>, recall_, density_ and coverage_ (see _prdc);
         `swept`: the truncation sweep scores them too."""
-        n_gen = n_gen or self.ec["gen_samples"]
+        n_gen = n_gen or self.ec.gen_samples
         counts = (f"{n_gen} generated vs {n_real} real train samples in {space}"
-                  + (f"; truncation.csv scores its {self.ec['truncation_samples']} per threshold against the same "
+                  + (f"; truncation.csv scores its {self.ec.truncation_samples} per threshold against the same "
                      "real ones, so read its values against each other, not against this column" if swept else ""))
         k_pr, k_dc = metrics.prdc.PR_K, metrics.prdc.DC_K
         self.notes[f"precision_{suffix}"] = (f"improved precision (Kynkäänniemi et al. 2019, torch-fidelity "
@@ -159,7 +159,7 @@ class Evaluator(References):
         return {f"{m}_{suffix}": scores[m] for m in PRDC}
 
     def _setup_inception(self, fid_weights):
-        n = self.ec["inception_samples"]
+        n = self.ec.inception_samples
         if n <= 0:
             return
         explicit = fid_weights or os.environ.get("BIGAN_BENCH_FID_WEIGHTS")
@@ -208,7 +208,7 @@ class Evaluator(References):
     def _setup_dinov2(self, weights):
         """fd_dinov2_<n>, precision_dinov2_<n>, ..., coverage_dinov2_<n> on `eval.dinov2_samples`
         images: DINOv2 ViT-L/14 features (metrics.dinov2), every process (they are sample metrics)."""
-        n, dev = self.ec["dinov2_samples"], self.runtime.device
+        n, dev = self.ec.dinov2_samples, self.runtime.device
         if n <= 0:
             return
         tag, mod = dinov2_tag(n), metrics.dinov2
@@ -265,7 +265,7 @@ class Evaluator(References):
 
     # --- one run ----------------------------------------------------------------------------
     def _batched(self, fn, x):
-        bs = self.ec["eval_batch_size"]
+        bs = self.ec.eval_batch_size
         return torch.cat([fn(self.runtime.batch(x[i:i + bs])).float().cpu() for i in range(0, len(x), bs)])
 
     def _timed(self, seconds, key, fn):
@@ -295,7 +295,7 @@ class Evaluator(References):
             if self.images:
                 self._generation(model, g, None, None)
             else:
-                self._scores(model, g, ec["gen_samples"], shared=True)
+                self._scores(model, g, ec.gen_samples, shared=True)
             self._truncation_sweep(model, seed, run_dir)
             return {}
 
@@ -313,13 +313,13 @@ class Evaluator(References):
             return metrics.latent_cycle_mse(z.cpu(), zr)
         out["latent_cycle_mse"] = self._timed(sec, "latent_cycle_mse", cycle)
 
-        x_tr, y_tr = subset(data.train, ec["probe_max_train"])
+        x_tr, y_tr = subset(data.train, ec.probe_max_train)
         f_tr = self._batched(model.encode, x_tr)
         val = None
         if data.valid is not None:
-            xv, yv = subset(data.valid, ec["probe_max_train"])
+            xv, yv = subset(data.valid, ec.probe_max_train)
             val = (self._batched(model.encode, xv), yv)
-        if ec["references"] and "references" not in self.notes:
+        if ec.references and "references" not in self.notes:
             self._timed(sec, "references", self.references)
         probe = self._timed(sec, "probe_acc", lambda: metrics.linear_probe(f_tr, y_tr, z_test, data.test.y, device=dev, val=val))
         out["probe_acc"], out["probe_bal_acc"] = probe["accuracy"], probe["balanced_accuracy"]
@@ -344,10 +344,10 @@ class Evaluator(References):
             self._timed(sec, "generation", lambda: out.update(self._generation(model, g, x_test, rec)))
             self._timed(sec, "figures", lambda: self._latent_figures(model, x_test, z_test, run_dir))
         else:
-            out.update(self._timed(sec, "modes", lambda: self._scores(model, g, ec["gen_samples"], shared=True)))
+            out.update(self._timed(sec, "modes", lambda: self._scores(model, g, ec.gen_samples, shared=True)))
         self._timed(sec, "truncation", lambda: self._truncation_sweep(model, seed, run_dir))
 
-        grid = model.decode(model.sample_latent(ec["grid_size"], generator=eval_noise(seed))).float().cpu()
+        grid = model.decode(model.sample_latent(ec.grid_size, generator=eval_noise(seed))).float().cpu()
         n_rec = min(32, len(x_test))
         figures.samples_and_recon(grid, self.runtime.batch(x_test[:n_rec]).cpu(), rec[:n_rec], data, run_dir)
         out["metric_seconds"] = sec
@@ -360,7 +360,7 @@ class Evaluator(References):
         draw order. No more than one batch of images exists at a time. `shared`: every process
         of a torchrun job calls this together and decodes every world-th batch; all draw every
         batch's noise, so g stays in step, and the outputs are gathered (metrics.DrawOrdered)."""
-        bs = self.ec["eval_batch_size"]
+        bs = self.ec.eval_batch_size
         starts = range(0, n, bs)
         rank, world = (self.runtime.rank, self.runtime.world) if shared and len(starts) >= self.runtime.world else (0, 1)
         store = metrics.DrawOrdered(n_out).to(self.runtime.device) if world > 1 else _InDrawOrder(n_out)
@@ -398,7 +398,7 @@ class Evaluator(References):
             g = eval_noise(seed)
             # Without precision/recall: their real-side neighbour radii would be computed again at
             # every tracked step (seconds each on toy2d's 10,000 points), in the training loop.
-            out = self._scores(model, g, self.ec["track_samples"], prdc=False)
+            out = self._scores(model, g, self.ec.track_samples, prdc=False)
             return {k: float(v) for k, v in out.items() if v is not None}
         finally:
             model.train()
@@ -407,13 +407,13 @@ class Evaluator(References):
     def _truncation_sweep(self, model, seed, run_dir):
         """truncation.csv: the generation scores against the truncation threshold, the same noise
         stream at every threshold; Gaussian-prior models only (a uniform prior has no tails)."""
-        if model.prior != "normal" or not self.ec["truncation"]:
+        if model.prior != "normal" or not self.ec.truncation:
             return
         rows = []
-        for t in sorted(self.ec["truncation"]) + [None]:
+        for t in sorted(self.ec.truncation) + [None]:
             g = eval_noise(seed)
             rows.append({"threshold": math.inf if t is None else t,
-                         **self._scores(model, g, self.ec["truncation_samples"], t, shared=True)})
+                         **self._scores(model, g, self.ec.truncation_samples, t, shared=True)})
         if not self.runtime.is_main:
             return
         buf = io.StringIO()
@@ -444,14 +444,14 @@ class Evaluator(References):
     def _generation(self, model, g, x_test, rec):
         """Every process calls this together (the sample metrics are shared); rank 0, which
         alone has x_test's reconstructions `rec`, also scores semantic_recon."""
-        clf, n_gen = self.domain, self.ec["gen_samples"]
+        clf, n_gen = self.domain, self.ec.gen_samples
         out = self._scores(model, g, n_gen, shared=True)
         if rec is not None:
             out["semantic_recon"] = metrics.label_agreement(clf.predict(x_test), clf.predict(metrics.to_uint8(rec)))
             out[f"recon_fd_{self.data.name}"] = metrics.frechet_distance(clf.features(x_test),
                                                                          clf.features(metrics.to_uint8(rec)))
         if self.inception is not None:
-            n, ref, dev = self.ec["inception_samples"], self.inception_ref, self.runtime.device
+            n, ref, dev = self.ec.inception_samples, self.inception_ref, self.runtime.device
             f, lg = self._sample_outputs(model, g, n, lambda x: metrics.inception_features(
                 [metrics.to_uint8(x)], self.inception, dev, batch_size=INCEPTION_BATCH[dev.type]), 2, shared=True)
             tag = count_tag(n)
@@ -461,7 +461,7 @@ class Evaluator(References):
                                                         seed=FIDELITY_SEED)[0]
             out.update(self._prdc(f, ref["feats"], tag))
         if self.dinov2 is not None:
-            n, ref = self.ec["dinov2_samples"], self.dinov2_ref
+            n, ref = self.ec.dinov2_samples, self.dinov2_ref
             (f,) = self._sample_outputs(model, g, n, lambda x: (self._dinov2_features(metrics.to_uint8(x)),), 1,
                                         shared=True)
             tag = dinov2_tag(n)

@@ -49,10 +49,10 @@ class References:
         the domain classifier, the Inception, DINOv2 and LPIPS weights where they run and the label
         counts. Where LPIPS runs, its chance level and mean-image floor too."""
         data, dev = self.data, self.runtime.device
-        x_tr, y_tr = subset(data.train, self.ec["probe_max_train"])
+        x_tr, y_tr = subset(data.train, self.ec.probe_max_train)
         xv = yv = None
         if data.valid is not None:
-            xv, yv = subset(data.valid, self.ec["probe_max_train"])
+            xv, yv = subset(data.valid, self.ec.probe_max_train)
         x_te, y_te = data.test.x, data.test.y
         parts = [x_tr, y_tr, x_te, y_te] + ([xv, yv] if xv is not None else [])
         parts += [t for held, real, _ in self._ceiling_sets() for t in (held, real)]
@@ -127,13 +127,13 @@ class References:
         features their scores use."""
         test = self.data.test
         if not self.images:
-            return [(subset(test, self.ec["gen_samples"])[0], self.real_points, "points")]
-        sets = [(subset(test, self.ec["gen_samples"])[0], self.domain_ref["feats"], self.data.name)]
+            return [(subset(test, self.ec.gen_samples)[0], self.real_points, "points")]
+        sets = [(subset(test, self.ec.gen_samples)[0], self.domain_ref["feats"], self.data.name)]
         if self.inception is not None:
-            n = self.ec["inception_samples"]
+            n = self.ec.inception_samples
             sets.append((subset(test, n)[0], self.inception_ref["feats"], count_tag(n)))
         if self.dinov2 is not None:
-            n = self.ec["dinov2_samples"]
+            n = self.ec.dinov2_samples
             sets.append((subset(test, n)[0], self.dinov2_ref["feats"], dinov2_tag(n)))
         return sets
 

@@ -13,7 +13,6 @@ Writes <out>/<device>.md (and .json) with the device, versions and command; --ou
 runs/perf, which git ignores, so a check of one's own machine never overwrites the committed
 tables in results/perf.
 """
-import copy
 import re
 import shlex
 import sys
@@ -59,7 +58,7 @@ def baseline_speed(name, cfg, data, steps, warmup, device):
     runtime = Runtime(device, fast=False, compile=False)
     model = fresh_model(name, cfg, data, runtime)
     runtime.prepare(model)  # the plain path's settings: no autotuning, IEEE fp32, multi-tensor (unfused) Adam
-    per_step = model.batches_per_step * cfg["train"]["batch_size"]
+    per_step = model.batches_per_step * cfg.train.batch_size
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data.train.x), batch_size=per_step,
                                          shuffle=True, drop_last=True, pin_memory=runtime.device.type == "cuda",
                                          generator=torch.Generator().manual_seed(0))
@@ -81,9 +80,9 @@ def baseline_speed(name, cfg, data, steps, warmup, device):
 def harness_speed(name, cfg, data, steps, warmup, runtime):
     """The training loop's own path (`train.py` without logging and checkpoints)."""
     model = fresh_model(name, cfg, data, runtime)
-    per_step = model.batches_per_step * cfg["train"]["batch_size"]
+    per_step = model.batches_per_step * cfg.train.batch_size
     x = runtime.place(data.train.x)
-    stream = BatchStream(len(x), seed=0, device=x.device, hflip=cfg["train"]["hflip"])
+    stream = BatchStream(len(x), seed=0, device=x.device, hflip=cfg.train.hflip)
     reader = LossReader(runtime)
     train_step = step_fn(model, x, stream, runtime, reader, per_step)
     compiled = runtime.prepare(model)
@@ -105,8 +104,7 @@ def run_loop_seconds(name, cfg, data, runtime, steps):
     """Wall-clock seconds of `train()`, the `run` command's loop, for `steps` steps of a fresh model in
     a scratch folder: the FLOP-counted first step, the loss reads, the log, the progress bar and the
     checkpoints at the config's `checkpoint_every`, all included (tracking off)."""
-    cfg = copy.deepcopy(cfg)
-    cfg["train"]["steps"], cfg["eval"]["track_every"] = steps, 0
+    cfg = cfg.replace(train=cfg.train.replace(steps=steps), eval=cfg.eval.replace(track_every=0))
     model = fresh_model(name, cfg, data, runtime)
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
@@ -125,15 +123,15 @@ def loop_vs_plain(cfg, data, runtime, steps):
 
     def plain():
         return plain_bigan.time_steps(steps, x, z_dim=args["z_dim"], width=args["width"],
-                                      batch_size=cfg["train"]["batch_size"], lr=args["lr"],
+                                      batch_size=cfg.train.batch_size, lr=args["lr"],
                                       betas=(args["adam_beta1"], args["adam_beta2"]), weight_decay=args["weight_decay"])
 
     before = plain()
     harness = run_loop_seconds("bigan", cfg, data, runtime, steps)
     after = plain()
     per_k = 1000 / steps
-    return {"steps": steps, "threads": torch.get_num_threads(), "checkpoint_every": cfg["train"]["checkpoint_every"],
-            "log_every": cfg["train"]["log_every"], "plain_before_s_per_1k": round(before * per_k, 3),
+    return {"steps": steps, "threads": torch.get_num_threads(), "checkpoint_every": cfg.train.checkpoint_every,
+            "log_every": cfg.train.log_every, "plain_before_s_per_1k": round(before * per_k, 3),
             "plain_after_s_per_1k": round(after * per_k, 3), "harness_run_s_per_1k": round(harness * per_k, 3),
             "ratio": round(harness / min(before, after), 3)}
 
@@ -188,7 +186,7 @@ def device_slug(runtime, default_path=True):
 
 def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, inception_images=None, default_path=True):
     rows = []
-    for name in tqdm(cfg["models"], desc="perf", dynamic_ncols=True):
+    for name in tqdm(cfg.models, desc="perf", dynamic_ncols=True):
         base_s, per_step = baseline_speed(name, cfg, data, steps, warmup, runtime.device)
         fast_s, _, model, compile_s = harness_speed(name, cfg, data, steps, warmup, runtime)
         rows.append({"model": name, "images_per_step": per_step,
@@ -196,18 +194,20 @@ def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, incep
                      "baseline_ms_per_g_step": round(1000 * base_s / steps, 2), "harness_ms_per_g_step": round(1000 * fast_s / steps, 2),
                      "speedup": round(base_s / fast_s, 2), "compile_s": round(compile_s, 1)})
     side_by_side = None
-    if len(data.shape) == 1 and data.shape[0] == 2 and "bigan" in cfg["models"]:
+    if len(data.shape) == 1 and data.shape[0] == 2 and "bigan" in cfg.models:
         side_by_side = loop_vs_plain(cfg, data, runtime, steps)
     inception = None  # InceptionV3 reads images; points have none
     if len(data.shape) == 3:
         n_inc = inception_images or (5000 if runtime.device.type == "cuda" else 128)
         inc_rate, inc_label = inception_speed(data, runtime, n_inc, fid_weights)
         inception = {"images_per_s": round(inc_rate, 1), "setting": inc_label}
-    probe = probe_speed(model, data, runtime, cfg["eval"]["probe_max_train"])
+    probe = probe_speed(model, data, runtime, cfg.eval.probe_max_train)
     record = {"device": device_name(runtime), "runtime": runtime.describe(), "versions": versions(),
               "command": shlex.join(["python", "-m", "benchmarks", *sys.argv[1:]]),
-              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "benchmark": cfg["benchmark"], "budget": cfg["budget"],
-              "sizes": {"batch_size": cfg["train"]["batch_size"], **cfg["arch"], "data_shape": list(data.shape)},
+              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "benchmark": cfg.benchmark, "budget": cfg.budget,
+              # arch in the order the committed tables print it (style, the default, came first)
+              "sizes": {"batch_size": cfg.train.batch_size, "style": cfg.arch.style, "z_dim": cfg.arch.z_dim,
+                        "width": cfg.arch.width, "data_shape": list(data.shape)},
               "steps": steps, "warmup": warmup, "training": rows, "run_loop_vs_plain": side_by_side,
               "inception": inception, "probe": probe}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -277,7 +277,7 @@ def main_perf(args, runtime):
     budget = args.budget or ("full" if runtime.device.type == "cuda" else "smoke")
     cfg = load_config(args.config, budget=budget, overrides=args.overrides, models=args.models)
     check_models(cfg)
-    data = load_dataset(cfg["dataset"], root=args.data_root, **cfg["dataset_options"])
+    data = load_dataset(cfg.dataset, root=args.data_root, **cfg.dataset_options)
     check_sizes(cfg, data)
     print(run_perf(cfg, data, runtime, args.steps, args.warmup, Path(args.out), args.fid_weights,
                    default_path=args.path == "auto" or runtime.fast == (runtime.device.type == "cuda")))

@@ -189,7 +189,7 @@ def select_config(study):
     cfg = load_config(study.benchmark, budget=study.budget, models=list(arms), seeds=list(study.selection_seeds),
                       overrides=_overrides(study.select_set, study.validation_share, "validation"))
     check_arms(arms)
-    return {**cfg, "arms": {**cfg["arms"], **arms}}
+    return cfg.replace(arms={**cfg.arms, **arms})
 
 
 def select(study, rows):
@@ -239,4 +239,4 @@ def final_config(study, chosen):
                       overrides=_overrides(study.final_set, study.validation_share, "test"))
     arms = {n: a for n, a in rows.items() if a is not None}
     check_arms(arms)
-    return {**cfg, "arms": {**cfg["arms"], **arms}}
+    return cfg.replace(arms={**cfg.arms, **arms})

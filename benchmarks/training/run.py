@@ -18,7 +18,7 @@ import traceback
 import models
 from models.registry import HARNESS_ARGS
 
-from ..config import FOLDER_KEYS, backfilled, config_diff
+from ..config import backfilled, config_diff
 from ..core import parallel
 from ..core.errors import USER_ERRORS, ConfigError
 from ..core.io import atomic_write_json, atomic_write_text
@@ -56,7 +56,7 @@ def _shape(obj):
 
 def base_model(cfg, name):
     """The registered model a row of the matrix runs: `name` itself, or the model of arm `name`."""
-    arm = cfg["arms"].get(name)
+    arm = cfg.arms.get(name)
     return arm["model"] if arm else name
 
 
@@ -65,14 +65,14 @@ def model_args(cfg, name, shape):
     model's defaults, the harness's arguments, the config's model_options for the model, and an
     arm's own options last."""
     base = base_model(cfg, name)
-    opts = cfg["model_options"].get(base, {}) or {}
-    arm_opts = (cfg["arms"].get(name) or {}).get("options") or {}
+    opts = cfg.model_options.get(base, {}) or {}
+    arm_opts = (cfg.arms.get(name) or {}).get("options") or {}
     for where, given in ((f"model_options.{base}", opts), (f"arms.{name}.options", arm_opts)):
         clash = sorted(set(given) & set(FIXED_MODEL_ARGS))
         if clash:
             raise ConfigError(f"{where} may not set {', '.join(clash)}: the harness fixes them for every model.")
-    args = {**models.options(base), "data_shape": list(shape), "z_dim": cfg["arch"]["z_dim"],
-            "width": cfg["arch"]["width"], "arch": cfg["arch"]["style"], "total_steps": cfg["train"]["steps"], **opts,
+    args = {**models.options(base), "data_shape": list(shape), "z_dim": cfg.arch.z_dim,
+            "width": cfg.arch.width, "arch": cfg.arch.style, "total_steps": cfg.train.steps, **opts,
             **arm_opts}
     return args
 
@@ -90,7 +90,7 @@ def plugin_source(name):
 
 def check_folder(cfg, out_dir, write=True):
     """Refuse to mix runs of different configs in one folder; record the config on first use."""
-    ident = _jsonable({k: cfg[k] for k in FOLDER_KEYS})
+    ident = _jsonable(cfg.folder_record())
     path = out_dir / "benchmark.json"
     if path.exists():
         try:
@@ -141,7 +141,7 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
     run_dir = out_dir / name / f"seed{seed}"
     args, base = model_args(cfg, name, data.shape), base_model(cfg, name)
     arm = {"base_model": base} if base != name else {}  # a run of an arm records the model it runs
-    ident = _jsonable({**{k: cfg[k] for k in FOLDER_KEYS}, "model": name, **arm, "model_args": args, "seed": seed,
+    ident = _jsonable({**cfg.folder_record(), "model": name, **arm, "model_args": args, "seed": seed,
                        **plugin_source(base)})
     cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
     if runtime.is_main and run_dir.is_dir():  # under the run's lock: no live writer owns these
@@ -192,7 +192,7 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
 
     # Built before seeding: building the evaluator trains (or loads) its classifier, which draws random numbers.
     ev = evaluator()  # on every process, at the same point: building it is collective
-    monitor = (lambda m: ev.track(m, seed)) if cfg["eval"]["track_every"] and runtime.is_main else None
+    monitor = (lambda m: ev.track(m, seed)) if cfg.eval.track_every and runtime.is_main else None
     runtime.seed_everything(seed)
     row = {"model": name, **arm, "seed": seed}
     t0 = time.perf_counter()
@@ -250,15 +250,15 @@ def check_models(cfg, shape=None):
     harness's arguments and has the networks it declares. A ModelConfigError (or an unknown
     option) stops the benchmark here; any other exception from a model's __init__ is left for
     its runs to record as failed, so the other models still run."""
-    for name in list(cfg["model_options"]) + [arm["model"] for arm in cfg["arms"].values()]:
+    for name in list(cfg.model_options) + [arm["model"] for arm in cfg.arms.values()]:
         models.get(name)
-    for name in cfg["models"]:
-        if name not in cfg["arms"]:
+    for name in cfg.models:
+        if name not in cfg.arms:
             models.get(name)
-    for name in dict.fromkeys([base_model(cfg, n) for n in cfg["models"]] + list(cfg["arms"])):
-        where = f"arms.{name}.options" if name in cfg["arms"] else f"model_options.{name}"
+    for name in dict.fromkeys([base_model(cfg, n) for n in cfg.models] + list(cfg.arms)):
+        where = f"arms.{name}.options" if name in cfg.arms else f"model_options.{name}"
         base = base_model(cfg, name)
-        given = (cfg["arms"][name].get("options") if name in cfg["arms"] else cfg["model_options"].get(name)) or {}
+        given = (cfg.arms[name].get("options") if name in cfg.arms else cfg.model_options.get(name)) or {}
         unknown = sorted(set(given) - set(models.options(base)))
         if unknown:
             raise ConfigError(f"{where}: model {base!r} has no option {', '.join(unknown)}; its options are: "
@@ -285,17 +285,17 @@ DINOV2_BYTES = 1024 * 4  # and with DINOv2: its ViT-L/14 features (float32)
 def check_sizes(cfg, data):
     """Once the data is loaded and before anything is written: the batch and sample sizes fit
     the data and this machine's memory (config.MAX_COUNT has refused the absurd ones already)."""
-    tc, ec, n = cfg["train"], cfg["eval"], len(data.train.x)
-    if tc["batch_size"] > n:
-        raise ConfigError(f"train.batch_size = {tc['batch_size']} is larger than the {data.name} training split "
+    tc, ec, n = cfg.train, cfg.eval, len(data.train.x)
+    if tc.batch_size > n:
+        raise ConfigError(f"train.batch_size = {tc.batch_size} is larger than the {data.name} training split "
                           f"({n} examples): use at most {n}, e.g. --set train.batch_size={min(n, 64)}.")
     memory = physical_memory()
     if memory is None:
         return
     gb = lambda b: f"{b / 2**30:.1f} GB"  # noqa: E731
     one = 4 * math.prod(data.shape)
-    for key, value in (("train.batch_size", tc["batch_size"]), ("eval.eval_batch_size", ec["eval_batch_size"]),
-                       ("eval.grid_size", ec["grid_size"])):  # the grid is decoded as one batch
+    for key, value in (("train.batch_size", tc.batch_size), ("eval.eval_batch_size", ec.eval_batch_size),
+                       ("eval.grid_size", ec.grid_size)):  # the grid is decoded as one batch
         if value * one * BATCH_SHARE > memory:
             raise ConfigError(f"{key} = {value} does not fit this machine: one batch of {data.name} inputs alone takes "
                               f"{gb(value * one)}, and the networks several times more, against {gb(memory)} of "
@@ -304,8 +304,9 @@ def check_sizes(cfg, data):
     per["inception_samples"] = SAMPLE_BYTES + INCEPTION_BYTES
     per["dinov2_samples"] = SAMPLE_BYTES + DINOV2_BYTES
     for k, b in per.items():
-        if ec[k] * b * SAMPLES_SHARE > memory:
-            raise ConfigError(f"eval.{k} = {ec[k]} does not fit this machine: the metrics keep about {gb(ec[k] * b)} "
+        count = getattr(ec, k)  # by name, as the message names it
+        if count * b * SAMPLES_SHARE > memory:
+            raise ConfigError(f"eval.{k} = {count} does not fit this machine: the metrics keep about {gb(count * b)} "
                               f"of outputs for that many samples, more than a quarter of its {gb(memory)} of memory; "
                               f"use at most {memory // (b * SAMPLES_SHARE)}.")
 
@@ -334,7 +335,7 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
     from ..data import declared_shape
 
     # `run` already built every model at the declared shape; build again only at another one.
-    check_models(cfg, None if tuple(data.shape) == declared_shape(cfg["dataset"]) else data.shape)
+    check_models(cfg, None if tuple(data.shape) == declared_shape(cfg.dataset) else data.shape)
     check_sizes(cfg, data)
     if runtime.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -356,7 +357,7 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
         return built[0]
 
     failed = 0
-    for name, seed in shard_matrix(cfg["models"], cfg["seeds"], shard):
+    for name, seed in shard_matrix(cfg.models, cfg.seeds, shard):
         row, how = run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
                            position=job[0] - 1 if job else 0)
         detail = f" at step {row.get('diverged_at')}" if row["status"] == "diverged" else ""
@@ -368,7 +369,7 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
         if runtime.is_main:
             print(f"[{name} seed {seed}] {how if how == 'skipped' else row['status']}{detail}", file=sys.stderr)
         failed += row["status"] == "failed"
-    if cfg["eval"]["references"]:  # model-free, so a folder whose runs finished long ago gets current ones too
+    if cfg.eval.references:  # model-free, so a folder whose runs finished long ago gets current ones too
         references = evaluator().references()  # building the evaluator is collective
         if runtime.is_main:
             atomic_write_json(out_dir / "references.json", references)

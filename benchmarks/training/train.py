@@ -334,10 +334,10 @@ def spend_record(model, step_flops, steps, per_step, watch, compiled):
 
 
 def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, position=0):
-    """Train until `cfg['train']['steps']` G/E updates; resume from run_dir/checkpoint.pt.
+    """Train until `cfg.train.steps` G/E updates; resume from run_dir/checkpoint.pt.
 
     `monitor(model)`, if given, returns generation scores; they are logged to track.csv every
-    `cfg['eval']['track_every']` steps, outside the timed training (main process only).
+    `cfg.eval.track_every` steps, outside the timed training (main process only).
 
     FLOPs are the matmul and convolution FLOPs PyTorch's FlopCounterMode counts (2 per
     multiply-add), forward and backward, counted once, eagerly, on the first step of each phase
@@ -350,12 +350,12 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     extras), flops_per_step (train_flops / g_steps: the mean cost of one G/E step with its D
     steps), train_seconds (compilation included; tracking and checkpoint writes are not),
     compile_seconds, the compiled networks, and diverged_at/diverged_on for a diverged run."""
-    tc = cfg["train"]
-    steps, batch_size = tc["steps"], tc["batch_size"]
+    tc = cfg.train
+    steps, batch_size = tc.steps, tc.batch_size
     per_step = model.batches_per_step * batch_size
     ckpt_path = run_dir / "checkpoint.pt"
     data = runtime.place(train_x)
-    stream = BatchStream(len(train_x), seed, device=data.device, hflip=tc["hflip"])
+    stream = BatchStream(len(train_x), seed, device=data.device, hflip=tc.hflip)
     start, watch, step_flops = 0, Stopwatch(), {}  # step_flops: {phase: FLOPs of one step}
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
@@ -371,7 +371,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     main = runtime.is_main
     log = LossLog(run_dir / "losses.csv", start) if main else None
     track = LossLog(run_dir / "track.csv", start) if monitor and main else None
-    track_every = cfg["eval"]["track_every"]
+    track_every = cfg.eval.track_every
     reader = LossReader(runtime, f"{type(model).__name__}.train_step")
     train_step = step_fn(model, data, stream, runtime, reader, per_step)
 
@@ -382,11 +382,11 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     for step in bar:
         counted_step(train_step, step, model, step_flops, runtime)
         due_track = track_every and (step + 1) % track_every == 0
-        due_ckpt = (step + 1) % tc["checkpoint_every"] == 0 and step + 1 < steps
+        due_ckpt = (step + 1) % tc.checkpoint_every == 0 and step + 1 < steps
         # The losses stay on the device between reads: a window ends every sync_every steps and
         # before tracking, a checkpoint and the end, so that none of them comes after a blow-up.
         if len(reader.pending) >= runtime.sync_every or due_track or due_ckpt or step == steps - 1:
-            diverged = read_window(reader, log, bar, tc["log_every"], steps - 1)
+            diverged = read_window(reader, log, bar, tc.log_every, steps - 1)
             if diverged is not None:
                 s, out, bad = diverged
                 watch.stop()

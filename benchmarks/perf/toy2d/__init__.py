@@ -9,4 +9,4 @@ from benchmarks.data import load_dataset
 def setup():
     """(cfg, data, runtime) for toy2d at the full budget on the CPU's plain path."""
     cfg = load_config("toy2d", "full")
-    return cfg, load_dataset(cfg["dataset"], **cfg["dataset_options"]), Runtime("cpu", fast=False, compile=False)
+    return cfg, load_dataset(cfg.dataset, **cfg.dataset_options), Runtime("cpu", fast=False, compile=False)

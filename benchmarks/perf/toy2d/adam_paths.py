@@ -21,7 +21,7 @@ if __name__ == "__main__":
     cfg, data, runtime = setup()
     x = data.train.x.float()
     print("| model | " + " | ".join(KERNELS) + " |\n|---|" + "---|" * len(KERNELS))
-    for name in cfg["models"]:
+    for name in cfg.models:
         ms = []
         for kernel in KERNELS.values():
             model = fresh_model(name, cfg, data, runtime)
