@@ -110,3 +110,13 @@ def test_references_follow_the_protocol_not_a_shared_cache_entry(cli):
                        "--set", "train.steps=5")
     assert code == 0 and "[pca seed 0] skipped" in err, err
     assert json.loads(Path("a/references.json").read_text()) == ra and json.loads(entry.read_text()) == ra
+
+
+def test_a_long_references_key_still_names_a_file():
+    """Every backbone adds to the references key; past a file name's length its tail is hashed,
+    distinct keys keep distinct files, and a short key is its own name."""
+    from benchmarks.evaluation.references import MAX_STEM, cache_file_stem
+
+    long_a, long_b = "references-" + "x" * 300 + "-a", "references-" + "x" * 300 + "-b"
+    assert len(cache_file_stem(long_a)) <= MAX_STEM and cache_file_stem(long_a) != cache_file_stem(long_b)
+    assert cache_file_stem("references-digits-short") == "references-digits-short"

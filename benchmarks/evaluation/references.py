@@ -4,6 +4,7 @@ with its test-set interval. Computed once per protocol and cached under a key th
 everything they depend on; Evaluator (evaluate.py) writes them into each run's protocol notes and
 the folder's references.json.
 """
+import hashlib
 import json
 import warnings
 
@@ -29,6 +30,16 @@ def references_key(dataset, parts, backbone, settings=()):
     return "-".join(["references", dataset, REFERENCES_VERSION, *(content_hash(t, 12) for t in parts), backbone,
                      *settings])
 
+
+MAX_STEM = 200  # file names stop at 255 bytes on most filesystems; the key's tail is hashed past this
+
+
+def cache_file_stem(key):
+    """The file name of a cache entry: the key itself while it fits a file name, else its readable
+    head and a hash of the whole key (the entry stores the full key, which reading it checks)."""
+    if len(key) <= MAX_STEM:
+        return key
+    return f"{key[:MAX_STEM - 17]}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 class References:
@@ -59,7 +70,7 @@ class References:
         settings = [f"labels{'.'.join(map(str, self.label_ns))}x{PROBE_DRAWS}"]
         settings += [net.backbone for net in (self.inception, self.dinov2, self.lpips) if net is not None]
         key = references_key(data.name, parts, self.domain.key if self.images else "points", settings)
-        path = default_cache_dir() / "references" / f"{key}.json"
+        path = default_cache_dir() / "references" / f"{cache_file_stem(key)}.json"
         cached = read_references(path)
         if cached is None and path.exists():
             warnings.warn(f"Ignoring unreadable references cache file {path}; computing it again (the caches live "
