@@ -100,3 +100,12 @@ def test_two_constant_sides_with_the_same_value_are_not_different():
 
     res = compare({0: .1, 1: .1, 2: .1}, {5: .1, 6: .1})
     assert res["test"] == "constant" and res["diff"] == 0 and res["p"] == 1.0
+
+
+def test_pairs_of_one_seed_models_are_left_out():
+    """A folder of one-seed trials has no pair to test: no row per pair, while a one-seed model
+    beside a three-seed one keeps its (untestable) row."""
+    from benchmarks.reporting.stats import pairwise
+
+    rows = pairwise({"a": {"0": 1.0}, "b": {"0": 2.0}, "c": {"0": 1.0, "1": 2.0, "2": 3.0}}, "↑")
+    assert [(r["model_a"], r["model_b"]) for r in rows] == [("a", "c"), ("b", "c")]
