@@ -84,3 +84,21 @@ def test_perf_on_points_times_the_run_loop_against_a_hand_written_bigan(cli, tmp
     record = json.loads((tmp_path / "perf" / "cpu.json").read_text())
     sbs = record["run_loop_vs_plain"]
     assert sbs["steps"] == 3 and sbs["ratio"] > 0 and sbs["threads"] == torch.get_num_threads()
+
+
+def test_perf_stopped_part_way_keeps_the_models_it_finished(cli, tmp_path, monkeypatch):
+    from benchmarks.perf import perf
+    real, calls = perf.harness_speed, []
+
+    def stop_on_the_second(name, *args, **kwargs):  # as a time limit would, while the second model trains
+        calls.append(name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(perf, "harness_speed", stop_on_the_second)
+    code, _, _ = cli("perf", "toy2d", "--models", "bigan,autoencoder", "--steps", "2", "--warmup", "1", "--out", tmp_path)
+    assert code != 0
+    record = json.loads((tmp_path / "cpu.json").read_text())
+    assert [r["model"] for r in record["training"]] == ["bigan"] and record["complete"] is False
+    assert "**Incomplete:**" in (tmp_path / "cpu.md").read_text()

@@ -186,6 +186,24 @@ def device_slug(runtime, default_path=True):
 
 def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, inception_images=None, default_path=True):
     rows = []
+    record = {"device": device_name(runtime), "runtime": runtime.describe(), "versions": versions(),
+              "command": shlex.join(["python", "-m", "benchmarks", *sys.argv[1:]]),
+              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "benchmark": cfg.benchmark, "budget": cfg.budget,
+              # arch in the order the committed tables print it (style, the default, came first)
+              "sizes": {"batch_size": cfg.train.batch_size, "style": cfg.arch.style, "z_dim": cfg.arch.z_dim,
+                        "width": cfg.arch.width, "data_shape": list(data.shape)},
+              "steps": steps, "warmup": warmup, "training": rows, "run_loop_vs_plain": None,
+              "inception": None, "probe": None, "complete": False}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = device_slug(runtime, default_path)
+
+    def write():
+        # after every model, so a perf stopped part-way (a time limit on a lent GPU) keeps what it measured
+        atomic_write_json(out_dir / f"{slug}.json", record)
+        text = to_markdown(record)
+        atomic_write_text(out_dir / f"{slug}.md", text)
+        return text
+
     for name in tqdm(cfg.models, desc="perf", dynamic_ncols=True):
         base_s, per_step = baseline_speed(name, cfg, data, steps, warmup, runtime.device)
         fast_s, _, model, compile_s = harness_speed(name, cfg, data, steps, warmup, runtime)
@@ -193,29 +211,17 @@ def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, incep
                      "baseline_img_s": round(steps * per_step / base_s, 1), "harness_img_s": round(steps * per_step / fast_s, 1),
                      "baseline_ms_per_g_step": round(1000 * base_s / steps, 2), "harness_ms_per_g_step": round(1000 * fast_s / steps, 2),
                      "speedup": round(base_s / fast_s, 2), "compile_s": round(compile_s, 1)})
-    side_by_side = None
+        write()
     if len(data.shape) == 1 and data.shape[0] == 2 and "bigan" in cfg.models:
-        side_by_side = loop_vs_plain(cfg, data, runtime, steps)
-    inception = None  # InceptionV3 reads images; points have none
-    if len(data.shape) == 3:
+        record["run_loop_vs_plain"] = loop_vs_plain(cfg, data, runtime, steps)
+    if len(data.shape) == 3:  # InceptionV3 reads images; points have none
         n_inc = inception_images or (5000 if runtime.device.type == "cuda" else 128)
         inc_rate, inc_label = inception_speed(data, runtime, n_inc, fid_weights)
-        inception = {"images_per_s": round(inc_rate, 1), "setting": inc_label}
-    probe = probe_speed(model, data, runtime, cfg.eval.probe_max_train)
-    record = {"device": device_name(runtime), "runtime": runtime.describe(), "versions": versions(),
-              "command": shlex.join(["python", "-m", "benchmarks", *sys.argv[1:]]),
-              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "benchmark": cfg.benchmark, "budget": cfg.budget,
-              # arch in the order the committed tables print it (style, the default, came first)
-              "sizes": {"batch_size": cfg.train.batch_size, "style": cfg.arch.style, "z_dim": cfg.arch.z_dim,
-                        "width": cfg.arch.width, "data_shape": list(data.shape)},
-              "steps": steps, "warmup": warmup, "training": rows, "run_loop_vs_plain": side_by_side,
-              "inception": inception, "probe": probe}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    slug = device_slug(runtime, default_path)
-    atomic_write_json(out_dir / f"{slug}.json", record)
-    text = to_markdown(record)
-    atomic_write_text(out_dir / f"{slug}.md", text)
-    return text
+        record["inception"] = {"images_per_s": round(inc_rate, 1), "setting": inc_label}
+        write()
+    record["probe"] = probe_speed(model, data, runtime, cfg.eval.probe_max_train)
+    record["complete"] = True
+    return write()
 
 
 def device_name(runtime):
@@ -251,6 +257,9 @@ def to_markdown(r):
                      f"{row['speedup']}x | {row['baseline_ms_per_g_step']} | {row['harness_ms_per_g_step']} | "
                      f"{row.get('compile_s', '')} |")
     p, inc, sbs = r["probe"], r.get("inception"), r.get("run_loop_vs_plain")
+    if not r.get("complete", True):
+        lines += ["", "**Incomplete:** the command stopped before it had timed every model and the evaluation; "
+                  "the rows above are the models it finished."]
     lines += ["", "Images/s counts the real images D consumes (BiGAN-QP and BigBiGAN take several batches per G step)."]
     if sbs:
         lines += ["", "## The run loop against a hand-written BiGAN", "",
@@ -266,9 +275,11 @@ def to_markdown(r):
                   f"{sbs['ratio']}x |"]
     lines += ["", "## Evaluation", "",
               (f"- InceptionV3 features: {inc['images_per_s']} images/s ({inc['setting']})" if inc
-               else "- InceptionV3 features: not applicable (the data are not images)"),
-              f"- linear probe ({p['setting']}): torch back end {p['torch']['seconds']} s (accuracy "
-              f"{p['torch']['accuracy']}), scikit-learn {p['sklearn']['seconds']} s (accuracy {p['sklearn']['accuracy']})", ""]
+               else "- InceptionV3 features: not applicable (the data are not images)" if len(r["sizes"]["data_shape"]) != 3
+               else "- InceptionV3 features: not measured"),
+              (f"- linear probe ({p['setting']}): torch back end {p['torch']['seconds']} s (accuracy "
+               f"{p['torch']['accuracy']}), scikit-learn {p['sklearn']['seconds']} s (accuracy {p['sklearn']['accuracy']})"
+               if p else "- linear probe: not measured"), ""]
     return "\n".join(lines)
 
 
