@@ -120,3 +120,18 @@ def test_a_long_references_key_still_names_a_file():
     long_a, long_b = "references-" + "x" * 300 + "-a", "references-" + "x" * 300 + "-b"
     assert len(cache_file_stem(long_a)) <= MAX_STEM and cache_file_stem(long_a) != cache_file_stem(long_b)
     assert cache_file_stem("references-digits-short") == "references-digits-short"
+
+
+def test_a_run_with_the_gpu_probe_back_end(cli, monkeypatch):
+    """On CUDA the probes take the torch back end (L-BFGS), inside the evaluation's inference mode:
+    a whole run on that back end, on a CPU, scores every probe column."""
+    import metrics
+    for name in ("linear_probe", "label_efficiency"):
+        real = getattr(metrics, name)
+        monkeypatch.setattr(metrics, name, lambda *a, _real=real, **k: _real(*a, **{**k, "backend": "torch"}))
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "pca", "--out", "r", "--no-figures",
+                       "--set", "train.steps=5")
+    assert code == 0, err
+    assert not Path("r/pca/seed0/error.txt").exists()
+    m = json.loads(Path("r/pca/seed0/metrics.json").read_text())
+    assert 0 < m["probe_acc"] <= 1 and m["protocol"]["probe_acc"]

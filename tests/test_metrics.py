@@ -153,6 +153,21 @@ def test_probe_torch_backend_agrees_with_sklearn(make):
         assert abs(a["accuracy"] - b["accuracy"]) <= 0.005
 
 
+
+@pytest.mark.parametrize("make", [_blobs, _attributes])
+def test_probe_torch_backend_fits_inside_the_evaluations_inference_mode(make):
+    # The evaluation runs under torch.inference_mode, and on CUDA the probe takes the torch back
+    # end: its L-BFGS fit needs gradients there, from inference-mode features too.
+    xtr, ytr = make(600, seed=0)
+    xte, yte = make(300, seed=1)
+    outside = metrics.linear_probe(xtr, ytr, xte, yte, backend="torch")
+    with torch.inference_mode():
+        inside = metrics.linear_probe(torch.as_tensor(xtr), ytr, torch.as_tensor(xte), yte, backend="torch")
+        few = (metrics.label_efficiency(torch.as_tensor(xtr), ytr, torch.as_tensor(xte), yte, [10], draws=2,
+                                        seed=0, backend="torch") if ytr.ndim == 1 else None)  # classes only
+    assert inside["accuracy"] == pytest.approx(outside["accuracy"]) and inside["C"] == outside["C"]
+    assert few is None or 0 < few[10]["accuracy"] <= 1
+
 def test_probe_selects_c_on_validation_slice_only():
     xtr, ytr = _blobs(800, seed=0)
     xte, yte = _blobs(300, seed=1)
