@@ -83,19 +83,16 @@ def _lbfgs(loss_fn, params, max_iter):
     opt.step(closure)
 
 
+# The evaluation runs under inference_mode, where L-BFGS gets no gradients: the fit leaves it (its
+# inputs arrive as NumPy arrays, so the tensors it makes are ordinary ones).
+@torch.inference_mode(False)
+@torch.enable_grad()
 def _fit_torch(x, y, C, evals, max_iter, device, init=None):
     """Same objective as sklearn, divided by N (same minimiser, better-scaled for L-BFGS).
     Constant tasks (one class in train) are left out of the fit, as on the sklearn path: their
     optimum is at an infinite bias, which would only burn iterations; they predict the constant."""
-    # The evaluation runs under inference_mode; L-BFGS needs gradients, and tensors made inside
-    # inference mode can't enter autograd, so the fit leaves it and copies its inputs.
-    with torch.inference_mode(False), torch.enable_grad():
-        return _fit_torch_graded(x, y, C, evals, max_iter, device, init)
-
-
-def _fit_torch_graded(x, y, C, evals, max_iter, device, init):
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    xt = torch.as_tensor(x, dtype=torch.float64, device=dev).clone()
+    xt = torch.as_tensor(x, dtype=torch.float64, device=dev)
     n, d = xt.shape
     if y.ndim == 1:
         classes, yi = np.unique(y, return_inverse=True)

@@ -153,7 +153,6 @@ def test_probe_torch_backend_agrees_with_sklearn(make):
         assert abs(a["accuracy"] - b["accuracy"]) <= 0.005
 
 
-
 @pytest.mark.parametrize("make", [_blobs, _attributes])
 def test_probe_torch_backend_fits_inside_the_evaluations_inference_mode(make):
     # The evaluation runs under torch.inference_mode, and on CUDA the probe takes the torch back
@@ -167,6 +166,7 @@ def test_probe_torch_backend_fits_inside_the_evaluations_inference_mode(make):
                                         seed=0, backend="torch") if ytr.ndim == 1 else None)  # classes only
     assert inside["accuracy"] == pytest.approx(outside["accuracy"]) and inside["C"] == outside["C"]
     assert few is None or 0 < few[10]["accuracy"] <= 1
+
 
 def test_probe_selects_c_on_validation_slice_only():
     xtr, ytr = _blobs(800, seed=0)
