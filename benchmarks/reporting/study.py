@@ -127,13 +127,17 @@ def best_of_k_figure(study, table, sel, out):
             strip.scatter(np.full(len(v), i) + np.linspace(-0.2, 0.2, len(v)), v, s=9, color=f"C{i % 10}")
         ax.set_xlabel("trials k")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"expected best validation {target.metric} {direction(target.metric)}")
-        ax.set_title(target.name)
+        # Short axis labels: the long ones ran into the neighbouring panel.
+        ax.set_ylabel(f"validation {target.metric} {direction(target.metric)}")
+        ax.set_title(f"{target.name}: expected best of k trials", fontsize=10)
         names = list(dict.fromkeys(table[table["target"] == target.name]["model"]))
         strip.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
-        strip.set_ylabel(f"validation {target.metric}, every finished trial")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+        strip.set_ylabel(f"validation {target.metric}")
+        strip.set_title("every finished trial", fontsize=10)
+    # One legend under the figure, so that no curve hides behind it.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     _save(fig, out / "plots" / "best_of_k.png")
     return [("plots/best_of_k.png", "Top: the expected best validation score of k trials (Dodge et al. 2019) with its "
              "95 % bootstrap band; a curve still improving at k = K says the budget, not the method, limits it. "
