@@ -5,9 +5,10 @@ logistic regression; C chosen on a validation slice held out of train (never on 
 all of train with that C; scored once on test. Two back ends minimise the same objective,
     sum_i logloss_i + 1/(2C) ||W||^2      (intercept unpenalised),
 multinomial softmax for a multi-class y (N,), one sigmoid per task for a multi-label y (N, K):
-- "sklearn": LogisticRegression(lbfgs) per task (the CPU default);
+- "sklearn": LogisticRegression(lbfgs) per task;
 - "torch": full-batch L-BFGS, float64, all K binary tasks fit at once as one (d, K) weight
-  matrix (used when `device` is CUDA, or with backend="torch").
+  matrix.
+default_backend picks between them.
 """
 import warnings
 
@@ -126,6 +127,22 @@ def _fit_torch(x, y, C, evals, max_iter, device, init=None):
     return preds, (w, b)
 
 
+def default_backend(device, y):
+    """The back end a probe takes when none is asked for: torch on CUDA for multi-label y (N, K),
+    scikit-learn otherwise.
+
+    The torch path earns its place where scikit-learn would fit K models one after another: on an
+    H200, CelebA's 40 attributes on 1,800 x 128-d features took 1.8 s against scikit-learn's
+    5.1 s (results/perf/nvidia-h200-baselines.md). For one multi-class task it loses badly: on
+    the same GPU a digits run's three probes took 17-94 s on the torch path
+    (results/perf/h200-digits-quick), against 0.4-7 s with scikit-learn on a 2-core CPU
+    (results/digits-quick), its L-BFGS steps being launch- and Python-bound at these sizes. The
+    choice depends only on the label shape and device, so each benchmark's probe is the same
+    solver on every machine of a kind."""
+    cuda = device is not None and torch.device(device).type == "cuda"
+    return "torch" if cuda and np.ndim(y) == 2 else "sklearn"
+
+
 # --- scoring ---------------------------------------------------------------------------------
 
 def _accuracy(y, p):
@@ -168,9 +185,9 @@ def linear_probe(train_x, train_y, test_x, test_y, *, val_fraction=0.1, Cs=DEFAU
     (one path of fits instead of K). C selection: the validation slice is `val_fraction` of train
     (stratified where possible, seeded by `seed`), or `val=(x, y)` (e.g. CelebA's official valid
     split); ties go to the smallest C (strongest regularisation). `C=` fixes C and skips selection.
-    backend: "sklearn" | "torch" | None (torch when `device` is CUDA, else sklearn)."""
+    backend: "sklearn" | "torch" | None (default_backend)."""
     if backend is None:
-        backend = "torch" if device is not None and torch.device(device).type == "cuda" else "sklearn"
+        backend = default_backend(device, _np(train_y))
     if backend not in ("sklearn", "torch"):
         raise ValueError(f"backend must be 'sklearn' or 'torch', got {backend!r}")
     xtr, xte = _np(train_x).astype(np.float64), _np(test_x).astype(np.float64)
@@ -250,7 +267,7 @@ def label_efficiency(train_x, train_y, test_x, test_y, ns, draws=5, seed=0, *, C
     {n: {"accuracy": mean over draws, "sd": their standard deviation (ddof 1; 0 for one draw),
     "accuracies": per draw, "correct": per test item, the share of draws that got it right}}."""
     if backend is None:
-        backend = "torch" if device is not None and torch.device(device).type == "cuda" else "sklearn"
+        backend = default_backend(device, _np(train_y))
     xtr, xte = _standardise(_np(train_x).astype(np.float64), _np(test_x).astype(np.float64))
     ytr, yte = _np(train_y).astype(np.int64), _np(test_y).astype(np.int64)
     if yte.ndim != 1 or len(xtr) != len(ytr) or len(xte) != len(yte):

@@ -123,8 +123,8 @@ def test_a_long_references_key_still_names_a_file():
 
 
 def test_a_run_with_the_gpu_probe_back_end(cli, monkeypatch):
-    """On CUDA the probes take the torch back end (L-BFGS), inside the evaluation's inference mode:
-    a whole run on that back end, on a CPU, scores every probe column."""
+    """On CUDA the multi-label probes take the torch back end (L-BFGS), inside the evaluation's
+    inference mode: a whole run with every probe forced onto it, on a CPU, scores every probe column."""
     import metrics
     for name in ("linear_probe", "label_efficiency"):
         real = getattr(metrics, name)

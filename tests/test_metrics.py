@@ -153,6 +153,19 @@ def test_probe_torch_backend_agrees_with_sklearn(make):
         assert abs(a["accuracy"] - b["accuracy"]) <= 0.005
 
 
+def test_probe_back_end_by_device_and_label_shape():
+    """torch on CUDA for multi-label y only (where scikit-learn fits one model per task); a
+    multi-class y takes scikit-learn on every device, where it is the faster solver."""
+    from metrics.probe import default_backend
+    one, many = np.zeros(8, dtype=int), np.zeros((8, 3), dtype=int)
+    assert default_backend("cuda", many) == "torch" and default_backend(torch.device("cuda:1"), many) == "torch"
+    assert default_backend("cuda", one) == "sklearn"
+    assert {default_backend(d, y) for d in ("cpu", None) for y in (one, many)} == {"sklearn"}
+    xtr, xte = np.random.default_rng(0).normal(size=(2, 40, 3))
+    assert metrics.linear_probe(xtr, np.arange(40) % 2, xte, np.arange(40) % 2, device="cuda", Cs=(1.0,))[
+        "backend"] == "sklearn"  # never touches the (absent) GPU
+
+
 @pytest.mark.parametrize("make", [_blobs, _attributes])
 def test_probe_torch_backend_fits_inside_the_evaluations_inference_mode(make):
     # The evaluation runs under torch.inference_mode, and on CUDA the probe takes the torch back
