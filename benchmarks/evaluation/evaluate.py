@@ -1,14 +1,13 @@
 """Score trained models: generation, reconstruction and representation, plus their figures.
 
 `Evaluator` holds what every run of a benchmark shares and builds it once: the domain
-classifier, the Inception, DINOv2 and LPIPS networks and the real-data reference statistics.
+classifier, the Inception, DINOv2 and LPIPS networks (their set-up is in backbones.py) and the
+real-data reference statistics (references.py).
 Models are used only through encode / decode / sample_latent / pooled_features.
 """
 import csv
 import io
 import math
-import os
-import sys
 import time
 
 import torch
@@ -18,10 +17,10 @@ from metrics.frechet import FIDELITY_SEED
 
 from ..core.io import atomic_write_text, default_cache_dir
 from . import figures
+from .backbones import Backbones
 from .figures import to_unit as _to_unit
-from .protocol import (DINOV2_BATCH, FIGURE_SEED, INCEPTION_BATCH, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET,
-                       LABEL_SEED, LPIPS_BATCH, LPIPS_COLUMN, NN_K, NN_QUERIES, PRDC, PROBE_DRAWS, count_tag,
-                       dinov2_tag, eval_noise, subset)
+from .protocol import (FIGURE_SEED, INCEPTION_BATCH, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET, LABEL_SEED, LPIPS_COLUMN,
+                       NN_K, NN_QUERIES, PRDC, PROBE_DRAWS, count_tag, dinov2_tag, eval_noise, subset)
 from .references import References
 
 
@@ -78,7 +77,7 @@ class _InDrawOrder:
         return tuple(torch.cat(col) for col in self.cols)
 
 
-class Evaluator(References):
+class Evaluator(Backbones, References):
     def __init__(self, data, cfg, runtime, fid_weights=None, lpips_weights=None, dinov2_weights=None):
         self.data, self.ec, self.runtime = data, cfg.eval, runtime  # ec: a config.Eval
         self.images = data.kind == "image"
@@ -157,111 +156,6 @@ class Evaluator(References):
         real reference's, on the run's device (the distances are the cost)."""
         scores = metrics.prdc_scores(torch.as_tensor(fake).to(self.runtime.device), real)
         return {f"{m}_{suffix}": scores[m] for m in PRDC}
-
-    def _setup_inception(self, fid_weights):
-        n = self.ec.inception_samples
-        if n <= 0:
-            return
-        explicit = fid_weights or os.environ.get("BIGAN_BENCH_FID_WEIGHTS")
-        if self.runtime.device.type != "cuda" and not explicit:
-            self.skip_reason = ("Inception metrics skipped: on CPU they cost about 0.25 s per image; pass "
-                                "--fid-weights PATH (or set BIGAN_BENCH_FID_WEIGHTS) to compute them anyway.")
-        else:
-            net, reason = metrics.load_inception(fid_weights, self.runtime.device)
-            self.skip_reason = reason and f"Inception metrics left empty: {reason}"
-            if net is not None:
-                net.eval()
-                self.inception = net
-                real, _ = subset(self.data.train, n)
-                feats = lambda x: metrics.inception_features(  # noqa: E731
-                    [x], net, self.runtime.device, with_logits=False, dtype=torch.float32,
-                    batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
-                self.inception_ref = metrics.reference_stats(real, self.data, "train", net.backbone, feats,
-                                                             cache_dir=default_cache_dir() / "stats")
-                tag = count_tag(n)
-                for col in ("fid", "is", "kid"):
-                    self.notes[f"{col}_{tag}"] = (f"{col.upper()} with the TF-ported InceptionV3 (torch-fidelity "
-                                                  f"inception-v3-compat, weights sha256 {net.weights_sha256[:12]}), "
-                                                  f"{n} generated vs {len(real)} real train images, uint8 by rounding")
-                self.notes[f"is_{tag}"] += f"; {min(10, n)} splits after a shuffle with seed {FIDELITY_SEED}"
-                self._prdc_notes(tag, "the same InceptionV3's pool features", len(real), n_gen=n, swept=False)
-                m = min(KID_SUBSET, n, len(self.inception_ref["kid_feats"]))
-                self.notes[f"kid_{tag}"] += (f"; 100 subsets of {m}" + (f" (torch-fidelity's {KID_SUBSET} clipped to the "
-                                             "sample count: every subset holds the same generated images, so the "
-                                             "spread over subsets understates the sampling error)" if m < KID_SUBSET else ""))
-        if self.skip_reason and self.runtime.is_main:
-            print(self.skip_reason, file=sys.stderr)
-
-    def _left_empty(self, note_key, what, reason):
-        """A backbone that does not run: its reason in the protocol (under `note_key`, a column it
-        leaves empty) and on stderr, once."""
-        self.notes[note_key] = f"empty: {reason}"
-        if self.runtime.is_main:
-            print(f"{what} left empty: {reason}", file=sys.stderr)
-
-    def _cpu_skip(self, explicit, flag, env, cost):
-        """The reason a backbone is not run on a CPU unless its weights are named (like Inception's)."""
-        if self.runtime.device.type == "cuda" or explicit:
-            return None
-        return (f"skipped on a CPU, where it costs {cost}; pass {flag} (or set ${env}) to compute it anyway")
-
-    def _setup_dinov2(self, weights):
-        """fd_dinov2_<n>, precision_dinov2_<n>, ..., coverage_dinov2_<n> on `eval.dinov2_samples`
-        images: DINOv2 ViT-L/14 features (metrics.dinov2), every process (they are sample metrics)."""
-        n, dev = self.ec.dinov2_samples, self.runtime.device
-        if n <= 0:
-            return
-        tag, mod = dinov2_tag(n), metrics.dinov2
-        what = f"DINOv2 metrics (fd_, precision_, recall_, density_, coverage_{tag})"
-        reason = self._cpu_skip(weights or os.environ.get(mod.ENV_WEIGHTS), f"{mod.FLAG} PATH", mod.ENV_WEIGHTS,
-                                "seconds per image (ViT-L/14 at 224 px)")
-        net = None
-        if reason is None:
-            net, reason = mod.load_dinov2(weights, dev)
-        if net is None:
-            self._left_empty(f"fd_{tag}", what, reason)
-            return
-        self.dinov2 = net
-        real, _ = subset(self.data.train, n)
-        self.dinov2_ref = metrics.reference_stats(real, self.data, "train", net.backbone, self._dinov2_features,
-                                                  cache_dir=default_cache_dir() / "stats")
-        self.notes[f"fd_{tag}"] = (f"Frechet distance in DINOv2 ViT-L/14 features (Stein et al. 2023; torch-fidelity "
-                                   f"{mod.MODEL}: the final-norm class token, {net.model.embed_dim} features, of the image resized to "
-                                   f"224 px by its TF-1 compatible bilinear resize and ImageNet-normalised; weights "
-                                   f"sha256 {net.weights_sha256[:12]}), {n} generated vs {len(real)} real train "
-                                   "images, uint8 by rounding, grey repeated to 3 channels")
-        self._prdc_notes(tag, "the same DINOv2 ViT-L/14 features", len(real), n_gen=n, swept=False)
-
-    def _dinov2_features(self, x):
-        dev = self.runtime.device
-        return metrics.dinov2_features([x], self.dinov2, dev, batch_size=DINOV2_BATCH[dev.type])
-
-    def _setup_lpips(self, weights):
-        """recon_lpips_vgg16 (metrics.lpips), on the main process only: it alone reconstructs the test split."""
-        if not self.runtime.is_main:
-            return
-        mod, dev = metrics.lpips, self.runtime.device
-        reason = self._cpu_skip(weights or os.environ.get(mod.ENV_WEIGHTS), f"{mod.FLAG} DIR", mod.ENV_WEIGHTS,
-                                "about 0.06 s per test image (two VGG16 passes at 64 px)")
-        net = None
-        if reason is None:
-            net, reason = mod.load_lpips(weights, dev)
-        if net is None:
-            self._left_empty(LPIPS_COLUMN, f"LPIPS ({LPIPS_COLUMN})", reason)
-            return
-        self.lpips = net
-        sha = net.weights_sha256
-        self.notes[LPIPS_COLUMN] = (f"mean LPIPS (Zhang et al. 2018; torch-fidelity {mod.BACKBONE}: ImageNet VGG16 "
-                                    f"features, sha256 {sha[mod.VGG16_FILE][:12]}, weighted by the LPIPS v0.1 linear "
-                                    f"layers, sha256 {sha[mod.LPIPS_FILE][:12]}) between each of the "
-                                    f"{len(self.data.test.x)} test images x and G(E(x)), both uint8 by rounding, grey "
-                                    f"repeated to 3 channels, resized to {mod.RESIZE} px by torch-fidelity's resize "
-                                    "(bilinear up, area down; LPIPS was trained on 64 px patches): lower is closer")
-
-    def _lpips(self, a, b):
-        """LPIPS of each pair a[i], b[i] (uint8 images): (N,) float64."""
-        dev = self.runtime.device
-        return metrics.lpips_distance(a, b, self.lpips, dev, batch_size=LPIPS_BATCH[dev.type])
 
     # --- one run ----------------------------------------------------------------------------
     def _batched(self, fn, x):
