@@ -230,3 +230,22 @@ def test_a_claim_is_supported_only_when_significant_in_its_direction():
     table = claims_table(study, {}, final.iloc[:0], final, {})
     assert list(table["verdict"]) == [SUPPORTED, CONTRADICTED, UNRESOLVED]
     assert table.loc[0, "test"] == "signed-rank" and table.loc[0, "effect"] == pytest.approx(0.1 - 0.0045)
+
+
+def test_phase_wall_clock_comes_from_the_run_records_not_file_times(tmp_path):
+    """A study folder copied or checked out anew keeps its phase's elapsed time: each run ends at
+    its recorded start plus its wall time, whatever the files' modification times say."""
+    import os
+
+    import pandas as pd
+
+    from benchmarks.reporting.study import _phase_line
+    for name, start, wall in (("a", "2026-01-01 10:00:00", 600.0), ("b", "2026-01-01 10:05:00", 900.0)):
+        run = tmp_path / "final" / name / "seed0"
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"started": f"{start} UTC"}))
+        (run / "metrics.json").write_text(json.dumps({"wall_seconds": wall}))
+        os.utime(run / "metrics.json", (4e9, 4e9))  # a checkout's time, decades later
+    rows = pd.DataFrame({"status": ["ok", "ok"], "wall_seconds": [600.0, 900.0]})
+    assert _phase_line("final", rows, tmp_path) == (
+        "final: 2 runs (2 ok), 25.0 min of run time summed over processes, 20.0 min elapsed")

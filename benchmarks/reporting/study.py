@@ -366,13 +366,17 @@ def _phase_line(phase, rows, out):
         return f"{phase}: not run yet"
     counts = rows["status"].value_counts().to_dict()
     compute = pd.to_numeric(rows.get("wall_seconds"), errors="coerce").sum() / 60
+    # A run ends at its start plus its wall time, both from its records: file times would not
+    # survive a copy or a git checkout of the folder.
     starts, ends = [], []
     for path in (out / phase).glob("*/seed*/config.json"):
         try:
-            starts.append(pd.Timestamp(json.loads(path.read_text())["started"].rsplit(" ", 1)[0]))
-            ends.append(pd.Timestamp((path.parent / "metrics.json").stat().st_mtime, unit="s"))
-        except (OSError, ValueError, KeyError):
+            start = pd.Timestamp(json.loads(path.read_text())["started"].rsplit(" ", 1)[0])
+            wall = float(json.loads((path.parent / "metrics.json").read_text())["wall_seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
             continue
+        starts.append(start)
+        ends.append(start + pd.Timedelta(seconds=wall))
     elapsed = f", {(max(ends) - min(starts)).total_seconds() / 60:.1f} min elapsed" if starts and ends else ""
     return (f"{phase}: {len(rows)} runs ({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}), "
             f"{compute:.1f} min of run time summed over processes{elapsed}")
