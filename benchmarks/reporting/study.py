@@ -30,7 +30,7 @@ from ..core.io import atomic_write_text
 from . import stats
 from .folders import collect, read_references
 from .plots import _save, plt
-from .report import direction, markdown_table
+from .report import bounds, direction, markdown_table
 
 ALPHA = 0.05
 BOOTSTRAP = 1000
@@ -406,7 +406,7 @@ def _final_markdown(study, chosen, final):
             if not pick:
                 continue
             v = list(_seed_values(final, pick["row"], t.metric).values())
-            mean, _, n, lo, hi = stats.t_interval(v)
+            mean, _, n, lo, hi = stats.t_interval(v, bounds=bounds(t.metric))  # inside the metric's range
             rows.append([m, pick["row"], str(n), f"{_num(mean, 4)} [{_num(lo, 4)}, {_num(hi, 4)}]"])
         parts += [f"### {t.name}: {t.metric} {direction(t.metric)}\n",
                   markdown_table(["model", "row", "seeds", f"test {t.metric}"], rows), ""]
