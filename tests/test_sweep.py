@@ -249,3 +249,17 @@ def test_phase_wall_clock_comes_from_the_run_records_not_file_times(tmp_path):
     rows = pd.DataFrame({"status": ["ok", "ok"], "wall_seconds": [600.0, 900.0]})
     assert _phase_line("final", rows, tmp_path) == (
         "final: 2 runs (2 ok), 25.0 min of run time summed over processes, 20.0 min elapsed")
+
+
+def test_final_phase_intervals_stay_inside_the_metrics_range():
+    """Ten seeds of a setting that collapsed on some of them: the t-interval of FD would reach
+    below 0; the study report clips it there, as the benchmark tables do."""
+    import pandas as pd
+
+    from benchmarks.reporting.study import _final_markdown
+    study = studies.load_study("digits")
+    fd = [20.0] * 8 + [2000.0, 2000.0]
+    final = pd.DataFrame({"model": "m.t01", "seed": range(10), "status": "ok", "fd_digits": fd})
+    chosen = {study.models[0]: {"generation": {"row": "m.t01", "trial": 1, "options": {}}}}
+    line = next(li for li in _final_markdown(study, chosen, final).splitlines() if "m.t01" in li)
+    assert line.endswith("| 10 | 416 [0, 1013] |"), line  # unclipped: [-181, 1013]
