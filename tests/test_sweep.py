@@ -263,3 +263,24 @@ def test_final_phase_intervals_stay_inside_the_metrics_range():
     chosen = {study.models[0]: {"generation": {"row": "m.t01", "trial": 1, "options": {}}}}
     line = next(li for li in _final_markdown(study, chosen, final).splitlines() if "m.t01" in li)
     assert line.endswith("| 10 | 416 [0, 1013] |"), line  # unclipped: [-181, 1013]
+
+
+def test_a_truncation_pattern_seen_in_few_runs_is_contradicted(tmp_path):
+    """The truncation claims are tested two-sided: a score that rises at every lower threshold in
+    none of 12 runs contradicts "it rises monotonically", where a one-sided test could only fail to
+    support it."""
+    import pandas as pd
+
+    from benchmarks.reporting.study import claims_table, verdict
+    from benchmarks.reporting.stats import holm
+    study = studies.load_study("digits")
+    claim = next(c for c in study.claims if c.kind == "monotone")
+    for seed in range(12):
+        run = tmp_path / "m" / f"seed{seed}"
+        run.mkdir(parents=True)
+        pd.DataFrame({"threshold": [0.5, 1.0, 2.0], claim.metric: [3.0, 4.0, 3.5]}).to_csv(run / "truncation.csv")
+    final = pd.DataFrame({"folder": str(tmp_path), "model": "m", "seed": range(12), "status": "ok"})
+    table = claims_table(dataclasses.replace(study, claims=(claim,)), {}, pd.DataFrame(), final, {})
+    row = table.iloc[0].to_dict()
+    assert row["mean_a"] == 0 and row["p"] < 0.001
+    assert verdict(holm([row["p"]])[0], row) == "contradicted"
