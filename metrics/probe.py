@@ -187,7 +187,7 @@ def linear_probe(train_x, train_y, test_x, test_y, *, val_fraction=0.1, Cs=DEFAU
     split); ties go to the smallest C (strongest regularisation). `C=` fixes C and skips selection.
     backend: "sklearn" | "torch" | None (default_backend)."""
     if backend is None:
-        backend = default_backend(device, _np(train_y))
+        backend = default_backend(device, train_y)
     if backend not in ("sklearn", "torch"):
         raise ValueError(f"backend must be 'sklearn' or 'torch', got {backend!r}")
     xtr, xte = _np(train_x).astype(np.float64), _np(test_x).astype(np.float64)
@@ -267,7 +267,7 @@ def label_efficiency(train_x, train_y, test_x, test_y, ns, draws=5, seed=0, *, C
     {n: {"accuracy": mean over draws, "sd": their standard deviation (ddof 1; 0 for one draw),
     "accuracies": per draw, "correct": per test item, the share of draws that got it right}}."""
     if backend is None:
-        backend = default_backend(device, _np(train_y))
+        backend = default_backend(device, train_y)
     xtr, xte = _standardise(_np(train_x).astype(np.float64), _np(test_x).astype(np.float64))
     ytr, yte = _np(train_y).astype(np.int64), _np(test_y).astype(np.int64)
     if yte.ndim != 1 or len(xtr) != len(ytr) or len(xte) != len(yte):

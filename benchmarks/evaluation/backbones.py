@@ -68,21 +68,28 @@ class Backbones:
             return None
         return (f"skipped on a CPU, where it costs {cost}; pass {flag} (or set ${env}) to compute it anyway")
 
+    def _load(self, mod, load, weights, arg, cost, note_key, what):
+        """The network of backbone module `mod` by `load(weights, device)`, or None with the reason
+        left in the protocol: skipped on a CPU unless its weights are named, or not found."""
+        reason = self._cpu_skip(weights or os.environ.get(mod.ENV_WEIGHTS), f"{mod.FLAG} {arg}", mod.ENV_WEIGHTS, cost)
+        net = None
+        if reason is None:
+            net, reason = load(weights, self.runtime.device)
+        if net is None:
+            self._left_empty(note_key, what, reason)
+        return net
+
     def _setup_dinov2(self, weights):
         """fd_dinov2_<n>, precision_dinov2_<n>, ..., coverage_dinov2_<n> on `eval.dinov2_samples`
         images: DINOv2 ViT-L/14 features (metrics.dinov2), every process (they are sample metrics)."""
-        n, dev = self.ec.dinov2_samples, self.runtime.device
+        n = self.ec.dinov2_samples
         if n <= 0:
             return
         tag, mod = dinov2_tag(n), metrics.dinov2
         what = f"DINOv2 metrics (fd_, precision_, recall_, density_, coverage_{tag})"
-        reason = self._cpu_skip(weights or os.environ.get(mod.ENV_WEIGHTS), f"{mod.FLAG} PATH", mod.ENV_WEIGHTS,
-                                "seconds per image (ViT-L/14 at 224 px)")
-        net = None
-        if reason is None:
-            net, reason = mod.load_dinov2(weights, dev)
+        net = self._load(mod, mod.load_dinov2, weights, "PATH", "seconds per image (ViT-L/14 at 224 px)",
+                         f"fd_{tag}", what)
         if net is None:
-            self._left_empty(f"fd_{tag}", what, reason)
             return
         self.dinov2 = net
         real, _ = subset(self.data.train, n)
@@ -103,14 +110,10 @@ class Backbones:
         """recon_lpips_vgg16 (metrics.lpips), on the main process only: it alone reconstructs the test split."""
         if not self.runtime.is_main:
             return
-        mod, dev = metrics.lpips, self.runtime.device
-        reason = self._cpu_skip(weights or os.environ.get(mod.ENV_WEIGHTS), f"{mod.FLAG} DIR", mod.ENV_WEIGHTS,
-                                "about 0.06 s per test image (two VGG16 passes at 64 px)")
-        net = None
-        if reason is None:
-            net, reason = mod.load_lpips(weights, dev)
+        mod = metrics.lpips
+        net = self._load(mod, mod.load_lpips, weights, "DIR", "about 0.06 s per test image (two VGG16 passes at 64 px)",
+                         LPIPS_COLUMN, f"LPIPS ({LPIPS_COLUMN})")
         if net is None:
-            self._left_empty(LPIPS_COLUMN, f"LPIPS ({LPIPS_COLUMN})", reason)
             return
         self.lpips = net
         sha = net.weights_sha256
