@@ -259,3 +259,23 @@ def test_run_records_of_the_wrong_shape_are_listed_not_dropped(tmp_path, cli):
     assert "unreadable run records, counted as failed" in md
     assert "seed3/metrics.json: holds list" in md and "seed4/metrics.json: holds NoneType" in md
     assert "seed5/metrics.json: holds no status" in md
+
+
+def test_every_model_of_an_eleven_row_benchmark_gets_its_own_colour(tmp_path, monkeypatch):
+    """tab10 has ten colours: the eleventh model (random-init, after ALI in sorted order) must not
+    repeat the first one's in the fidelity-diversity plane."""
+    import pandas as pd
+    from matplotlib.colors import to_hex
+
+    from benchmarks.reporting import plots
+
+    models = [f"model-{i:02d}" for i in range(12)]
+    df = pd.DataFrame([{"model": m, "seed": s, "status": "ok", "folder": str(tmp_path),
+                        "precision_digits": 0.1 * i, "recall_digits": 0.05 * s}
+                       for i, m in enumerate(models) for s in range(2)])
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    assert [name for name, _ in plots.fidelity_diversity(df, tmp_path)] == ["fidelity_digits.png"]
+    points = [c for c in figures[0].axes[0].collections if c.get_label() in models]
+    colours = {c.get_label(): to_hex(c.get_facecolor()[0]) for c in points}
+    assert sorted(colours) == models and len(set(colours.values())) == len(models)

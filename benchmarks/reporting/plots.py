@@ -19,6 +19,16 @@ import pandas as pd  # noqa: E402
 
 from ..core.io import atomic_write  # noqa: E402
 
+# One colour per model, in the sorted order of the folder's models. tab10 has ten colours and a
+# benchmark has eleven rows or more: the rows past ten take dark colours of their own rather than
+# repeating the first ones (ALI and random-init shared a blue).
+_MORE_COLOURS = ("navy", "maroon", "lime", "gold", "magenta", "darkslategray")
+
+
+def model_colour(i):
+    return f"C{i}" if i < 10 else _MORE_COLOURS[(i - 10) % len(_MORE_COLOURS)]
+
+
 # Run-time pictures assembled into one panel per model (the first finished seed), with captions.
 RUN_PICTURES = {
     "samples.png": "Samples of each model from the shared fixed evaluation noise (toy2d: generated points over the "
@@ -106,7 +116,7 @@ def tradeoff(df, direction, out):
         if not len(x) or not len(y):
             continue
         sd = lambda v: v.std(ddof=1) if len(v) > 1 else 0.0  # noqa: E731
-        ax.errorbar(x.mean(), y.mean(), xerr=sd(x), yerr=sd(y), fmt="o", color=f"C{i % 10}", capsize=3, label=m)
+        ax.errorbar(x.mean(), y.mean(), xerr=sd(x), yerr=sd(y), fmt="o", color=model_colour(i), capsize=3, label=m)
         drawn += 1
     if not drawn:
         plt.close(fig)
@@ -178,9 +188,9 @@ def track_curves(df, direction, out):
             if not per_seed:
                 continue
             table = pd.concat(per_seed, axis=1)
-            ax.plot(table.index, table.mean(axis=1), color=f"C{i % 10}", label=m, lw=1.2)
+            ax.plot(table.index, table.mean(axis=1), color=model_colour(i), label=m, lw=1.2)
             if table.shape[1] > 1:
-                ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=f"C{i % 10}", alpha=0.15)
+                ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=model_colour(i), alpha=0.15)
         ax.set_xlabel("G/E step")
         ax.set_ylabel(f"{col} {direction(col) or ''}")
         ax.legend(fontsize=7, loc="best")
@@ -205,7 +215,7 @@ def truncation(df, direction, out):
         ticks = (xs, [f"{t:g}" if math.isfinite(t) else "none" for t in mean.index])
         for ax, col in zip(axes[0], cols):
             if col in mean:  # a sweep written before a column existed has no line for it
-                ax.plot(xs, mean[col], "o-", color=f"C{i % 10}", label=m, ms=3, lw=1.2)
+                ax.plot(xs, mean[col], "o-", color=model_colour(i), label=m, ms=3, lw=1.2)
     for ax, col in zip(axes[0], cols):
         ax.set_xticks(*ticks)
         ax.set_xlabel("truncation threshold (none = the untruncated prior)")
@@ -253,12 +263,12 @@ def fidelity_diversity(df, out):
             for i, m in enumerate(sorted(df["model"].unique())):
                 xs, ys = _seed_points(df, m, x, y)
                 if xs:
-                    ax.scatter(xs, ys, color=f"C{i % 10}", s=22, label=m, zorder=3)
+                    ax.scatter(xs, ys, color=model_colour(i), s=22, label=m, zorder=3)
                     drawn += 1
                 frames = [f for f in sweeps.get(m, []) if x in f and y in f]
                 if frames:  # mean over seeds at each threshold, from the most truncated to the prior
                     path = _mean_by(frames, "threshold")
-                    ax.plot(path[x], path[y], "-", color=f"C{i % 10}", lw=0.8, alpha=0.6, marker=".", ms=4)
+                    ax.plot(path[x], path[y], "-", color=model_colour(i), lw=0.8, alpha=0.6, marker=".", ms=4)
             if f"real_{x}" in refs and f"real_{y}" in refs:
                 ax.scatter([refs[f"real_{x}"]], [refs[f"real_{y}"]], marker="*", s=120, color="k",
                            label="held-out real sample", zorder=4)
@@ -295,8 +305,8 @@ def label_efficiency(df, out):
         if not per_n:
             continue
         x = [n for n, _ in per_n]
-        ax.plot(x, [v.mean() for _, v in per_n], "o-", color=f"C{i % 10}", label=m, ms=3, lw=1.2)
-        ax.fill_between(x, [v.min() for _, v in per_n], [v.max() for _, v in per_n], color=f"C{i % 10}", alpha=0.15)
+        ax.plot(x, [v.mean() for _, v in per_n], "o-", color=model_colour(i), label=m, ms=3, lw=1.2)
+        ax.fill_between(x, [v.min() for _, v in per_n], [v.max() for _, v in per_n], color=model_colour(i), alpha=0.15)
         drawn += 1
     if not drawn:
         plt.close(fig)

@@ -29,7 +29,7 @@ from ..core.errors import UserError
 from ..core.io import atomic_write_text
 from . import stats
 from .folders import collect, read_references
-from .plots import _save, plt
+from .plots import _save, model_colour, plt
 from .report import bounds, direction, markdown_table
 
 ALPHA = 0.05
@@ -121,10 +121,10 @@ def best_of_k_figure(study, table, sel, out):
     for j, target in enumerate(targets):
         ax, strip = axes[0][j], axes[1][j]
         for i, (m, part) in enumerate(table[table["target"] == target.name].groupby("model", sort=False)):
-            ax.plot(part["k"], part["expected_best"], color=f"C{i % 10}", lw=1.3, label=m)
-            ax.fill_between(part["k"], part["low"], part["high"], color=f"C{i % 10}", alpha=0.15, lw=0)
+            ax.plot(part["k"], part["expected_best"], color=model_colour(i), lw=1.3, label=m)
+            ax.fill_between(part["k"], part["low"], part["high"], color=model_colour(i), alpha=0.15, lw=0)
             v = _finite(_trials_of(sel, m).query("status == 'ok'")[target.metric])
-            strip.scatter(np.full(len(v), i) + np.linspace(-0.2, 0.2, len(v)), v, s=9, color=f"C{i % 10}")
+            strip.scatter(np.full(len(v), i) + np.linspace(-0.2, 0.2, len(v)), v, s=9, color=model_colour(i))
         ax.set_xlabel("trials k")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         # Short axis labels: the long ones ran into the neighbouring panel.
