@@ -109,3 +109,19 @@ def test_pairs_of_one_seed_models_are_left_out():
 
     rows = pairwise({"a": {"0": 1.0}, "b": {"0": 2.0}, "c": {"0": 1.0, "1": 2.0, "2": 3.0}}, "↑")
     assert [(r["model_a"], r["model_b"]) for r in rows] == [("a", "c"), ("b", "c")]
+
+
+def test_pairs_that_the_signed_rank_test_cannot_make_significant_say_so():
+    """Ten seeds: the exact signed-rank p is at least 2 / 1024. Over 28 pairs (8 models) Holm can
+    never bring it below 0.05, however clear the difference; over 3 pairs (3 models) it can."""
+    seeds = range(10)
+    def models(k):
+        return {f"m{i}": {s: 10.0 * i + 0.01 * s * (i + 1) for s in seeds} for i in range(k)}
+
+    many = {(r["model_a"], r["model_b"]): r for r in stats.pairwise(models(8), "↑")}
+    clear = many[("m0", "m7")]
+    assert clear["test"] == "signed-rank" and clear["p"] == pytest.approx(2 / 1024)
+    assert not clear["significant"] and clear["note"].startswith("cannot be significant here")
+    assert "28 pairs" in clear["note"]
+    few = {(r["model_a"], r["model_b"]): r for r in stats.pairwise(models(3), "↑")}
+    assert few[("m0", "m2")]["significant"] and few[("m0", "m2")]["note"] == ""

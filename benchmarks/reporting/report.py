@@ -395,7 +395,9 @@ READ_PAIRWISE = (
     "[`diff_low`, `diff_high`], and `p_a_better`, the share of seeds (paired) or of seed pairs (Welch) on which "
     "model_a scored better, ties counting one half. An empty `better` means these seeds cannot tell the two "
     "apart, whatever the means say; a pair that cannot be tested has a blank p, `note` says why, and it is never "
-    "significant.")
+    "significant. The signed-rank test on n seeds cannot give p below 2 / 2^n, so with many pairs Holm may put "
+    "significance out of reach whatever the data (10 seeds, 28 pairs); `note` then says so, and the interval "
+    "is the thing to read.")
 
 
 def report_markdown(out, how, md_table, ranks_md, proto, figures, df):
