@@ -69,14 +69,19 @@ def test_output_folder_of_another_config_is_refused_and_kept(cli):
 
 @pytest.mark.parametrize("folder", ["digits-quick", "fashion-mnist-quick", "toy2d"])
 def test_folders_recorded_before_a_key_existed_still_match_todays_config(folder):
-    """The committed folders predate eval.probe_labels (and others in BACKFILL): they read as having
-    today's default, so a run can complete them and report can merge them with newer folders."""
+    """Folders recorded before eval.probe_labels (and others in BACKFILL) existed read as having
+    today's default, so a run can complete them and report can merge them with newer folders.
+    tests/records/ keeps the committed folders' benchmark.json as it was before that key, and
+    the committed folders of today must match too."""
     from benchmarks.config import backfilled, config_diff, load_config
 
-    old = json.loads((Path(__file__).parents[1] / "results" / folder / "benchmark.json").read_text())["config"]
+    root = Path(__file__).parents[1]
+    old = json.loads((root / "tests/records" / f"{folder}-before-probe-labels.json").read_text())["config"]
     assert "probe_labels" not in old["eval"]
     cfg = json.loads(json.dumps(load_config(old["benchmark"], old["budget"]).folder_record()))
     assert config_diff(backfilled(old), cfg) == []
+    now = json.loads((root / "results" / folder / "benchmark.json").read_text())["config"]
+    assert config_diff(backfilled(now), cfg) == []
 
 
 def test_missing_celeba(cli):
