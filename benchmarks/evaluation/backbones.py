@@ -25,8 +25,8 @@ class Backbones:
         n = self.ec.inception_samples
         if n <= 0:
             return
-        explicit = fid_weights or os.environ.get("BIGAN_BENCH_FID_WEIGHTS")
-        if self.runtime.device.type != "cuda" and not explicit:
+        if self._cpu_skip(fid_weights or os.environ.get("BIGAN_BENCH_FID_WEIGHTS"), "--fid-weights PATH",
+                          "BIGAN_BENCH_FID_WEIGHTS", "about 0.25 s per image"):
             self.skip_reason = ("Inception metrics skipped: on CPU they cost about 0.25 s per image; pass "
                                 "--fid-weights PATH (or set BIGAN_BENCH_FID_WEIGHTS) to compute them anyway.")
         else:

@@ -131,19 +131,18 @@ def pairwise(values, direction):
         rows.append({"model_a": a, "model_b": b, "mean_a": ma, "mean_b": mb,
                      **compare(va, vb, higher=direction == "↑"), "p_holm": math.nan, "significant": False,
                      "better": ""})
+    tested = sum(math.isfinite(r["p"]) for r in rows)
     for r, adjusted in zip(rows, holm([r["p"] for r in rows])):
         significant = bool(adjusted < ALPHA)  # NaN compares False: an untested pair is never significant
         a_wins = r["diff"] > 0 if direction == "↑" else r["diff"] < 0
         r.update(p_holm=adjusted, significant=significant,
                  better=(r["model_a"] if a_wins else r["model_b"]) if significant else "")
-    # The exact signed-rank test on n seeds cannot give p below 2 / 2**n (every seed's difference
-    # the same sign), and Holm multiplies the smallest p by the number of pairs: with 10 seeds and
-    # 28 pairs (8 models) no pair can reach 0.05, whatever the data. Say so beside the p-value, so
-    # that "not significant" is not read as "no difference".
-    tested = sum(math.isfinite(r["p"]) for r in rows)
-    for r in rows:
+        # The exact signed-rank test on n seeds cannot give p below 2 / 2**n (every seed's
+        # difference the same sign), and Holm multiplies the smallest p by the number of pairs:
+        # with 10 seeds and 28 pairs (8 models) no pair can reach 0.05, whatever the data. Say so
+        # beside the p-value, so that "not significant" is not read as "no difference".
         floor = 2.0 / 2 ** r["n_pairs"]
-        if r["test"] == "signed-rank" and floor * tested >= ALPHA and not r["significant"]:
+        if r["test"] == "signed-rank" and floor * tested >= ALPHA and not significant:
             r["note"] = (f"cannot be significant here: the signed-rank test's smallest p on {r['n_pairs']} seeds "
                          f"is {floor:.4f} and Holm over {tested} pairs needs it below {ALPHA / tested:.4f}; "
                          "read the interval")
