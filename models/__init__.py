@@ -9,6 +9,7 @@ from .search import OPTIMISER_SPACE, Choice, Distribution, LogUniform, Uniform, 
 
 # Built-in models register themselves on import.
 from . import ali, autoencoder, bigan, bigan_qp, bigbigan, gan_posthoc_encoder, pca, random_init  # noqa: E402,F401
+from . import bigan_wgan  # noqa: E402,F401
 
 __all__ = ["BidirectionalGAN", "HARNESS_ARGS", "available", "build", "get", "options", "register",
            "OPTIMISER_SPACE", "Choice", "Distribution", "LogUniform", "Uniform", "draw_setting", "search_space"]
