@@ -34,7 +34,7 @@ def _one_thread():
 
 def test_builtins_cover_the_suite():
     assert set(BUILTIN) >= {"bigan", "ali", "bigan-qp-simple", "bigbigan", "autoencoder", "gan-posthoc-encoder",
-                            "pca", "random-init"}
+                            "pca", "random-init", "bigan-wgan", "bigan-wgan-nogp"}
     assert set(BUILTIN) - set(TUNED) == {"pca", "random-init"}
 
 
@@ -187,6 +187,8 @@ def test_each_models_space():
                                "x_cycle_weight": "10^U[-1, 1]"}
     assert texts("bigbigan") == {"lr_d": lucic["lr"], "lr_g": lucic["lr"], "adam_beta1": lucic["adam_beta1"],
                                  "lr_e_mult": "10^U[0, 1.48]"}
+    # The WGAN BiGANs: the shared space only; gp_weight is the ablated design choice, never tuned.
+    assert texts("bigan-wgan") == texts("bigan-wgan-nogp") == lucic
     # No declaration: the shared space, restricted to the options the model takes.
     assert texts("autoencoder") == texts("gan-posthoc-encoder") == lucic
     assert search_space("pca") == search_space("random-init") == {}
