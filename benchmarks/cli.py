@@ -61,12 +61,14 @@ def build_parser():
                         "ablation arms rerun with more seeds on test, and a claims report")
     sw.add_argument("study", help="study name (configs/studies: digits) or a path to a .yaml")
     sw.add_argument("--trials", type=int, help="trials per swept model, trial 0 its defaults (default: the study's)")
-    sw.add_argument("--phase", choices=("select", "final", "all"), default="all",
-                    help="select: the trials on validation; final: the chosen settings on test; all (default): both")
+    sw.add_argument("--phase", choices=("select", "confirm", "final", "all"), default="all",
+                    help="select: every trial on the first selection seed, on validation; confirm: the best trials "
+                    "on the other selection seeds; final: the chosen settings on test; all (default): the three")
     sw.add_argument("--out", type=Path, help="study folder (default runs/study-<name>): select/, final/, study.md")
     sw.add_argument("--force", action="store_true", help="retrain every run of the phase even if finished")
     _run_options(sw)
     _other_commands(sub)
+    _use_commands(sub)
     return p
 
 
@@ -85,11 +87,17 @@ def _run_options(r):
                    "$BIGAN_BENCH_DINOV2_WEIGHTS, the torch hub cache, a download when online)")
     r.add_argument("--debug", action="store_true", help="print a failed run's traceback (it is always in its error.txt)")
     r.add_argument("--shard", metavar="I/N", help="run only the I-th of N deterministic parts of the (model, seed) "
-                   "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders")
+                   "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders. "
+                   "--shard slurm: this SLURM array task's part (SLURM_ARRAY_TASK_ID of the array's range)")
     r.add_argument("--jobs", type=int, default=1, metavar="N", help="run the matrix as N local shard processes "
                    "sharing the CPU cores (faster than one process on a small CPU), then report once")
     r.add_argument("--no-figures", dest="figures", action="store_false",
                    help="write the result tables but not the figures (a scripted sweep; `report DIR` draws them)")
+    r.add_argument("--tensorboard", action="store_true", help="write a TensorBoard log of each trained run into its "
+                   "folder: the losses, the tracked scores, sample grids and reconstructions (needs tensorboard: "
+                   "pip install 'bigan-bench[tensorboard]')")
+    r.add_argument("--log-dir", type=Path, metavar="DIR", help="write the TensorBoard logs under DIR/<model>/seed<k> "
+                   "instead (implies --tensorboard; a sweep adds the phase: DIR/<phase>/...)")
     r.add_argument("--job-of", help=argparse.SUPPRESS)  # I/N, set by --jobs on its shard processes
     path = r.add_mutually_exclusive_group()
     path.add_argument("--plain", dest="fast", action="store_false", default=None,
@@ -126,6 +134,28 @@ def _other_commands(sub):
     rep.add_argument("--no-figures", dest="figures", action="store_false", help="the tables only, no figures")
 
 
+def _use_commands(sub):
+    """sample and encode: a finished run's model, used without writing Python (api.py)."""
+    sa = sub.add_parser("sample", help="draw samples from a finished run's generator into a picture grid")
+    sa.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run: DIR/<model>/seed<k>")
+    sa.add_argument("--n", type=int, default=64, help="samples to draw (default 64)")
+    sa.add_argument("--truncation", type=float, metavar="T", help="redraw every coordinate of z outside [-T, T] "
+                    "(Gaussian priors)")
+    sa.add_argument("--seed", type=int, help="noise seed (default: the run's fixed evaluation noise, so --n 64 "
+                    "draws what its samples.png shows)")
+    sa.add_argument("--out", type=Path, default=Path("grid.png"), help="a .png grid, 8 per row (default grid.png), "
+                    "or a .npy file of the samples in [-1, 1]")
+    enc = sub.add_parser("encode", help="encode a folder of pictures with a finished run's encoder")
+    enc.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run: DIR/<model>/seed<k>")
+    enc.add_argument("--images", type=Path, required=True, metavar="FOLDER", help="the pictures to encode (every "
+                     "file PIL reads, directly in FOLDER), each prepared as the run's dataset prepares its images")
+    enc.add_argument("--out", type=Path, required=True, help="a .npy file: one row of codes per picture, in file "
+                     "name order, listed one per line in the .txt file beside it")
+    for c in (sa, enc):
+        c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+        c.add_argument("--plugin", action="append", default=[], help="the plugin a plugin model was trained with")
+
+
 def cmd_list_models(args):
     import models
 
@@ -155,6 +185,7 @@ def run_config(args, cfg, out, argv):
     import metrics
 
     shard = parse_shard(args.shard) if args.shard else None
+    board_root = _board_root(args, out)
     check_models(cfg, declared_shape(cfg.dataset))  # before any data is loaded or anything written
     for problem in (metrics.lpips.problem(args.lpips_weights), metrics.dinov2.problem(args.dinov2_weights)):
         if problem:  # a weights path named but wrong: said now, not after the training
@@ -167,7 +198,7 @@ def run_config(args, cfg, out, argv):
             raise UserError(f"--jobs {args.jobs} is more than the {cores} CPU cores of this machine: more shard "
                             f"processes than cores only share the cores and multiply the memory. Use --jobs {cores} "
                             "or fewer.")
-        jobs = min(args.jobs, len(cfg.models) * len(cfg.seeds))  # a shard without a run would start for nothing
+        jobs = min(args.jobs, cfg.matrix_size())  # a shard without a run would start for nothing
         if jobs > 1:
             return run_jobs(argv, jobs, out, figures=args.figures)
     runtime = runtime_from(args, fast=args.fast)
@@ -177,9 +208,22 @@ def run_config(args, cfg, out, argv):
         return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard,
                              job=parse_shard(args.job_of) if args.job_of else None, debug=args.debug,
                              figures=args.figures, lpips_weights=args.lpips_weights,
-                             dinov2_weights=args.dinov2_weights)
+                             dinov2_weights=args.dinov2_weights, board_root=board_root)
     finally:
         parallel.shutdown()
+
+
+def _board_root(args, out):
+    """Where the runs' TensorBoard logs go (<root>/<model>/seed<k>), or None without --tensorboard
+    and --log-dir; checks that tensorboard is installed before anything trains."""
+    if not args.tensorboard and args.log_dir is None:
+        return None
+    from .training.board import check_available
+
+    check_available()
+    if args.log_dir is None:
+        return out  # each log in its run's folder
+    return args.log_dir / out.name if args.command == "sweep" else args.log_dir  # a sweep's phases apart
 
 
 def cmd_sweep(args):
@@ -191,20 +235,32 @@ def cmd_sweep(args):
 
     study = studies.load_study(args.study, trials=args.trials)
     out = args.out or Path("runs") / f"study-{study.name}"
-    phases = ("select", "final") if args.phase == "all" else (args.phase,)
+    phases = ("select", "confirm", "final") if args.phase == "all" else (args.phase,)
     code = 0
     for phase in phases:
         if phase == "select":
             cfg = studies.select_config(study)
         else:
             if not (out / "select").is_dir():
-                raise UserError(f"The final phase chooses among the trials in {out / 'select'}, which does not exist: "
-                                f"run `sweep {args.study} --phase select` (or --phase all) first.")
-            chosen = studies.select(study, collect([out / "select"]).to_dict("records"))
-            if not args.shard and not args.job_of:  # the shards of a --jobs run share the parent's record
-                atomic_write_json(out / "selection.json", chosen)
-            cfg = studies.final_config(study, chosen)
-        code = max(code, run_config(args, cfg, out / phase, _with_phase(args.argv, phase)))
+                raise UserError(f"The {phase} phase chooses among the trials in {out / 'select'}, which does not "
+                                f"exist: run `sweep {args.study} --phase select` (or --phase all) first.")
+            rows = collect([out / "select"]).to_dict("records")
+            if phase == "confirm":
+                cfg = studies.confirm_config(study, rows)
+                if cfg is None:  # one selection seed, or confirm_top 0: nothing to confirm
+                    continue
+            else:
+                missing = studies.missing_confirmations(study, rows)
+                if missing:
+                    raise UserError(f"The final phase chooses on every selection seed, and {len(missing)} selection "
+                                    f"runs are missing (e.g. {missing[0][0]} seed {missing[0][1]}): run `sweep "
+                                    f"{args.study} --phase select` and `--phase confirm` (or --phase all) first.")
+                chosen = studies.select(study, rows)
+                if not args.shard and not args.job_of:  # the shards of a --jobs run share the parent's record
+                    atomic_write_json(out / "selection.json", chosen)
+                cfg = studies.final_config(study, chosen)
+        folder = out / ("select" if phase == "confirm" else phase)
+        code = max(code, run_config(args, cfg, folder, _with_phase(args.argv, phase)))
     if not args.shard and not args.job_of:
         print(locked_study_report(out, study, figures=args.figures))
     return code
@@ -227,6 +283,49 @@ def cmd_perf(args):
     if args.steps < 1 or args.warmup < 0:
         raise UserError("--steps must be at least 1 and --warmup at least 0.")
     return main_perf(args, runtime_from(args, fast={"auto": None, "fast": True, "plain": False}[args.path]))
+
+
+def cmd_sample(args):
+    import numpy as np
+
+    from .api import load_run
+    from .core.io import atomic_write
+    from .evaluation.figures import save_png, to_unit
+
+    run = load_run(args.run_dir, device=args.device)  # main() has loaded the --plugin files already
+    samples = run.sample(args.n, seed=args.seed, truncation=args.truncation).cpu()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.suffix == ".npy":
+        atomic_write(args.out, lambda f: np.save(f, samples.numpy()))
+    elif samples.dim() != 4:
+        raise UserError(f"Run {run.path} generates {samples.shape[1]}-D points, not pictures: write them to a .npy "
+                        "file, e.g. --out samples.npy.")
+    else:
+        save_png(args.out, to_unit(samples), nrow=8)  # the layout of a run's samples.png
+    print(f"{args.n} samples of {run.name} seed {run.seed} -> {args.out}")
+    return 0
+
+
+def cmd_encode(args):
+    import numpy as np
+
+    from .api import load_run
+    from .core.io import atomic_write, atomic_write_text
+    from .data.images import read_images
+
+    run = load_run(args.run_dir, device=args.device)
+    if args.out.suffix != ".npy":
+        raise UserError(f"--out {args.out} must be a .npy file (numpy.load reads it), e.g. --out codes.npy.")
+    images, files = read_images(args.images, run.config["dataset"], run.data_shape)
+    codes = run.encode(images).cpu().numpy()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(args.out, lambda f: np.save(f, codes))
+    names = args.out.with_suffix(".txt")
+    atomic_write_text(names, "".join(f"{f.name}\n" for f in files))
+    print(f"{len(files)} pictures of {args.images}, prepared as {run.config['dataset']} images "
+          f"{'x'.join(map(str, run.data_shape))}, encoded by {run.name} seed {run.seed} -> {args.out} "
+          f"{codes.shape}; their order: {names}")
+    return 0
 
 
 def cmd_report(args):
@@ -262,7 +361,7 @@ def main(argv=None):
         for spec in getattr(args, "plugin", []):
             load_plugin(spec)
         commands = {"list-models": cmd_list_models, "run": cmd_run, "sweep": cmd_sweep, "report": cmd_report,
-                    "perf": cmd_perf}
+                    "perf": cmd_perf, "sample": cmd_sample, "encode": cmd_encode}
         return commands[args.command](args)
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)

@@ -36,11 +36,16 @@ SCHEMA = {
               "validation_share": float},
     "eval": {"probe_max_train": int, "eval_batch_size": int, "grid_size": int, "gen_samples": int,
              "inception_samples": int, "dinov2_samples": int, "truncation": list, "truncation_samples": int,
-             "track_every": int, "track_samples": int, "references": bool, "probe_labels": list, "split": str},
+             "track_every": int, "track_samples": int, "references": bool, "probe_labels": list, "split": str,
+             "gen_reference": str},
     "arms": FREE,
 }
 ARCH_STYLES = ("shared", "paper")
 EVAL_SPLITS = ("test", "validation")  # what a run is scored on (data/splits.py)
+# The real images generated samples are scored against (FD, precision/recall/density/coverage):
+# "train", or "scored", the split the run is scored on (validation in a study's selection, test
+# otherwise), which no model trained on.
+GEN_REFERENCES = ("train", "scored")
 # Seeds: 0 <= seed < 2**32. numpy is seeded with seed % 2**32 (runtime.seed_everything) and
 # Python's random with |seed|, so a seed outside this range would silently share its streams with
 # another seed; inside it, the derived torch seeds (seed * 1_000_003 + epoch for the data order,
@@ -61,8 +66,10 @@ COUNTS = ("train.batch_size", "eval.eval_batch_size", "eval.grid_size", "eval.ge
 # train.validation_share and eval.split (a validation split carved from train, and the split a run
 # is scored on) change no number at their defaults: older folders trained on all of train, scored on test.
 # eval.dinov2_samples = 0 is the DINOv2 metrics off, as they were before the key existed.
+# eval.gen_reference = train: generated samples were scored against train images before it existed.
 BACKFILL = {("train", "hflip"): False, ("eval", "references"): True, ("eval", "probe_labels"): [1, 10, 100],
-            ("train", "validation_share"): 0.0, ("eval", "split"): "test", ("eval", "dinov2_samples"): 0}
+            ("train", "validation_share"): 0.0, ("eval", "split"): "test", ("eval", "dinov2_samples"): 0,
+            ("eval", "gen_reference"): "train"}
 DEFAULTS = {
     "arch": {"style": "shared"},
     "dataset_options": {},
@@ -84,7 +91,9 @@ DEFAULTS = {
              "truncation_samples": 2000, "track_every": 0, "track_samples": 1000, "references": True,
              "probe_labels": [1, 10, 100],
              # split: what a run is scored on, "test" or "validation" (hyperparameter selection)
-             "split": "test"},
+             "split": "test",
+             # gen_reference: the real images generated samples are compared with (GEN_REFERENCES)
+             "gen_reference": "train"},
 }
 
 
@@ -137,6 +146,7 @@ class Eval(_Frozen):
     references: bool
     probe_labels: tuple[int, ...]  # label counts per class
     split: str  # one of EVAL_SPLITS
+    gen_reference: str  # one of GEN_REFERENCES
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,9 @@ class Config(_Frozen):
     eval: Eval
     model_options: dict
     arms: dict
+    # {row: extra seeds} some rows run beyond `seeds` (a study's claim rows get more seeds than the
+    # rest); not part of the YAML schema, set by the study with replace()
+    row_seeds: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, cfg):
@@ -170,7 +183,14 @@ class Config(_Frozen):
     def to_dict(self):
         """The config as a nested mapping, as load_config returned it before it was typed:
         sections as dicts, tuples as lists, free-form mappings copied. What the results record."""
-        return _plain(self)
+        out = _plain(self)
+        if not out["row_seeds"]:  # a plain benchmark's record stays as it was before the field existed
+            del out["row_seeds"]
+        return out
+
+    def matrix_size(self):
+        """How many (model, seed) runs the config holds."""
+        return sum(len(set(self.seeds) | set(self.row_seeds.get(m, ()))) for m in self.models)
 
     def folder_record(self):
         """The part a results folder records and every run in it must agree on (FOLDER_KEYS),
@@ -375,6 +395,10 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
                           f"got {share!r}; e.g. --set train.validation_share=0.2.")
     if cfg["eval"]["split"] not in EVAL_SPLITS:
         raise ConfigError(f"eval.split must be one of {', '.join(EVAL_SPLITS)}, got {cfg['eval']['split']!r}.")
+    if cfg["eval"]["gen_reference"] not in GEN_REFERENCES:
+        raise ConfigError(f"eval.gen_reference must be one of {', '.join(GEN_REFERENCES)}, got "
+                          f"{cfg['eval']['gen_reference']!r}: train scores samples against the training images, "
+                          "scored against the held-out split the run is scored on.")
     check_arms(cfg["arms"])
     for name, opts in cfg["model_options"].items():
         if opts is not None and not isinstance(opts, dict):
@@ -386,17 +410,23 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
 
 
 def check_arms(arms):
-    """Arms: {name: {"model": registered model, "options": {option: value}}}, each a registered
-    model run under another name with some options changed (an ablation, a sweep trial). The
+    """Arms: {name: {"model": registered model, "options": {option: value}, "steps": N}}, each a
+    registered model run under another name with some options changed (an ablation, a sweep trial)
+    and, with `steps`, trained for N G/E updates instead of the budget's (0: an untrained control
+    of the model's own architecture; the model is built for the budget's steps all the same). The
     name is its results folder, so it follows a model name's rules; the model and its options
     are checked with the models (training.run.check_models), once plugins have registered theirs."""
     for name, arm in arms.items():
         if not NAME_PATTERN.fullmatch(name):
             raise ConfigError(f"Arm name {name!r} cannot be a results folder name: use letters, digits and . _ - "
                               "only, starting with a letter or digit, e.g. bigbigan-unary-x.")
-        if not isinstance(arm, dict) or not isinstance(arm.get("model"), str) or set(arm) - {"model", "options"}:
-            raise ConfigError(f"Arm {name!r} must be a mapping {{model: <registered model>, options: {{...}}}}, "
-                              f"got {arm!r}.")
+        if not isinstance(arm, dict) or not isinstance(arm.get("model"), str) or set(arm) - {"model", "options", "steps"}:
+            raise ConfigError(f"Arm {name!r} must be a mapping {{model: <registered model>, options: {{...}}}} (and "
+                              f"optionally steps: N, fewer G/E updates than the budget's), got {arm!r}.")
+        steps = arm.get("steps")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+            raise ConfigError(f"arms.{name}.steps must be a whole number of G/E updates >= 0 (0: the networks at "
+                              f"initialisation, an untrained control), got {steps!r}.")
         if not isinstance(arm.get("options", {}), dict):
             raise ConfigError(f"arms.{name}.options must be a mapping of option: value, got {arm['options']!r}.")
         if name in models.available():

@@ -51,11 +51,11 @@ def test_renamed_options_name_registered_models_and_their_options():
 
 
 def test_the_typed_config_has_one_field_per_schema_key():
-    """Arch, Train and Eval name SCHEMA's keys, in its order; Config its top level and the two
-    keys load_config adds."""
+    """Arch, Train and Eval name SCHEMA's keys, in its order; Config its top level, the two
+    keys load_config adds and the per-row seeds a study sets."""
     for cls, section in ((Arch, "arch"), (Train, "train"), (Eval, "eval")):
         assert [f.name for f in dataclasses.fields(cls)] == list(SCHEMA[section])
-    assert {f.name for f in dataclasses.fields(Config)} == set(SCHEMA) | {"benchmark", "budget"}
+    assert {f.name for f in dataclasses.fields(Config)} == set(SCHEMA) | {"benchmark", "budget", "row_seeds"}
 
 
 @pytest.mark.parametrize("name", ["digits", "toy2d-ali"])

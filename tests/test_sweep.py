@@ -21,10 +21,13 @@ benchmark: toy2d
 budget: smoke
 trials: 3
 validation_share: 0.2
-selection_seeds: [0]
-final_seeds: [0, 1]
+selection_seeds: [0, 5]
+confirm_top: 1
+final_seeds: [1, 2]
+claim_seeds: [3]
 models: [bigan, bigan-qp-simple]
 references: [random-init]
+controls: representation
 targets:
   reconstruction: {metric: recon_mse, goal: min}
   representation: {metric: probe_acc, goal: max}
@@ -37,6 +40,7 @@ final_set: {train.steps: 4, train.checkpoint_every: 2, eval.truncation: [0.5, 1.
 collapse: {metric: high_quality, below: 0.0}
 arms:
   qp-norecon: {model: bigan-qp-simple, options: {z_cycle_weight: 0.0, x_cycle_weight: 0.0}}
+  qp-tuned-norecon: {model: bigan-qp-simple@reconstruction, options: {z_cycle_weight: 0.0}}
 claims:
   - {id: recon-terms, kind: paired, a: bigan-qp-simple, b: qp-norecon, metric: recon_mse, source: the post,
      text: the reconstruction terms reconstruct}
@@ -84,15 +88,26 @@ def test_sweep_runs_both_phases_and_resumes_to_the_same_results(cli, study_file,
     code, _, err = cli("sweep", study_file, "--out", out, "--no-figures")
     assert code == 0, err
     select = _metrics(out / "select")
-    assert {r for r, _ in select} == {"bigan.t00", "bigan.t01", "bigan.t02", "bigan-qp-simple.t00",
-                                      "bigan-qp-simple.t01", "bigan-qp-simple.t02"}
+    assert {r for r, s in select if s == "seed0"} == {"bigan.t00", "bigan.t01", "bigan.t02", "bigan-qp-simple.t00",
+                                                      "bigan-qp-simple.t01", "bigan-qp-simple.t02"}
     chosen = json.loads((out / "selection.json").read_text())
     final = _metrics(out / "final")
     rows = {r for r, _ in final}
     # each model's chosen rows, the arm, the reference, and the defaults a claim compares
     assert {"qp-norecon", "random-init", "bigan-qp-simple"} <= rows
     assert {pick["row"] for picks in chosen.values() for pick in picks.values()} <= rows
-    assert all(seed in ("seed0", "seed1") for _, seed in final)
+    # final seeds are disjoint from the selection seeds; the rows a claim compares get the claim seed too
+    assert {seed for _, seed in final} == {"seed1", "seed2", "seed3"}
+    claimed = {"qp-norecon", "bigan-qp-simple", "random-init", chosen["bigan"]["representation"]["row"],
+               *(chosen[m]["reconstruction"]["row"] for m in chosen)}  # the truncation claim's rows: recon_mse's
+    assert {r for r, s in final if s == "seed3"} == claimed
+    # every swept model has an untrained control of its own architecture: 0 steps, scored all the same
+    for m in ("bigan", "bigan-qp-simple"):
+        control = json.loads((out / "final" / f"{m}-untrained" / "seed1" / "metrics.json").read_text())
+        assert control["status"] == "ok" and control["g_steps"] == 0 and "probe_acc" in control
+    # the screen ran every trial on seed 0; the best per target also on seed 5, and the choice is among those
+    assert {s for r, s in select if s == "seed5"} and all((p["arm"], "seed5") in select
+                                                          for ps in chosen.values() for p in ps.values())
     # a trial records the model it runs and the options it drew
     config = json.loads((out / "select" / "bigan.t01" / "seed0" / "config.json").read_text())["config"]
     assert config["base_model"] == "bigan" and config["eval"]["split"] == "validation"
@@ -107,6 +122,7 @@ def test_sweep_runs_both_phases_and_resumes_to_the_same_results(cli, study_file,
     # command finishes them (from their checkpoints) and everything else is left as it was.
     (out / "select" / "bigan.t02" / "seed0" / "metrics.json").unlink()
     (out / "final" / "qp-norecon" / "seed1" / "metrics.json").unlink()
+    (out / "final" / "bigan-untrained" / "seed2" / "metrics.json").unlink()
     (out / "selection.json").unlink()
     code, _, err = cli("sweep", study_file, "--out", out, "--no-figures")
     assert code == 0, err
@@ -284,3 +300,29 @@ def test_a_truncation_pattern_seen_in_few_runs_is_contradicted(tmp_path):
     row = table.iloc[0].to_dict()
     assert row["mean_a"] == 0 and row["p"] < 0.001
     assert verdict(holm([row["p"]])[0], row) == "contradicted"
+
+
+def test_an_arm_derived_from_a_chosen_setting_runs_its_options_plus_the_arms(study_file):
+    """`model@target` arms take the options chosen for that target, the arm's own on top; a
+    control is that setting at 0 steps."""
+    study = studies.load_study(study_file)
+    pick = {"trial": 2, "arm": "bigan-qp-simple.t02", "row": "bigan-qp-simple.t02",
+            "options": {"lr": 0.003, "z_cycle_weight": 2.5, "lam": 7.0}, "value": 0.1}
+    chosen = {"bigan-qp-simple": {"reconstruction": pick, "representation": pick},
+              "bigan": {"reconstruction": None, "representation": None}}
+    cfg = studies.final_config(study, chosen)
+    assert cfg.arms["qp-tuned-norecon"] == {"model": "bigan-qp-simple", "options": {
+        "lr": 0.003, "z_cycle_weight": 0.0, "lam": 7.0}}
+    assert cfg.arms["bigan-qp-simple-untrained"] == {"model": "bigan-qp-simple", "steps": 0, "options": pick["options"]}
+    assert cfg.arms["qp-norecon"]["options"] == {"z_cycle_weight": 0.0, "x_cycle_weight": 0.0}  # from the defaults
+    assert "bigan-untrained" not in cfg.models  # its choice is not made: nothing to derive it from
+    from benchmarks.training.run import model_args
+    args = model_args(cfg, "qp-tuned-norecon", (2,))
+    assert args["lr"] == 0.003 and args["lam"] == 7.0 and args["z_cycle_weight"] == 0.0
+
+
+def test_selection_and_final_seeds_must_be_disjoint(cli, tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(STUDY.replace("final_seeds: [1, 2]", "final_seeds: [0, 1]"))
+    code, _, err = cli("sweep", path, "--out", tmp_path / "o")
+    assert code == 2 and "both a selection and a final seed" in err and "Traceback" not in err

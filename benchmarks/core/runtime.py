@@ -298,7 +298,8 @@ def versions():
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for pkg in ("torch", "torchvision", "numpy", "scikit-learn", "torchmetrics", "torch-fidelity", "bigan-bench"):
+    for pkg in ("torch", "torchvision", "numpy", "scipy", "statsmodels", "scikit-learn", "torchmetrics", "torch-fidelity",
+                "bigan-bench"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

@@ -16,8 +16,7 @@ import metrics
 from metrics.frechet import FIDELITY_SEED
 
 from ..core.io import default_cache_dir
-from .protocol import (DINOV2_BATCH, INCEPTION_BATCH, KID_SUBSET, LPIPS_BATCH, LPIPS_COLUMN, count_tag, dinov2_tag,
-                       subset)
+from .protocol import DINOV2_BATCH, INCEPTION_BATCH, KID_SUBSET, LPIPS_BATCH, LPIPS_COLUMN, count_tag, dinov2_tag
 
 
 class Backbones:
@@ -35,17 +34,17 @@ class Backbones:
             if net is not None:
                 net.eval()
                 self.inception = net
-                real, _ = subset(self.data.train, n)
+                real, split = self.gen_reference(n)
                 feats = lambda x: metrics.inception_features(  # noqa: E731
                     [x], net, self.runtime.device, with_logits=False, dtype=torch.float32,
                     batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
-                self.inception_ref = metrics.reference_stats(real, self.data, "train", net.backbone, feats,
+                self.inception_ref = metrics.reference_stats(real, self.data, split, net.backbone, feats,
                                                              cache_dir=default_cache_dir() / "stats")
                 tag = count_tag(n)
                 for col in ("fid", "is", "kid"):
                     self.notes[f"{col}_{tag}"] = (f"{col.upper()} with the TF-ported InceptionV3 (torch-fidelity "
                                                   f"inception-v3-compat, weights sha256 {net.weights_sha256[:12]}), "
-                                                  f"{n} generated vs {len(real)} real train images, uint8 by rounding")
+                                                  f"{n} generated vs {len(real)} real {split} images, uint8 by rounding")
                 self.notes[f"is_{tag}"] += f"; {min(10, n)} splits after a shuffle with seed {FIDELITY_SEED}"
                 self._prdc_notes(tag, "the same InceptionV3's pool features", len(real), n_gen=n, swept=False)
                 m = min(KID_SUBSET, n, len(self.inception_ref["kid_feats"]))
@@ -92,13 +91,13 @@ class Backbones:
         if net is None:
             return
         self.dinov2 = net
-        real, _ = subset(self.data.train, n)
-        self.dinov2_ref = metrics.reference_stats(real, self.data, "train", net.backbone, self._dinov2_features,
+        real, split = self.gen_reference(n)
+        self.dinov2_ref = metrics.reference_stats(real, self.data, split, net.backbone, self._dinov2_features,
                                                   cache_dir=default_cache_dir() / "stats")
         self.notes[f"fd_{tag}"] = (f"Frechet distance in DINOv2 ViT-L/14 features (Stein et al. 2023; torch-fidelity "
                                    f"{mod.MODEL}: the final-norm class token, {net.model.embed_dim} features, of the image resized to "
                                    f"224 px by its TF-1 compatible bilinear resize and ImageNet-normalised; weights "
-                                   f"sha256 {net.weights_sha256[:12]}), {n} generated vs {len(real)} real train "
+                                   f"sha256 {net.weights_sha256[:12]}), {n} generated vs {len(real)} real {split} "
                                    "images, uint8 by rounding, grey repeated to 3 channels")
         self._prdc_notes(tag, "the same DINOv2 ViT-L/14 features", len(real), n_gen=n, swept=False)
 

@@ -93,17 +93,17 @@ class Evaluator(Backbones, References):
                                           "when it is the nearest centre of at least one sample within 3 std; "
                                           "high_quality and kl_modes on the same samples")
             self.notes["modes_chance"] = _uniform_modes(data, n)
-            self.real_points, _ = subset(data.train, n)
+            self.real_points, _ = self.gen_reference(n)
             self._prdc_notes("points", "the raw 2-D points", len(self.real_points))
             return
         name, n_gen = data.name, self.ec.gen_samples
         self.domain = metrics.get_domain_classifier(data, runtime.device, default_cache_dir() / "domain")
-        real, _ = subset(data.train, n_gen)
-        self.domain_ref = metrics.reference_stats(real, data, "train", self.domain.key, self.domain.features,
+        real, split = self.gen_reference(n_gen)
+        self.domain_ref = metrics.reference_stats(real, data, split, self.domain.key, self.domain.features,
                                                   cache_dir=default_cache_dir() / "stats")
         backbone = (f"domain CNN trained on {name} train labels (test accuracy {self.domain.test_accuracy:.4f}, "
                     f"key {self.domain.key})")
-        self.notes[f"fd_{name}"] = f"Frechet distance in {backbone} features; {len(real)} real train vs {n_gen} generated; not FID"
+        self.notes[f"fd_{name}"] = f"Frechet distance in {backbone} features; {len(real)} real {split} vs {n_gen} generated; not FID"
         self.notes[f"cs_{name}"] = (f"Inception-Score analogue with the same classifier's posteriors, {n_gen} "
                                     f"generated, 10 splits after a shuffle with seed {FIDELITY_SEED}")
         self.notes["semantic_recon"] = "how often the domain classifier gives x and G(E(x)) the same label (test split)"
@@ -115,6 +115,19 @@ class Evaluator(Backbones, References):
         self._setup_inception(fid_weights)
         self._setup_dinov2(dinov2_weights)
         self._setup_lpips(lpips_weights)
+
+    def gen_reference(self, n):
+        """(up to n real examples, their split's name): what generated samples are scored against
+        (eval.gen_reference). "scored" is the split this run is scored on, which no model trained
+        on: validation in a study's selection phase (data/splits.py puts it in test's place), test
+        otherwise."""
+        split = self.gen_split
+        return subset(self.data.train if split == "train" else self.data.test, n)[0], split
+
+    @property
+    def gen_split(self):
+        """The name of the split gen_reference draws from."""
+        return "train" if self.ec.gen_reference == "train" else self.data.meta.get("scored_on", "test")
 
     def _label_notes(self):
         """The label counts of the label-efficiency probes this benchmark computes, and their notes."""
@@ -135,7 +148,7 @@ class Evaluator(Backbones, References):
         """The protocol notes of precision_<suffix>, recall_, density_ and coverage_ (see _prdc);
         `swept`: the truncation sweep scores them too."""
         n_gen = n_gen or self.ec.gen_samples
-        counts = (f"{n_gen} generated vs {n_real} real train samples in {space}"
+        counts = (f"{n_gen} generated vs {n_real} real {self.gen_split} samples in {space}"
                   + (f"; truncation.csv scores its {self.ec.truncation_samples} per threshold against the same "
                      "real ones, so read its values against each other, not against this column" if swept else ""))
         k_pr, k_dc = metrics.prdc.PR_K, metrics.prdc.DC_K

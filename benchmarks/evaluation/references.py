@@ -134,18 +134,20 @@ class References:
     def _ceiling_sets(self):
         """[(held-out real sample, real reference features, column suffix)] for the ceiling of
         precision, recall, density and coverage, one per space the models are scored in: up to as
-        many test-split items as the models' generated samples, against the very real train
+        many held-out items as the models' generated samples, against the very real reference
         features their scores use."""
-        test = self.data.test
+        # The held-out sample comes from a split disjoint from the reference: the scored split
+        # when samples are scored against train, train when they are scored against the scored split.
+        held = self.data.test if self.gen_split == "train" else self.data.train
         if not self.images:
-            return [(subset(test, self.ec.gen_samples)[0], self.real_points, "points")]
-        sets = [(subset(test, self.ec.gen_samples)[0], self.domain_ref["feats"], self.data.name)]
+            return [(subset(held, self.ec.gen_samples)[0], self.real_points, "points")]
+        sets = [(subset(held, self.ec.gen_samples)[0], self.domain_ref["feats"], self.data.name)]
         if self.inception is not None:
             n = self.ec.inception_samples
-            sets.append((subset(test, n)[0], self.inception_ref["feats"], count_tag(n)))
+            sets.append((subset(held, n)[0], self.inception_ref["feats"], count_tag(n)))
         if self.dinov2 is not None:
             n = self.ec.dinov2_samples
-            sets.append((subset(test, n)[0], self.dinov2_ref["feats"], dinov2_tag(n)))
+            sets.append((subset(held, n)[0], self.dinov2_ref["feats"], dinov2_tag(n)))
         return sets
 
     def _ceiling(self):
@@ -168,9 +170,10 @@ class References:
                                                    batch_size=INCEPTION_BATCH[self.runtime.device.type])[0]
             scores = self._prdc(feats, real, suffix)
             values.update({f"real_{k}": v for k, v in scores.items()})
-            parts.append(f"{len(held)} test vs {len(real)} train ({suffix}): "
+            held_split = self.data.meta.get("scored_on", "test") if self.gen_split == "train" else "train"
+            parts.append(f"{len(held)} {held_split} vs {len(real)} {self.gen_split} ({suffix}): "
                          + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
-        note = ("a held-out real sample against the real train sample the models are scored against, the ceiling "
-                "of precision, recall, density and coverage (a different count of held-out samples than generated "
+        note = ("a real sample disjoint from the reference against the real sample the models are scored against, "
+                "the ceiling of precision, recall, density and coverage (a different count of held-out samples than generated "
                 "ones shifts the ceiling: a smaller set has wider neighbour balls): " + "; ".join(parts))
         return values, note

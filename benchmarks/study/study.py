@@ -2,15 +2,20 @@
 
 A study file (configs/studies/<name>.yaml) names a benchmark and budget, the models to sweep,
 the number of trials, the targets a setting is chosen for, the ablation arms and the claims the
-report tests. It runs in two phases, each an ordinary results folder with every guarantee a
-`run` folder has (lock, resume, shards, provenance):
+report tests. It runs in three phases, each writing an ordinary results folder with every
+guarantee a `run` folder has (lock, resume, shards, provenance):
 
-  select  OUT/select: trial k of model m is the arm `m.tKK` with the options that
-          models.draw_setting(m, k) draws (trial 0: the model's defaults), trained on the
-          training split less a validation split and scored on that validation split. The test
-          split is not in the Dataset these runs see (data/splits.py).
-  final   OUT/final: for each model and target, the trial whose validation score is best, the
-          ablation arms and the reference models, each with the final seeds, scored on test.
+  select   OUT/select: trial k of model m is the arm `m.tKK` with the options that
+           models.draw_setting(m, k) draws (trial 0: the model's defaults), trained on the
+           training split less a validation split and scored on that validation split, on the
+           first selection seed. The test split is not in the Dataset these runs see (data/splits.py).
+  confirm  OUT/select as well: per model and target, the `confirm_top` trials the screen scored
+           best, on the other selection seeds. The setting chosen is the best median over every
+           selection seed among those that finished on all of them.
+  final    OUT/final: the chosen settings, the ablation arms (which may derive from a chosen
+           setting, `model@target`), each model's untrained control and the references, with
+           final seeds disjoint from the selection seeds (claim rows with the claim seeds too),
+           scored on test; generated samples are scored against the scored split in both phases.
 
 Everything here is a pure function of the study file and the finished selection runs, so every
 process of a sharded or resumed study computes the same arms.
@@ -18,6 +23,7 @@ process of a sharded or resumed study computes the same arms.
 import difflib
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +52,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of a source text, with the arms and metric that test it (reporting/claims.py)."""
+    """One claim of a source text, with the rows and metric that test it (reporting/study.py)."""
     id: str
     text: str
     source: str
@@ -57,6 +63,27 @@ class Claim:
     b: str = ""
     models_a: tuple = ()  # kind sweep: the two groups of models whose trials are compared
     models_b: tuple = ()
+    # Holm's correction and the simultaneous intervals run within a family: by default the claim's
+    # own rows, so that a verdict does not depend on how many other claims the study tests
+    family: str = ""
+    premise: str = ""  # what the claim presupposes of the benchmark (PREMISES); unmet: outside its scope
+    pivot: float = 1.0  # kind interior-minimum: the threshold between the "improves" and "worsens" halves
+    rows: tuple = ()  # kinds monotone / interior-minimum: the final rows tested (default: each swept
+    # model's row chosen for the target whose metric the claim tests)
+    adjust: tuple = ("lr", "adam_beta1")  # kind sweep: the options the failure regression adjusts for
+
+    @property
+    def family_name(self):
+        return self.family or self.id
+
+
+# Premises a claim can state, and why no model of this harness meets them: every registered
+# generator is unconditional (G takes z only), so a claim about class-conditional generators
+# (BigGAN's truncation trade-off, measured with class-conditional IS) is outside this benchmark's scope.
+PREMISES = {"class-conditional": "every generator here is unconditional (G takes z only, no class label), so the "
+                                 "score must fall towards its floor as the threshold shrinks the latent spread; "
+                                 "BigGAN's monotone-IS statement is about class-conditional models, where IS "
+                                 "ignores the variety within a class"}
 
 
 @dataclass(frozen=True)
@@ -67,15 +94,21 @@ class Study:
     models: tuple  # swept models (those with an empty search space run their defaults once)
     trials: int
     validation_share: float
+    # every trial runs on the first selection seed; each target's `confirm_top` best trials per model
+    # run on the others too, and the setting chosen is the best median over all of them
     selection_seeds: tuple
-    final_seeds: tuple
+    final_seeds: tuple  # every final row's seeds, disjoint from the selection seeds
     targets: tuple  # of Target
-    arms: dict  # ablation arms, {name: {"model", "options"}}: final phase, no sweep
+    arms: dict  # ablation arms, {name: {"model", "options", "steps"}}: final phase, no sweep; "model" may
+    # be "model@target", the setting chosen for that target, with the arm's options changed
     references: tuple  # models run in the final phase at their defaults (untrained encoder, PCA, ...)
     select_set: tuple  # ((config key, value), ...): overrides of the selection phase (cheaper evaluation)
     final_set: tuple  # and of the final phase
-    collapse: dict  # {"metric", "below"}: a trial scoring below counts as collapsed
+    collapse: dict  # {"metric", "below"} or {"metric", "relative"}: see reporting/study.py _failed
     claims: tuple = field(default=())
+    confirm_top: int = 0
+    claim_seeds: tuple = ()  # extra final seeds of the rows a claim compares
+    controls: str = ""  # a target: every swept model gets "<model>-untrained", that setting at 0 steps
 
 
 def study_path(name_or_path):
@@ -95,7 +128,9 @@ def study_path(name_or_path):
 
 
 KEYS = {"benchmark", "budget", "models", "trials", "validation_share", "selection_seeds", "final_seeds",
-        "targets", "arms", "references", "select_set", "final_set", "collapse", "claims"}
+        "targets", "arms", "references", "select_set", "final_set", "collapse", "claims", "confirm_top",
+        "claim_seeds", "controls"}
+CONTROL_SUFFIX = "-untrained"
 
 
 def load_study(name_or_path, trials=None):
@@ -131,15 +166,34 @@ def load_study(name_or_path, trials=None):
         selection_seeds=tuple(raw.get("selection_seeds", [0])), final_seeds=tuple(raw["final_seeds"]),
         targets=tuple(targets), arms=dict(raw.get("arms") or {}), references=tuple(raw.get("references") or ()),
         select_set=_settings(raw, "select_set", path), final_set=_settings(raw, "final_set", path),
-        collapse=dict(raw.get("collapse") or {}), claims=claims)
+        collapse=dict(raw.get("collapse") or {}), claims=claims, confirm_top=int(raw.get("confirm_top", 0)),
+        claim_seeds=tuple(raw.get("claim_seeds") or ()), controls=str(raw.get("controls") or ""))
     for m in study.models + study.references:
         models.get(m)
-    check_arms(study.arms)
+    check_arms({n: {**a, "model": str(a.get("model", "")).split("@")[0]} if isinstance(a, dict) else a
+                for n, a in study.arms.items()})
+    target_names = {t.name for t in targets}
+    for name, arm in study.arms.items():
+        model, _, target = arm["model"].partition("@")
+        if target and (model not in study.models or target not in target_names):
+            raise ConfigError(f"Study {path}: arm {name!r} derives from {arm['model']!r}: name a swept model and a "
+                              f"target of the study ({', '.join(sorted(target_names))}), e.g. bigan@generation.")
+    if study.controls and study.controls not in target_names:
+        raise ConfigError(f"Study {path}: controls must name a target ({', '.join(sorted(target_names))}): each swept "
+                          "model's untrained control is the setting chosen for it, at 0 steps.")
+    shared = sorted(set(study.selection_seeds) & set(study.final_seeds + study.claim_seeds))
+    if shared:
+        raise ConfigError(f"Study {path}: seed {shared[0]} is both a selection and a final seed. A chosen setting's "
+                          "final score must not include the run it was chosen on: use disjoint seeds, e.g. "
+                          "selection_seeds: [100, 101, 102] and final_seeds: [0, 1, ...].")
+    if study.confirm_top < 0:
+        raise ConfigError(f"Study {path}: confirm_top must be 0 or more (the best trials per model and target rerun "
+                          f"on the other selection seeds), got {study.confirm_top}.")
     rows = set(final_models(study, {}))
     for c in claims:
-        missing = [n for n in (c.a, c.b) if n and not n.startswith("ref:") and n not in rows
+        missing = [n for n in (c.a, c.b, *c.rows) if n and not n.startswith("ref:") and n not in rows
                    and n.split("@")[0] not in study.models]
-        missing += [n for n in (c.a, c.b) if "@" in n and n.split("@", 1)[1] not in {t.name for t in targets}]
+        missing += [n for n in (c.a, c.b, *c.rows) if "@" in n and n.split("@", 1)[1] not in target_names]
         if missing:
             raise ConfigError(f"Study {path}: claim {c.id!r} compares {missing[0]!r}, which the final phase does not "
                               "run: name a swept model, a reference or an arm of the study.")
@@ -159,9 +213,15 @@ def _claim(c, path):
     if not isinstance(c, dict) or c.get("kind", "paired") not in CLAIM_KINDS or not c.get("id") or not c.get("metric"):
         raise ConfigError(f"Study {path}: a claim must be a mapping with id, text, source, kind "
                           f"({', '.join(CLAIM_KINDS)}) and metric; got {c!r}.")
+    premise = str(c.get("premise", ""))
+    if premise and premise not in PREMISES:
+        raise ConfigError(f"Study {path}: claim {c['id']!r} states the premise {premise!r}; known premises: "
+                          f"{', '.join(PREMISES)}.")
     return Claim(id=str(c["id"]), text=str(c.get("text", "")), source=str(c.get("source", "")),
                  kind=c.get("kind", "paired"), metric=str(c["metric"]), a=str(c.get("a", "")), b=str(c.get("b", "")),
-                 models_a=tuple(c.get("models_a", ())), models_b=tuple(c.get("models_b", ())))
+                 models_a=tuple(c.get("models_a", ())), models_b=tuple(c.get("models_b", ())),
+                 family=str(c.get("family", "")), premise=premise, pivot=float(c.get("pivot", 1.0)),
+                 rows=tuple(c.get("rows", ())), adjust=tuple(c.get("adjust", ("lr", "adam_beta1"))))
 
 
 def trial_name(model, k):
@@ -184,59 +244,153 @@ def _overrides(sets, share, split):
 
 
 def select_config(study):
-    """The resolved config of the selection phase: every trial, the selection seeds, scored on validation."""
+    """The resolved config of the selection phase's screen: every trial on the first selection
+    seed, scored on validation."""
     arms = trial_arms(study)
-    cfg = load_config(study.benchmark, budget=study.budget, models=list(arms), seeds=list(study.selection_seeds),
-                      overrides=_overrides(study.select_set, study.validation_share, "validation"))
+    return _phase_config(study, arms, [study.selection_seeds[0]], study.select_set, "validation")
+
+
+def confirm_config(study, rows):
+    """The confirmation of the screen: each model's `confirm_top` best trials per target on the
+    other selection seeds (into the same folder), or None when there is nothing to confirm."""
+    names = sorted({n for per in candidates(study, rows).values() for names in per.values() for n in names})
+    seeds = list(study.selection_seeds[1:])
+    if not names or not seeds or not study.confirm_top:
+        return None
+    arms = trial_arms(study)
+    return _phase_config(study, {n: arms[n] for n in names}, seeds, study.select_set, "validation")
+
+
+def _phase_config(study, arms, seeds, sets, split, names=None):
+    # Generated samples are scored against the split the phase is scored on (validation, then
+    # test), which no model trained on; the held-out ceiling then comes from train.
+    overrides = [*_overrides(sets, study.validation_share, split), "eval.gen_reference=scored"]
+    cfg = load_config(study.benchmark, budget=study.budget, models=list(names or arms), seeds=seeds,
+                      overrides=overrides)
     check_arms(arms)
     return cfg.replace(arms={**cfg.arms, **arms})
 
 
+def _values(rows, name, metric, seeds=None):
+    """{seed: value} of trial `name`'s finished (ok), finite runs, on `seeds` if given."""
+    out = {}
+    for r in rows:
+        v = r.get(metric)
+        if (r.get("model") == name and r.get("status") == "ok" and isinstance(v, (int, float)) and math.isfinite(v)
+                and (seeds is None or r.get("seed") in seeds)):
+            out[r["seed"]] = v
+    return out
+
+
+def candidates(study, rows):
+    """{model: {target: [trial names]}}: per model and target, the trials the screen (the first
+    selection seed) scored best, at most `confirm_top` of them (every finished trial when the study
+    confirms nothing); ties go to the lower trial number (the defaults first)."""
+    arms = trial_arms(study)
+    screen = [study.selection_seeds[0]]
+    top = study.confirm_top if study.confirm_top and len(study.selection_seeds) > 1 else None
+    out = {}
+    for m in study.models:
+        names = [n for n in arms if arms[n]["model"] == m]
+        for t in study.targets:
+            scored = [(v[screen[0]], k, n) for k, n in enumerate(names)
+                      if (v := _values(rows, n, t.metric, screen))]
+            scored.sort(key=lambda x: (x[0] if t.goal == "min" else -x[0], x[1]))
+            out.setdefault(m, {})[t.name] = [n for _, _, n in scored[:top]]
+    return out
+
+
+def missing_confirmations(study, rows):
+    """The (trial, seed) runs the confirmation needs that the selection folder does not hold yet."""
+    have = {(r.get("model"), r.get("seed")) for r in rows if r.get("status") in ("ok", "diverged", "failed")}
+    names = {n for per in candidates(study, rows).values() for ns in per.values() for n in ns}
+    return sorted((n, s) for n in names for s in study.selection_seeds if (n, s) not in have)
+
+
 def select(study, rows):
-    """{model: {target: {"trial", "arm", "options", "value"}}}: per model and target, the trial with
-    the best mean validation score over the selection seeds among its finished (ok) runs; ties go
-    to the lower trial number (the default first). `rows`: the selection folder's run records."""
+    """{model: {target: {"trial", "arm", "options", "value", "values", "row"}}}: per model and
+    target, among the screen's best trials (candidates), the one whose median validation score over
+    every selection seed is best; a trial that diverged, failed or has no finite score on any
+    selection seed is never chosen (a setting that blows up on one seed in three is fragile). Ties
+    go to the lower trial number. `rows`: the selection folder's run records."""
     arms = trial_arms(study)
     chosen = {}
-    for m in study.models:
+    for m, per in candidates(study, rows).items():
         for t in study.targets:
             best = None
-            for k in range(study.trials):
-                name = trial_name(m, k)
-                if name not in arms:
-                    break
-                values = [r.get(t.metric) for r in rows if r.get("model") == name and r.get("status") == "ok"]
-                values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-                if not values:
+            for name in per[t.name]:
+                values = _values(rows, name, t.metric, study.selection_seeds)
+                if len(values) < len(study.selection_seeds):
                     continue
-                v = sum(values) / len(values)
+                v = float(statistics.median(values.values()))
                 if best is None or t.better(v, best["value"]):
+                    k = int(name.rsplit(".t", 1)[1])
                     best = {"trial": k, "arm": name, "options": arms[name]["options"], "value": v,
-                            "row": name if k else m}  # its row in the final phase (final_name)
-            chosen.setdefault(m, {})[t.name] = best  # None: no trial of this model finished
+                            "values": {str(s): values[s] for s in sorted(values)},
+                            "row": name if k else m}  # its row in the final phase
+            chosen.setdefault(m, {})[t.name] = best  # None: no trial of this model finished on every seed
     return chosen
+
+
+def _resolve_arm(arm, chosen):
+    """An arm as the run sees it: "model@target" becomes the model with the options chosen for
+    that target and the arm's own options over them; None while that choice is not made."""
+    model, _, target = arm["model"].partition("@")
+    if not target:
+        return arm
+    pick = (chosen.get(model) or {}).get(target)
+    if pick is None:
+        return None
+    return {**arm, "model": model, "options": {**pick["options"], **(arm.get("options") or {})}}
 
 
 def final_models(study, chosen):
     """{row name: arm or None}: the final phase's rows. A chosen trial keeps its selection name
-    (each distinct one once), an ablation arm its own name, a model run at its defaults (a
-    reference, or a model a claim compares by name) its registered name."""
+    (each distinct one once), an ablation arm its own name, an untrained control
+    "<model>-untrained", a model run at its defaults (a reference, or a model a claim compares by
+    name) its registered name. Arms that derive from a choice not made yet are left out."""
     rows = {}
     for m in study.models:
         for pick in (chosen.get(m) or {}).values():
             if pick is not None:  # trial 0 is the model's defaults: the row of its registered name
                 rows[pick["row"]] = {"model": m, "options": pick["options"]} if pick["trial"] else None
     for name, arm in study.arms.items():
-        rows[name] = arm
+        resolved = _resolve_arm(arm, chosen)
+        if resolved is not None or not chosen:
+            rows[name] = resolved
+    if study.controls:
+        for m in study.models:
+            resolved = _resolve_arm({"model": f"{m}@{study.controls}", "steps": 0}, chosen)
+            if resolved is not None or not chosen:
+                rows[m + CONTROL_SUFFIX] = resolved
     for m in study.references + tuple(n for c in study.claims for n in (c.a, c.b) if n in study.models):
         rows.setdefault(m, None)
     return rows
 
 
+def claim_rows(study, chosen):
+    """The final rows some claim compares (they get the claim seeds as well)."""
+    names = set()
+    for c in study.claims:
+        for n in (c.a, c.b, *c.rows):
+            if not n or n.startswith("ref:"):
+                continue
+            if "@" in n:
+                model, target = n.split("@", 1)
+                pick = (chosen.get(model) or {}).get(target)
+                if pick:
+                    names.add(pick["row"])
+            else:
+                names.add(n)
+        if c.kind in ("monotone", "interior-minimum") and not c.rows and not c.premise:
+            names |= {pick["row"] for m in study.models for t in study.targets if t.metric == c.metric
+                      if (pick := (chosen.get(m) or {}).get(t.name))}
+    return names
+
+
 def final_config(study, chosen):
     rows = final_models(study, chosen)
-    cfg = load_config(study.benchmark, budget=study.budget, models=list(rows), seeds=list(study.final_seeds),
-                      overrides=_overrides(study.final_set, study.validation_share, "test"))
-    arms = {n: a for n, a in rows.items() if a is not None}
-    check_arms(arms)
-    return cfg.replace(arms={**cfg.arms, **arms})
+    extra = {n: list(study.claim_seeds) for n in claim_rows(study, chosen) if n in rows} if study.claim_seeds else {}
+    cfg = _phase_config(study, {n: a for n, a in rows.items() if a is not None}, list(study.final_seeds),
+                        study.final_set, "test", names=list(rows))
+    return cfg.replace(row_seeds=extra)

@@ -26,6 +26,7 @@ from ..core.lock import Busy, FolderLock
 from ..core.runtime import versions
 from ..evaluation.evaluate import Evaluator
 from ..reporting import report
+from .board import RECON_IMAGES, Board
 from .train import train
 
 FIXED_MODEL_ARGS = ("data_shape", "total_steps", "arch")
@@ -137,10 +138,13 @@ def run_one(name, seed, cfg, data, runtime, out_dir, *args, **kwargs):
         lock.release()
 
 
-def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, position=0):
+def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, position=0, board_root=None):
     run_dir = out_dir / name / f"seed{seed}"
     args, base = model_args(cfg, name, data.shape), base_model(cfg, name)
     arm = {"base_model": base} if base != name else {}  # a run of an arm records the model it runs
+    steps = (cfg.arms.get(name) or {}).get("steps")
+    if steps is not None:  # an arm trained for fewer updates than the budget (0: untrained)
+        arm["arm_steps"] = steps
     ident = _jsonable({**cfg.folder_record(), "model": name, **arm, "model_args": args, "seed": seed,
                        **plugin_source(base)})
     cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
@@ -193,6 +197,10 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
     # Built before seeding: building the evaluator trains (or loads) its classifier, which draws random numbers.
     ev = evaluator()  # on every process, at the same point: building it is collective
     monitor = (lambda m: ev.track(m, seed)) if cfg.eval.track_every and runtime.is_main else None
+    board = None  # the run's TensorBoard log (--tensorboard): board_root/<model>/seed<k>, written by rank 0
+    if board_root is not None and runtime.is_main:
+        real = data.test.x[:RECON_IMAGES] if data.kind == "image" else None
+        board = Board(board_root / name / f"seed{seed}", runtime, seed, real, cfg.eval.grid_size)
     runtime.seed_everything(seed)
     row = {"model": name, **arm, "seed": seed}
     t0 = time.perf_counter()
@@ -201,8 +209,9 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
         row.update({f"params_{k}": v for k, v in model.param_counts().items()})
         if model.drawn:
             row["drawn"] = dict(model.drawn)
-        row.update(train(model, data.train.x, cfg, run_dir, runtime, seed, desc=f"{name} s{seed}", monitor=monitor,
-                         position=position))
+        run_cfg = cfg if steps is None else cfg.replace(train=cfg.train.replace(steps=min(steps, cfg.train.steps)))
+        row.update(train(model, data.train.x, run_cfg, run_dir, runtime, seed, desc=f"{name} s{seed}",
+                         monitor=monitor, position=position, board=board))
         if row["status"] == "ok":  # every process evaluates: they share the sample metrics
             row.update(ev.evaluate(model, run_dir, seed))
     except USER_ERRORS + (OSError,):  # bad input, or a full or unwritable disk: the user's to fix (exit 2)
@@ -217,14 +226,20 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
     else:
         if runtime.is_main:
             (run_dir / "error.txt").unlink(missing_ok=True)  # an earlier failure of this run is history
+    finally:
+        if board is not None:
+            board.close()
     row["wall_seconds"] = round(time.perf_counter() - t0, 3)
     if runtime.is_main:
         atomic_write_json(metrics_path, row)
     return row, row["status"]
 
 
-def parse_shard(text):
-    """'i/n' (1 <= i <= n) -> (i, n)."""
+def parse_shard(text, env=None):
+    """'i/n' (1 <= i <= n) -> (i, n); 'slurm': this SLURM array task's shard (slurm_shard), read
+    from `env` (default os.environ)."""
+    if text == "slurm":
+        return slurm_shard(os.environ if env is None else env)
     try:
         i, n = (int(t) for t in text.split("/"))
     except ValueError:
@@ -234,10 +249,45 @@ def parse_shard(text):
     return i, n
 
 
-def shard_matrix(model_names, seeds, shard=None):
+def slurm_shard(env):
+    """(i, n) of this task of a SLURM job array: the array's indices, in order, are shards 1..n.
+    SLURM sets SLURM_ARRAY_TASK_ID in every task, with the array's SLURM_ARRAY_TASK_MIN, _MAX,
+    _STEP (a range with a step, --array=0-14:2) and _COUNT; so --array=0-7 and --array=1-8 both
+    give shards 1/8 to 8/8, as `--shard I/N` would by hand."""
+    def read(name):
+        value = env.get(name)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"--shard slurm: {name}={value!r} is not an integer; SLURM sets it to one.") from None
+
+    task, low, high = read("SLURM_ARRAY_TASK_ID"), read("SLURM_ARRAY_TASK_MIN"), read("SLURM_ARRAY_TASK_MAX")
+    if task is None:
+        raise ConfigError("--shard slurm takes the shard from the SLURM job array (SLURM_ARRAY_TASK_ID), but this "
+                          "process is not a task of one: submit it with `sbatch --array=1-N` (examples/slurm/), "
+                          "or give the shard by hand, e.g. --shard 2/4.")
+    if low is None or high is None:
+        raise ConfigError("--shard slurm: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_MIN and _MAX are not, so "
+                          "the array's size is unknown; give the shard by hand, e.g. --shard "
+                          f"{task}/<number of tasks>.")
+    step = read("SLURM_ARRAY_TASK_STEP") or 1
+    n = (high - low) // step + 1
+    count = read("SLURM_ARRAY_TASK_COUNT")
+    if count is not None and count != n or (task - low) % step or not low <= task <= high:
+        raise ConfigError(f"--shard slurm: the array's indices are not the range {low}-{high}:{step} "
+                          f"(task {task}, {count} tasks), so its tasks do not map to shards in order; submit the "
+                          "array as one range, e.g. --array=1-8, or give --shard I/N by hand.")
+    return (task - low) // step + 1, n
+
+
+def shard_matrix(model_names, seeds, shard=None, row_seeds=None):
     """The (model, seed) pairs one shard runs: pair k of the model-major matrix goes to shard
-    k mod n + 1, so n shards cover the matrix exactly once and each gets every model it can."""
-    pairs = [(m, s) for m in model_names for s in seeds]
+    k mod n + 1, so n shards cover the matrix exactly once and each gets every model it can.
+    `row_seeds`: {model: extra seeds} that some rows run beyond `seeds` (a study's claim rows)."""
+    extra = row_seeds or {}
+    pairs = [(m, s) for m in model_names for s in dict.fromkeys([*seeds, *extra.get(m, ())])]
     if shard is None:
         return pairs
     i, n = shard
@@ -326,12 +376,13 @@ def build_model(cfg, name, shape):
 
 
 def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, shard=None, job=None, debug=False,
-                  figures=True, lpips_weights=None, dinov2_weights=None):
+                  figures=True, lpips_weights=None, dinov2_weights=None, board_root=None):
     """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run failed,
     after the whole matrix).
     `job` = (i, n) when this process is job i of a `--jobs n` run: its progress bar takes line i,
     and the parent writes the report. `debug`: print a failed run's traceback, not just its reason.
-    `figures=False`: the report's tables without its figures."""
+    `figures=False`: the report's tables without its figures. `board_root`: a folder to write each
+    trained run's TensorBoard log under, as <model>/seed<k> (board.py); None: no log."""
     from ..data import declared_shape
 
     # `run` already built every model at the declared shape; build again only at another one.
@@ -357,9 +408,9 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
         return built[0]
 
     failed = 0
-    for name, seed in shard_matrix(cfg.models, cfg.seeds, shard):
+    for name, seed in shard_matrix(cfg.models, cfg.seeds, shard, cfg.row_seeds):
         row, how = run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
-                           position=job[0] - 1 if job else 0)
+                           position=job[0] - 1 if job else 0, board_root=board_root)
         detail = f" at step {row.get('diverged_at')}" if row["status"] == "diverged" else ""
         if row["status"] == "failed" and how != "skipped":
             error_txt = out_dir / name / f"seed{seed}" / "error.txt"
