@@ -295,17 +295,19 @@ def counted_step(train_step, step, model, step_flops, runtime):
         step_flops[phase] = counter.get_total_flops() * runtime.world  # each process ran its share of the rows
 
 
-def read_window(reader, log, bar, log_every, last_step):
+def read_window(reader, log, bar, log_every, last_step, board=None):
     """Read the window's losses to the host, the one synchronisation of the window, and log every
-    `log_every`-th step and the last (main process: `log` is None elsewhere). Stops at the first
-    step with a non-finite loss and returns (step, losses, names of the non-finite ones); None
-    when every loss is finite."""
+    `log_every`-th step and the last (main process: `log` is None elsewhere), to the TensorBoard
+    `board` too when there is one. Stops at the first step with a non-finite loss and returns
+    (step, losses, names of the non-finite ones); None when every loss is finite."""
     for s, out in reader.read():
         bad = sorted(k for k, v in out.items() if not math.isfinite(v))
         if bad:
             return s, out, bad
         if log is not None and (s % log_every == 0 or s == last_step):
             log.append(s, out)
+            if board is not None:
+                board.scalars("loss", s, out)
             bar.set_postfix({k: f"{v:.3g}" for k, v in out.items()}, refresh=False)
     return None
 
@@ -333,11 +335,13 @@ def spend_record(model, step_flops, steps, per_step, watch, compiled):
             "compiled": ",".join(compiled)}
 
 
-def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, position=0):
+def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, position=0, board=None):
     """Train until `cfg.train.steps` G/E updates; resume from run_dir/checkpoint.pt.
 
     `monitor(model)`, if given, returns generation scores; they are logged to track.csv every
-    `cfg.eval.track_every` steps, outside the timed training (main process only).
+    `cfg.eval.track_every` steps, outside the timed training (main process only). `board`, if
+    given (main process only), is the run's TensorBoard log (board.py): it gets the logged losses,
+    the tracked scores, and pictures at each tracking point and at the end.
 
     FLOPs are the matmul and convolution FLOPs PyTorch's FlopCounterMode counts (2 per
     multiply-add), forward and backward, counted once, eagerly, on the first step of each phase
@@ -374,6 +378,8 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     track_every = cfg.eval.track_every
     reader = LossReader(runtime, f"{type(model).__name__}.train_step")
     train_step = step_fn(model, data, stream, runtime, reader, per_step)
+    if board is not None:
+        board.begin(start)
 
     model.train()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=desc, dynamic_ncols=True, leave=False,
@@ -386,13 +392,15 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
         # The losses stay on the device between reads: a window ends every sync_every steps and
         # before tracking, a checkpoint and the end, so that none of them comes after a blow-up.
         if len(reader.pending) >= runtime.sync_every or due_track or due_ckpt or step == steps - 1:
-            diverged = read_window(reader, log, bar, tc.log_every, steps - 1)
+            diverged = read_window(reader, log, bar, tc.log_every, steps - 1, board)
             if diverged is not None:
                 s, out, bad = diverged
                 watch.stop()
                 if main:
                     log.append(s, out)
                     log.flush()  # the checkpoint keeps the last finite state; the log shows the blow-up
+                if board is not None:
+                    board.scalars("loss", s, out)
                 bar.close()
                 runtime.release(model)
                 return {"status": "diverged", "diverged_at": s, "diverged_on": ",".join(bad),
@@ -401,13 +409,20 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
             with watch.paused():
                 if track is not None:
                     with runtime.eager():
-                        track.append(step, monitor(model))
+                        scores = monitor(model)
+                        track.append(step, scores)
+                        if board is not None:
+                            board.scalars("track", step, scores)
+                            board.pictures(step, model)
                 parallel.barrier()  # every process stops here (only the main one has a monitor)
         if due_ckpt and main:
             with watch.paused():
                 save_checkpoint(ckpt_path, step + 1, model, runtime, stream, watch, step_flops, log, track)
     watch.stop()
     bar.close()
+    if board is not None and start < steps:  # the trained model's pictures (unless the last tracking point drew them)
+        with runtime.eager():
+            board.pictures(steps - 1, model)
     runtime.release(model)
     if start < steps and main:  # a finished checkpoint (a run evaluated again) stays as it is, byte for byte
         save_checkpoint(ckpt_path, steps, model, runtime, stream, watch, step_flops, log, track)
