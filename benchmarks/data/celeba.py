@@ -179,7 +179,19 @@ def _read_tables(folder, listing):
     return names, attrs, partition, {name for name, _ in listing}
 
 
-@register_dataset("celeba64", shape=(3, SIZE, SIZE))
+def from_image(img):
+    """An outside picture as a CelebA example: RGB, its central square (for an aligned 178x218
+    image that is CROP_BOX itself), resized to 64x64 with the dataset's filter; a 64x64 picture
+    comes back as it is (PIL leaves a resize to the same size alone)."""
+    img = img.convert("RGB")
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    img = img.crop((left, top, left + side, top + side)).resize((SIZE, SIZE), FILTER)
+    return torch.as_tensor(np.array(img).transpose(2, 0, 1).copy())
+
+
+@register_dataset("celeba64", shape=(3, SIZE, SIZE), from_image=from_image)
 def load(root=None, cache_dir=None, limit=None):
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigError(f"celeba64 option 'limit' must be a positive integer or None, "

@@ -2,8 +2,10 @@
 
 No download and no cache: decoding takes milliseconds.
 """
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -15,7 +17,24 @@ TEST_SIZE = 0.25
 SPLIT_SEED = 0
 
 
-@register_dataset("digits", shape=(1, SIZE, SIZE))
+def _upsample(x):
+    """(N, 1, 8, 8) float pixels in 0..255 -> (N, 1, 16, 16) uint8: the upsampling every digit gets."""
+    x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).contiguous()
+
+
+def from_image(img):
+    """An outside picture as a digit: grey levels, light ink on black as the dataset stores them.
+    A 16x16 picture is taken as it is (a saved example comes back unchanged); any other size is
+    averaged down to the source's 8x8 and upsampled as the dataset's digits are."""
+    img = img.convert("L")
+    if img.size != (SIZE, SIZE):
+        small = torch.as_tensor(np.array(img.resize((8, 8), Image.BOX)), dtype=torch.float32)
+        return _upsample(small.view(1, 1, 8, 8))[0]
+    return torch.as_tensor(np.array(img)).view(1, SIZE, SIZE)
+
+
+@register_dataset("digits", shape=(1, SIZE, SIZE), from_image=from_image)
 def load(root=None, cache_dir=None):
     if root is not None:
         raise ConfigError(f"--data-root {root} is not used: digits are scikit-learn's bundled copy, no files are read. Leave it out.")
@@ -23,9 +42,7 @@ def load(root=None, cache_dir=None):
     images = torch.as_tensor(bunch.images, dtype=torch.float32)  # (N, 8, 8), values 0..16
     labels = torch.as_tensor(bunch.target, dtype=torch.int64)
 
-    x = images.unsqueeze(1) * (255.0 / 16.0)
-    x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
-    x = x.round().clamp(0, 255).to(torch.uint8).contiguous()
+    x = _upsample(images.unsqueeze(1) * (255.0 / 16.0))
 
     idx = torch.arange(len(labels)).numpy()
     train_idx, test_idx = train_test_split(idx, test_size=TEST_SIZE, random_state=SPLIT_SEED,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from benchmarks.data.cache import Hasher, cache_path, cached
 from benchmarks.data.registry import Dataset, Split, register_dataset
@@ -145,7 +146,20 @@ def _decode_split(images_path, labels_path):
     return {"x": x, "y": torch.from_numpy(labels.astype(np.int64))}
 
 
-@register_dataset("fashion-mnist", shape=(1, SIZE, SIZE))
+def from_image(img):
+    """An outside picture as a Fashion-MNIST example: grey levels, the item light on black as the
+    dataset stores it. A 32x32 picture is taken as it is; any other is resized to the source's
+    28x28 (bicubic) and padded with black, as the dataset's images are."""
+    img = img.convert("L")
+    if img.size == (SIZE, SIZE):
+        return torch.as_tensor(np.array(img)).view(1, SIZE, SIZE)
+    x = torch.zeros((1, SIZE, SIZE), dtype=torch.uint8)
+    x[0, PAD:PAD + SOURCE_SIZE, PAD:PAD + SOURCE_SIZE] = torch.as_tensor(
+        np.array(img.resize((SOURCE_SIZE, SOURCE_SIZE), Image.BICUBIC)))
+    return x
+
+
+@register_dataset("fashion-mnist", shape=(1, SIZE, SIZE), from_image=from_image)
 def load(root=None, cache_dir=None):
     folder, found = _locate(root, cache_dir)
     splits, hashes, files = {}, {}, {}

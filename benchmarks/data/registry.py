@@ -4,6 +4,10 @@ A loader is a plain function `fn(root=None, cache_dir=None, **options) -> Datase
 registered under a name with `@register_dataset(name)`. Its keyword parameters other
 than `root` and `cache_dir` are its options; `load_dataset` rejects any other keyword
 with a ConfigError so a typo in a config never silently falls back to a default.
+
+An image dataset may also register `from_image`: how one picture from outside the dataset (a
+PIL image of any size) becomes an example of it, so that `encode --images` feeds a trained
+encoder what its training data looked like (benchmarks/data/images.py).
 """
 import difflib
 import inspect
@@ -39,12 +43,15 @@ class Dataset:
 
 _LOADERS = {}
 _SHAPES = {}
+_FROM_IMAGE = {}
 _RESERVED = ("root", "cache_dir")
 
 
-def register_dataset(name, shape=None):
+def register_dataset(name, shape=None, from_image=None):
     """Decorator: register `fn` as the loader for `name`. `shape`, the (C, H, W) or (2,) its
-    Dataset will have, lets `run` build every model and check it before any data is loaded."""
+    Dataset will have, lets `run` build every model and check it before any data is loaded.
+    `from_image(PIL image) -> uint8 tensor of that shape`: the dataset's own preparation applied
+    to an outside picture."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"dataset name must be a non-empty string, got {name!r}")
     if any(c.isspace() for c in name):
@@ -59,6 +66,8 @@ def register_dataset(name, shape=None):
         _LOADERS[name] = fn
         if shape is not None:
             _SHAPES[name] = tuple(shape)
+        if from_image is not None:
+            _FROM_IMAGE[name] = from_image
         return fn
 
     return decorate
@@ -67,6 +76,11 @@ def register_dataset(name, shape=None):
 def declared_shape(name):
     """The shape the loader declared at registration, or None."""
     return _SHAPES.get(name)
+
+
+def image_preparation(name):
+    """The `from_image` registered with dataset `name`, or None."""
+    return _FROM_IMAGE.get(name)
 
 
 def available_datasets():
