@@ -296,3 +296,27 @@ def test_an_untrained_arm_is_its_initialisation_under_the_runs_seed(run_dir, tmp
     fresh = models.build("bigan", **{**args, "data_shape": tuple(args["data_shape"])})
     assert all(torch.equal(v, run.model.state_dict()[k]) for k, v in fresh.state_dict().items())
     assert run.provenance["checkpoint_step"] == 0
+
+
+def test_a_resumed_runs_log_shows_each_step_once(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from benchmarks.core.runtime import Runtime
+    from benchmarks.training.board import Board
+
+    for start, stop, value in ((0, 10, 1.0), (6, 10, 2.0)):  # killed after step 9, resumed from the step-6 checkpoint
+        board = Board(tmp_path / "log", Runtime("cpu"), 0, None, 64)
+        board.begin(start)
+        for step in range(start, stop):
+            board.scalars("loss", step, {"loss_d": value})
+        board.close()
+    events = EventAccumulator(str(tmp_path / "log"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss/loss_d")] == [(s, 1.0) for s in range(6)] + \
+        [(s, 2.0) for s in range(6, 10)]
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.compat.proto.event_pb2 import SessionLog
+
+    first, second = sorted((tmp_path / "log").glob("events.out.tfevents.*"))
+    starts = [e.step for e in EventFileLoader(str(second)).Load() if e.session_log.status == SessionLog.START]
+    assert starts == [6]  # TensorBoard's purge: what the first file logged from step 6 on is dropped
