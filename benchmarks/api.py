@@ -193,7 +193,7 @@ def _checkpoint(path, steps):
     except Exception as e:  # noqa: BLE001 - a cut-off or overwritten file fails in many ways, all the same problem
         raise UserError(damaged.format(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")) \
             from None
-    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not isinstance(state.get("step"), int):
+    if not (isinstance(state, dict) and isinstance(state.get("model"), dict) and isinstance(state.get("step"), int)):
         raise UserError(damaged.format("it has no model state and step"))
     if state["step"] != steps:
         raise UserError(f"The checkpoint {ckpt} is at step {state['step']} of {steps}: the run is unfinished. "

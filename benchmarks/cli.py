@@ -1,4 +1,5 @@
-"""python -m benchmarks {list-models, run, sweep, perf, report}: the one place that wires the stages together."""
+"""python -m benchmarks {list-models, run, sweep, perf, report, sample, encode}: the one place that
+wires the stages together."""
 import argparse
 import os
 import sys

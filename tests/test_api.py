@@ -28,13 +28,24 @@ SMOKE = ["run", "digits", "--budget", "smoke", "--no-figures", "--set", "eval.tr
          "--set", "eval.references=false", "--set", "eval.probe_labels=[]", "--set", "eval.gen_samples=200"]
 
 
+PLUGIN = '''import models
+from models.autoencoder import Autoencoder
+
+
+@models.register("api-test-ae")
+class PluginAutoencoder(Autoencoder):
+    """The autoencoder, from a plugin file."""
+'''
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, _shared_caches):
     """A results folder with bigan seed 0, trained with tensorboard unimportable and no --tensorboard,
-    and autoencoder seed 0, trained with --tensorboard."""
+    and api-test-ae seed 0 (a plugin's autoencoder, plugin file beside the folder), with --tensorboard."""
     from benchmarks.cli import main
 
     root = tmp_path_factory.mktemp("api")
+    (root / "api_plugin.py").write_text(PLUGIN)
     (root / "cache").mkdir()
     for name, shared in _shared_caches.items():
         (root / "cache" / name).symlink_to(shared, target_is_directory=True)
@@ -44,7 +55,8 @@ def trained(tmp_path_factory, _shared_caches):
             for module in ("tensorboard", "torch.utils.tensorboard"):
                 blocked.setitem(sys.modules, module, None)
             assert main([*SMOKE, "--models", "bigan", "--out", str(root / "r")]) == 0
-        assert main([*SMOKE, "--models", "autoencoder", "--tensorboard", "--out", str(root / "r")]) == 0
+        assert main([*SMOKE, "--models", "api-test-ae", "--plugin", str(root / "api_plugin.py"), "--tensorboard",
+                     "--out", str(root / "r")]) == 0
     return root / "r"
 
 
@@ -79,7 +91,7 @@ def test_a_loaded_run_reconstructs_and_samples_as_the_run_recorded(run_dir):
 
 
 def test_truncated_samples_keep_z_inside_the_threshold(trained):
-    run = load_run(trained / "autoencoder" / "seed0", device="cpu")  # a Gaussian prior
+    run = load_run(trained / "api-test-ae" / "seed0", device="cpu")  # an autoencoder: a Gaussian prior
     g = torch.Generator().manual_seed(0)
     from benchmarks.evaluation.evaluate import truncated_latent
 
@@ -174,7 +186,7 @@ def test_pictures_of_other_sizes_are_prepared_as_the_dataset_prepares_its_own(tm
 def test_tensorboard_log_holds_the_losses_scores_and_pictures(trained):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run_dir = trained / "autoencoder" / "seed0"
+    run_dir = trained / "api-test-ae" / "seed0"
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
     events.Reload()
@@ -233,6 +245,22 @@ def test_bad_folders_and_damaged_runs_are_refused_with_the_fix(cli, run_dir, tra
         load_run(copy)
     code, _, err = cli("encode", copy, "--images", tmp_path, "--out", "c.npy")
     assert code == 2 and "not finished" in err
+
+
+def test_a_plugin_run_loads_from_its_plugin_and_is_refused_once_the_plugin_changed(trained):
+    plugin, run_dir = trained.parent / "api_plugin.py", trained / "api-test-ae" / "seed0"
+    run = load_run(run_dir, device="cpu", plugins=[plugin])
+    assert run.base_model == "api-test-ae" and type(run.model).__name__ == "PluginAutoencoder"
+    data = run.data()
+    rec = run.decode(run.encode(data.test.x))
+    mse = metrics.reconstruction_mse(to_unit(data.test.x.float() / 127.5 - 1), to_unit(rec))
+    assert mse == pytest.approx(run.metrics["recon_mse"], rel=1e-6, abs=0)
+    try:
+        plugin.write_text(PLUGIN + "# edited since\n")
+        with pytest.raises(UserError, match="trained with another source of model 'api-test-ae'.*plugin_source"):
+            load_run(run_dir, plugins=[plugin])
+    finally:
+        plugin.write_text(PLUGIN)
 
 
 def test_a_run_of_a_changed_plugin_is_refused(run_dir, tmp_path):
@@ -320,3 +348,16 @@ def test_a_resumed_runs_log_shows_each_step_once(tmp_path):
     first, second = sorted((tmp_path / "log").glob("events.out.tfevents.*"))
     starts = [e.step for e in EventFileLoader(str(second)).Load() if e.session_log.status == SessionLog.START]
     assert starts == [6]  # TensorBoard's purge: what the first file logged from step 6 on is dropped
+
+
+def test_the_log_goes_into_the_run_folder_or_under_log_dir_a_sweeps_phases_apart(tmp_path):
+    from argparse import Namespace
+
+    from benchmarks.cli import _board_root
+
+    out, logs = tmp_path / "runs" / "digits-quick", tmp_path / "logs"
+    assert _board_root(Namespace(tensorboard=False, log_dir=None, command="run"), out) is None
+    assert _board_root(Namespace(tensorboard=True, log_dir=None, command="run"), out) == out  # out/<model>/seed<k>
+    assert _board_root(Namespace(tensorboard=False, log_dir=logs, command="run"), out) == logs
+    assert _board_root(Namespace(tensorboard=True, log_dir=logs, command="sweep"), tmp_path / "study" / "final") \
+        == logs / "final"

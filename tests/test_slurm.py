@@ -71,7 +71,8 @@ open(log, "a").write(json.dumps({"sbatch": sys.argv[1:]}) + "\\n")
 print(f"{1000 + n};cluster")
 '''
 PYTHON = '''import json, os, sys
-open(os.environ["STUB_LOG"], "a").write(json.dumps({"python": sys.argv[1:], "task": os.environ.get("SLURM_ARRAY_TASK_ID")}) + "\\n")
+record = {"python": sys.argv[1:], "task": os.environ.get("SLURM_ARRAY_TASK_ID")}
+open(os.environ["STUB_LOG"], "a").write(json.dumps(record) + "\\n")
 '''
 
 
