@@ -53,7 +53,7 @@ def load_run(run_dir, device="auto", plugins=()):
         steps = min(cfg["arm_steps"], steps)
     runtime = Runtime(device, fast=False)  # IEEE fp32, as every run is evaluated
     model = _build(base, cfg, runtime)
-    state = _checkpoint(path, steps)
+    state = _checkpoint(path, steps, record)
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -169,7 +169,7 @@ def _build(base, cfg, runtime):
         runtime.set_rng_state(rng)
 
 
-def _checkpoint(path, steps):
+def _checkpoint(path, steps, record):
     """The run's checkpoint, loaded without running code and checked to be the finished one
     (`steps` updates); None for a run of 0 steps, which saves none."""
     ckpt = path / "checkpoint.pt"
@@ -179,7 +179,7 @@ def _checkpoint(path, steps):
         raise UserError(f"Run {path} has no checkpoint.pt: the trained weights are not in this folder (the results "
                         "committed to git hold none). Retrain the run into a folder of your own to load it.")
     damaged = (f"The checkpoint {ckpt} is damaged or is not a checkpoint of this harness ({{}}). Retrain the run "
-               f"(`run ... --force --models <model> --seeds <seed>` into its folder) to load it.")
+               f"to load it: {_retrain(path, record).replace('{', '{{').replace('}', '}}')}.")
     try:
         unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(ckpt))
         if unsafe - NUMPY_GLOBALS:
@@ -197,7 +197,8 @@ def _checkpoint(path, steps):
         raise UserError(damaged.format("it has no model state and step"))
     if state["step"] != steps:
         raise UserError(f"The checkpoint {ckpt} is at step {state['step']} of {steps}: the run is unfinished. "
-                        "Finish it with the command that started it (it resumes from this checkpoint).")
+                        f"Finish it with the command that started it, `{record.get('command', '')}`, which resumes "
+                        "it from this checkpoint.")
     return state
 
 
