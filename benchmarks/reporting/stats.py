@@ -189,3 +189,87 @@ def capacity_outliers(params, factor=FACTOR, by_design=None):
             if others and not (float(np.median(others)) / factor <= v <= float(np.median(others)) * factor):
                 out.setdefault(m, []).append(col)
     return out
+
+
+# --- claims: tests whose interval agrees with their p-value ------------------------------------
+# A claim's verdict and its interval must not disagree, so each claim test below pairs its
+# p-value with the interval made by inverting that same test: the interval at level 1 - a holds
+# exactly the effects the test would not reject at a. With the family-adjusted a of holm_levels,
+# an interval excludes 0 exactly when the row's Holm-adjusted p is below ALPHA.
+
+
+def signed_rank_floor(n):
+    """The smallest two-sided p the exact signed-rank test can give on n pairs: every pair on one side."""
+    return 2.0 / 2 ** n if n else 1.0
+
+
+def signed_rank(d):
+    """(Hodges-Lehmann shift, p, interval(a)) of the Wilcoxon signed-rank test of paired
+    differences `d` (scipy's exact distribution up to 50 pairs without ties). The shift is the
+    median of the Walsh averages (d_i + d_j) / 2, i <= j; interval(a) the shifts the test does not
+    reject at level a, found by evaluating scipy's p on every stretch between consecutive Walsh
+    averages (p is constant on each), so the interval is the test's own."""
+    d = np.asarray(d, dtype=float)
+    walsh = ((d[:, None] + d[None, :]) / 2)[np.triu_indices(len(d))]
+    shift = float(np.median(walsh))
+    p = float(_quiet(st.wilcoxon, d).pvalue)
+    w = np.unique(walsh)
+    # one point inside each stretch: below the first average, between each two, above the last
+    probes = np.concatenate([[w[0] - 1.0], (w[:-1] + w[1:]) / 2, [w[-1] + 1.0]])
+    p_at = np.array([_quiet(st.wilcoxon, d - m).pvalue for m in probes])
+
+    def interval(a):
+        kept = np.flatnonzero(p_at >= a)
+        if not len(kept):
+            return shift, shift
+        i, j = kept[0], kept[-1]
+        return (float(w[i - 1]) if i > 0 else -math.inf), (float(w[j]) if j < len(w) else math.inf)
+    return shift, p, interval
+
+
+def z_test(diff, se):
+    """(p, interval(a)) of a normal test of `diff` with standard error `se` (two-sided)."""
+    if not se > 0:
+        return (0.0 if diff else 1.0), (lambda a: (diff, diff))
+    p = float(2 * st.norm.sf(abs(diff) / se))
+    return p, (lambda a: (diff - st.norm.ppf(1 - a / 2) * se, diff + st.norm.ppf(1 - a / 2) * se))
+
+
+def holm_levels(pvalues, alpha=ALPHA):
+    """(Holm-adjusted p, the significance level each row's interval is read at) for one family.
+    Rows in ascending p: the j-th of m rejected rows is read at alpha / (m - j + 1), the step
+    that rejected it; once r rows are rejected, every other row at alpha / (m - r), the step at
+    which Holm stopped. So an interval at 1 - level excludes 0 exactly when the row is rejected
+    (Strassburger & Bretz 2008 give intervals compatible with Holm's procedure in this spirit).
+    NaN p-values (rows not tested) get NaN for both."""
+    p = np.asarray(pvalues, dtype=float)
+    adjusted = holm(p)
+    levels = np.full(p.shape, math.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m = len(order)
+    rejected = int(sum(adjusted[i] < alpha for i in order))
+    for j, i in enumerate(order, start=1):
+        levels[i] = alpha / (m - j + 1) if j <= rejected else alpha / (m - rejected)
+    return adjusted, levels
+
+
+def letter_groups(names, means, separated, higher):
+    """A compact letter display: {name: letters}, best mean first. Two names share a letter
+    exactly when no test separated them ({frozenset((a, b))} of the significant pairs). Built
+    on the ranking by mean: each letter is a maximal run of consecutive names in that order
+    that no test separates (the "line" display of multiple-comparison tables), runs inside a
+    longer one dropped."""
+    order = sorted(names, key=lambda n: -means[n] if higher else means[n])
+    runs = []
+    for i in range(len(order)):
+        j = i
+        while j + 1 < len(order) and all(frozenset((order[k], order[j + 1])) not in separated for k in range(i, j + 1)):
+            j += 1
+        if not any(a <= i and j <= b for a, b in runs):
+            runs.append((i, j))
+    letters = {n: "" for n in order}
+    for k, (a, b) in enumerate(runs):
+        for n in order[a:b + 1]:
+            letters[n] += chr(ord("a") + k) if k < 26 else f"[{k}]"
+    return letters

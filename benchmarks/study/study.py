@@ -76,6 +76,11 @@ class Claim:
     def family_name(self):
         return self.family or self.id
 
+    @property
+    def scope_note(self):
+        """Why the claim is outside this benchmark's scope ("" when its premise holds or it states none)."""
+        return f"premise not met ({self.premise}): {PREMISES[self.premise]}" if self.premise else ""
+
 
 # Premises a claim can state, and why no model of this harness meets them: every registered
 # generator is unconditional (G takes z only), so a claim about class-conditional generators
@@ -109,6 +114,11 @@ class Study:
     confirm_top: int = 0
     claim_seeds: tuple = ()  # extra final seeds of the rows a claim compares
     controls: str = ""  # a target: every swept model gets "<model>-untrained", that setting at 0 steps
+
+    def trial_options(self):
+        """{trial name: every option it ran with}: the drawn options over the model's defaults
+        (the report reads them without knowing how trials are drawn)."""
+        return {name: {**models.options(arm["model"]), **arm["options"]} for name, arm in trial_arms(self).items()}
 
 
 def study_path(name_or_path):
