@@ -7,7 +7,7 @@ contract only (examples/README.md):
 import torch
 
 import models
-from models.base import BidirectionalGAN, adam
+from models.base import BidirectionalGAN, adam, frozen
 from models.blocks import Encoder, Generator, JointDiscriminator
 
 
@@ -53,7 +53,8 @@ class WGANGPBiGAN(BidirectionalGAN):
         # E and G: real pairs should score like fake ones and fake like real. backward(inputs=...)
         # leaves D's gradients alone (and DistributedDataParallel averages in backward's hooks).
         z = self.sample_latent(len(x))
-        loss_ge = self.D(x, self.E(x)).mean() - self.D(self.G(z), z).mean()
+        with frozen(self.D):  # D is not trained here: no backward computes its weight gradients
+            loss_ge = self.D(x, self.E(x)).mean() - self.D(self.G(z), z).mean()
         self.optimizers["ge"].zero_grad(set_to_none=True)
         loss_ge.backward(inputs=[*self.G.parameters(), *self.E.parameters()])
         self.optimizers["ge"].step()

@@ -19,8 +19,11 @@ Faithful to the released Theano/Blocks code (IshmaelBelghazi/ALI, `ali/bricks.py
 * Losses, softplus form, no 0.5 factor (about 2 log 2 = 1.386 at init):
   d_loss  = mean softplus(-D(x, z_hat)) + mean softplus(D(x_tilde, z));
   ge_loss = mean softplus(D(x, z_hat)) + mean softplus(-D(x_tilde, z)) (label-swapped).
-* Simultaneous update: both gradients from one forward pass at the same parameters
-  (`ali_algorithm`), D with its own Adam and G, E with one Adam over G and E together.
+* Simultaneous update: both gradients at the same parameters (`ali_algorithm`), D with its own
+  Adam and G, E with one Adam over G and E together. The released code reads both from one
+  forward pass; here each comes from a pass of its own over the same batch with the same
+  dropout masks (drawn before D runs, `dropout_masks`), so the same logits, and a compiled D
+  computes its weight gradients once (models/base.py `frozen`).
 * N(0, I) prior. Adam lr 1e-4, betas (0.5, 0.999), eps 1e-8 (Blocks' Adam); constant LR.
   Weights N(0, 0.01), biases 0.
 
@@ -70,7 +73,7 @@ from torch import nn
 
 from models.errors import ModelConfigError
 
-from models.base import ADAM, BidirectionalGAN, POSITIVE, UNIT, adam, simultaneous_step
+from models.base import ADAM, BidirectionalGAN, POSITIVE, UNIT, adam, frozen, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk, init_normal
 from models.mixture_blocks import COVEncoder, MaxoutDiscriminator, MixtureGenerator, draw_hparams
 from models.registry import register
@@ -79,6 +82,14 @@ from models.search import OPTIMISER_SPACE, Uniform
 
 def _drop(p):
     return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
+def _masked(seq, h, masks):
+    """`seq` applied to h with each Dropout's mask taken from `masks`, in order."""
+    masks = iter(masks)
+    for m in seq:
+        h = h * next(masks) if isinstance(m, nn.Dropout) else m(h)
+    return h
 
 
 class ALIDiscriminator(nn.Module):
@@ -100,8 +111,31 @@ class ALIDiscriminator(nn.Module):
             _drop(dropout), nn.Linear(joint_width, joint_width), act,
             _drop(dropout), nn.Linear(joint_width, 1))
 
-    def forward(self, x, z):
-        return self.joint(torch.cat([self.x_path(x), self.z_path(z)], 1)).squeeze(1)
+    def forward(self, x, z, masks=None):
+        """`masks`: one dropout mask per dropout site, in the order the sites run (x-path, z-path,
+        joint; `dropout_shapes`), applied instead of dropout's own draws, so that two passes can
+        share them; None: dropout draws its own."""
+        if masks is None:
+            return self.joint(torch.cat([self.x_path(x), self.z_path(z)], 1)).squeeze(1)
+        k = len(masks) - 5  # the z-path's 2 sites and the joint path's 3 come after the x-path's
+        h = torch.cat([self.x_path(x, masks=masks[:k]), _masked(self.z_path, z, masks[k:k + 2])], 1)
+        return _masked(self.joint, h, masks[k + 2:]).squeeze(1)
+
+    @torch.no_grad()
+    def dropout_shapes(self, data_shape, z_dim):
+        """The per-example input shape of every dropout site, in the order the sites run: a dry run
+        in eval mode, which draws nothing and leaves the running averages alone."""
+        shapes, was_training = [], self.training
+        hooks = [m.register_forward_pre_hook(lambda mod, args: shapes.append(tuple(args[0].shape[1:])))
+                 for m in self.modules() if isinstance(m, nn.Dropout)]
+        self.eval()
+        try:
+            self(torch.zeros(1, *data_shape), torch.zeros(1, z_dim))
+        finally:
+            self.train(was_training)
+            for h in hooks:
+                h.remove()
+        return shapes
 
 
 # --- arch: paper, the released tables (methods.md section 3.4) -----------------------------
@@ -175,8 +209,8 @@ class PaperXPath(nn.Module):
         self.net = nn.Sequential(*layers)
         self.out_dim = cin
 
-    def forward(self, x):
-        return self.net(x).flatten(1)
+    def forward(self, x, masks=None):
+        return (self.net(x) if masks is None else _masked(self.net, x, masks)).flatten(1)
 
 
 @register("ali")
@@ -226,6 +260,8 @@ class ALI(BidirectionalGAN):
             raise ModelConfigError(f"ali: arch must be 'shared' or 'paper', got {arch!r}")
         for net in (self.G, self.E, self.D):
             init_normal(net, init_std)
+        self.dropout = float(dropout)
+        self._mask_shapes = self.D.dropout_shapes(data_shape, z_dim) if isinstance(self.D, ALIDiscriminator) else []
         # Pending data-dependent init of the paper G's per-pixel output bias (saved in checkpoints).
         self._paper = arch == "paper" and not self._cov
         self.register_buffer("logodds_pending", torch.tensor(self._paper and bool(logodds_init)))
@@ -263,6 +299,15 @@ class ALI(BidirectionalGAN):
         self.G.out_bias.copy_(torch.log(m / (1 - m)))
         self.logodds_pending.fill_(False)
 
+    def dropout_masks(self, n):
+        """D's dropout masks for a pass over n pairs, drawn as dropout draws them (keep with
+        probability 1 - p, scaled by 1 / (1 - p); on a CPU the same numbers), site by site in the
+        order D runs them; None when D has no dropout."""
+        if not self._mask_shapes:
+            return None
+        keep = 1.0 - self.dropout
+        return [torch.empty(n, *shape, device=self.device).bernoulli_(keep).div_(keep) for shape in self._mask_shapes]
+
     def train_step(self, batch, step):
         x = batch
         if self._paper and self.logodds_pending:
@@ -271,10 +316,19 @@ class ALI(BidirectionalGAN):
         z = self.sample_latent(n)
         z_hat, sigma = self.sample_posterior(x)
         x_tilde = self.G(z)
-        logits = self.D(torch.cat([x, x_tilde]), torch.cat([z_hat, z]))  # one batch: shared BN statistics
+        # Both players' gradients at the same parameters, from two D passes over one batch (real
+        # first: shared BN statistics) with the same dropout masks: D's loss on detached pairs,
+        # G's and E's through a frozen D (models/base.py `frozen`), so that no backward computes a
+        # gradient its optimiser drops. The second pass computes the same logits and leaves D's
+        # running averages to the first.
+        masks = self.dropout_masks(2 * n)
+        kw = {} if masks is None else {"masks": masks}
+        logits = self.D(torch.cat([x, x_tilde.detach()]), torch.cat([z_hat.detach(), z]), **kw)
+        with frozen(self.D, running_stats=False):
+            logits_ge = self.D(torch.cat([x, x_tilde]), torch.cat([z_hat, z]), **kw)
         data, sample = logits[:n], logits[n:]
         loss_d = F.softplus(-data).mean() + F.softplus(sample).mean()
-        loss_ge = F.softplus(data).mean() + F.softplus(-sample).mean()
+        loss_ge = F.softplus(logits_ge[:n]).mean() + F.softplus(-logits_ge[n:]).mean()
         simultaneous_step((loss_d, self.optimizers["d"]), (loss_ge, self.optimizers["ge"]))
         out = {"loss_d": loss_d.detach(), "loss_ge": loss_ge.detach(),
                "d_real": torch.sigmoid(data).mean().detach(), "d_fake": torch.sigmoid(sample).mean().detach()}

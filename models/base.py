@@ -5,6 +5,8 @@ hands `train_step` a batch of real data in [-1, 1] and reads back a dict of floa
 sees a loss. Declared class attributes tell the harness what one step consumes, so budgets
 can be accounted without knowing the method.
 """
+import contextlib
+
 import torch
 from torch import nn
 
@@ -158,13 +160,43 @@ def adam(modules, lr, betas, *, weight_decay=0.0, eps=1e-8):
     return torch.optim.Adam(groups, lr=lr, betas=betas, eps=eps)
 
 
+@contextlib.contextmanager
+def frozen(*nets, running_stats=True):
+    """Forward passes of `nets` that train nothing of them: their parameters take no gradient,
+    so no backward computes one. A compiled network's backward computes the gradient of every
+    input that required one when its forward ran, whatever `backward(inputs=...)` later asks for,
+    so a G/E loss read through an unfrozen D pays for D's weight gradients and throws them away.
+    With `running_stats=False` batch norm also leaves its running averages alone (it still
+    normalises with the batch's statistics): for a second pass over a batch whose statistics
+    the first pass has recorded."""
+    params = [p for net in nets for p in net.parameters()]
+    flags = [p.requires_grad for p in params]
+    norms = [] if running_stats else [m for net in nets for m in net.modules()
+                                      if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for p in params:
+        p.requires_grad_(False)
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+        for m in norms:
+            m.track_running_stats = True
+
+
 def simultaneous_step(*pairs):
-    """Update several players from one forward pass, every gradient taken at the current
-    parameters before any optimiser steps (BiGAN's and ALI's schedule).
+    """Update several players, every gradient taken at the current parameters before any
+    optimiser steps (BiGAN's and ALI's schedule).
 
     `pairs` are (loss, optimizer); each loss is differentiated only w.r.t. its own
     optimizer's parameters. `backward(inputs=...)` rather than `autograd.grad`, because
-    DistributedDataParallel averages gradients in hooks that only backward triggers."""
+    DistributedDataParallel averages gradients in hooks that only backward triggers. The
+    built-in models give each loss a forward pass of its own (D's loss on detached G and E
+    outputs, G's and E's through a `frozen` D), so that each backward computes only the
+    gradients its optimiser takes; losses that share one forward pass work too (the graph
+    is kept for the later ones), at the cost of D's weight gradients on a compiled D."""
     for _, opt in pairs:
         opt.zero_grad(set_to_none=True)
     for i, (loss, opt) in enumerate(pairs):

@@ -8,8 +8,10 @@ Faithful to the released Theano code (jeffdonahue/bigan), on the shared DCGAN-st
 * D loss = 1/2 BCE(D(x,E(x)), 1) + 1/2 BCE(D(G(z),z), 0).
 * G/E loss is the label-swapped ("inverse") non-saturating objective
   1/2 BCE(D(x,E(x)), 0) + 1/2 BCE(D(G(z),z), 1); G and E share one Adam on that one loss.
-* Simultaneous updates: D's and (G, E)'s gradients come from one forward pass at the same
-  parameters (`update_both` with k=1).
+* Simultaneous updates: D's and (G, E)'s gradients are taken at the same parameters
+  (`update_both` with k=1). The released code reads both from one forward pass; here each
+  comes from a pass of its own over the same batch (the same logits), so that a compiled D
+  computes its weight gradients once (models/base.py `frozen`).
 * Real and fake pairs go through D in separate calls, so BN statistics are separate.
 * Prior U(-1, 1)^d; E(x) = 2*sigmoid(W h) - 1 with a bias-free W, matching the prior's support.
 * Adam lr 2e-4, betas (0.5, 0.999), coupled L2 weight decay 2.5e-5 on weights (not BN gains);
@@ -28,7 +30,7 @@ from torch import nn
 
 from models.errors import ModelConfigError
 
-from models.base import ADAM, BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, adam, simultaneous_step
+from models.base import ADAM, BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, adam, frozen, simultaneous_step
 from models.blocks import Encoder, Generator, JointDiscriminator, init_normal
 from models.registry import register
 from models.search import OPTIMISER_SPACE, LogUniform
@@ -84,12 +86,18 @@ class BiGAN(BidirectionalGAN):
     def train_step(self, batch, step):
         x = batch
         z = self.sample_latent(x.shape[0])
-        real = self.D(x, self.encode(x))
-        fake = self.D(self.G(z), z)
+        ex, gz = self.encode(x), self.G(z)
+        # Both players' gradients at the same parameters, each from a D pass of its own: D's loss
+        # on detached pairs, G's and E's through a frozen D, so no backward computes a gradient
+        # its optimiser drops. The second pass computes the same logits (same parameters, batch
+        # statistics) and leaves D's running averages to the first.
+        real, fake = self.D(x, ex.detach()), self.D(gz.detach(), z)
+        with frozen(self.D, running_stats=False):
+            real_ge, fake_ge = self.D(x, ex), self.D(gz, z)
         ones, zeros = torch.ones_like(real), torch.zeros_like(real)
         bce = F.binary_cross_entropy_with_logits
         loss_d = 0.5 * bce(real, ones) + 0.5 * bce(fake, zeros)
-        loss_ge = 0.5 * bce(real, zeros) + 0.5 * bce(fake, ones)
+        loss_ge = 0.5 * bce(real_ge, zeros) + 0.5 * bce(fake_ge, ones)
         simultaneous_step((loss_d, self.optimizers["d"]), (loss_ge, self.optimizers["ge"]))
         for s in self.schedulers.values():
             s.step()

@@ -59,7 +59,7 @@ import torch
 from torch import nn
 
 from models.errors import ModelConfigError
-from models.base import BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, simultaneous_step
+from models.base import BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, frozen, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk
 from models.registry import register
 from models.search import OPTIMISER_SPACE, LogUniform
@@ -171,7 +171,8 @@ class BiGANQP(BidirectionalGAN):
         """(mean ΔT, z-cycle MSE, x-cycle MSE), unweighted. With `stop_gradient`, the z-cycle
         term reaches only E and the x-cycle term only G."""
         ex, gz = self.E(x), self.G(z)
-        delta = self.D(x, ex, gz, z)
+        with frozen(self.D):  # T is not updated here: no backward computes its gradients
+            delta = self.D(x, ex, gz, z)
         assert delta.shape == (x.shape[0],), tuple(delta.shape)
         sg = (lambda t: t.detach()) if self.stop_gradient else (lambda t: t)
         z_cycle = (z - self.E(sg(gz))).pow(2).mean()

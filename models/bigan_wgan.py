@@ -46,7 +46,7 @@ Readings of our own:
 """
 import torch
 
-from models.base import ADAM, NON_NEGATIVE, BidirectionalGAN, Range, adam, simultaneous_step
+from models.base import ADAM, NON_NEGATIVE, BidirectionalGAN, Range, adam, frozen, simultaneous_step
 from models.blocks import Encoder, Generator, JointDiscriminator
 from models.errors import ModelConfigError
 from models.registry import register
@@ -142,7 +142,8 @@ class BiGANWGAN(BidirectionalGAN):
         steps = [self.critic_step(x_real) for x_real in critic_batches]
         # E and G: one update against the just-trained critic; D's gradients are left alone.
         z = self.sample_latent(x.shape[0])
-        loss_ge = ge_loss(self.D(x, self.E(x)), self.D(self.G(z), z))
+        with frozen(self.D):  # no backward computes D's weight gradients here (models/base.py `frozen`)
+            loss_ge = ge_loss(self.D(x, self.E(x)), self.D(self.G(z), z))
         simultaneous_step((loss_ge, self.optimizers["ge"]))
         out = {"loss_d": torch.stack([s[0] for s in steps]).mean(), "loss_ge": loss_ge.detach(),
                "w_estimate": torch.stack([s[2] for s in steps]).mean()}

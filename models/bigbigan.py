@@ -76,7 +76,7 @@ import torch.nn.functional as F
 
 from models.errors import ModelConfigError
 # Absolute imports, so that `--plugin models/bigbigan.py` can load this file on its own.
-from models.base import BidirectionalGAN, POSITIVE, UNIT, adam
+from models.base import BidirectionalGAN, POSITIVE, UNIT, adam, frozen
 from models.biggan_blocks import BigGANGenerator, JointD, StochasticEncoder, z_chunks
 from models.registry import register
 from models.search import OPTIMISER_SPACE, LogUniform
@@ -271,9 +271,10 @@ class BigBiGAN(BidirectionalGAN):
         z = self.sample_latent(b)
         mu, sigma = self.E(x)
         z_enc = mu + sigma * self.noise_like(mu)
-        real, fake = self.scores(x, z_enc, self.G(z), z)
-        # E/G's backward reaches no D parameter at all (inputs=params below), and every parameter of
-        # G and E still gets a gradient through s_xz, so leaving unary scores out needs no zero term.
+        with frozen(self.D):  # D is not updated here: no backward computes its gradients
+            real, fake = self.scores(x, z_enc, self.G(z), z)
+        # E/G's backward reaches no D parameter at all (D is frozen, and inputs=params below), and every
+        # parameter of G and E still gets a gradient through s_xz, so leaving unary scores out needs no zero term.
         loss = eg_loss(self.kept(real), self.kept(fake))
         opts = (self.optimizers["g"], self.optimizers["e"])
         params = [p for o in opts for g in o.param_groups for p in g["params"]]

@@ -49,19 +49,20 @@ class Trunk(nn.Module):
         self.feature_channels = chans[-1]
         self.out_dim = chans[-1] if self.points else chans[-1] * 16
 
-    def feature_map(self, x, z=None):
-        """Last hidden activation: (B, C, 4, 4) for images, (B, C) for points."""
+    def feature_map(self, x, z=None, masks=None):
+        """Last hidden activation: (B, C, 4, 4) for images, (B, C) for points. `masks`: dropout
+        masks drawn beforehand, one per layer (see models/ali.py), instead of dropout's own draws."""
         h = x
-        for layer, bn, zmap in zip(self.layers, self.norms, self.zmaps):
-            h = layer(self.drop(h))
+        for i, (layer, bn, zmap) in enumerate(zip(self.layers, self.norms, self.zmaps)):
+            h = layer(self.drop(h) if masks is None else h * masks[i])
             if zmap is not None:
                 zb = zmap(z)
                 h = h + (zb if self.points else zb[:, :, None, None])
             h = self.act(bn(h))
         return h
 
-    def forward(self, x, z=None):
-        return self.feature_map(x, z).flatten(1)
+    def forward(self, x, z=None, masks=None):
+        return self.feature_map(x, z, masks).flatten(1)
 
 
 class Encoder(nn.Module):

@@ -44,7 +44,7 @@ from torch import nn
 
 from models.errors import ModelConfigError
 
-from models.base import ADAM, BidirectionalGAN, UNIT, adam, simultaneous_step
+from models.base import ADAM, BidirectionalGAN, UNIT, adam, frozen, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk, init_normal
 from models.mixture_blocks import COVEncoder, MaxoutDiscriminator, MixtureGenerator, draw_hparams
 from models.registry import register
@@ -111,10 +111,16 @@ class GANPosthocEncoder(BidirectionalGAN):
         """ALI's GAN baseline (gan_mixture.py): one D pass over [x, G(z)], softplus losses, both
         players updated from the same forward pass."""
         n = x.shape[0]
-        logits = self.D(torch.cat([x, self.G(self.sample_latent(n))]))
+        x_gen = self.G(self.sample_latent(n))
+        # Both gradients at the same parameters, each from a D pass of its own over the same batch
+        # (D has no batch norm or dropout: the same logits), as in ali.py
+        logits = self.D(torch.cat([x, x_gen.detach()]))
+        with frozen(self.D):
+            logits_g = self.D(torch.cat([x, x_gen]))
         data, sample = logits[:n], logits[n:]
         loss_d = F.softplus(-data).mean() + F.softplus(sample).mean()
-        loss_g = F.softplus(data).mean() + F.softplus(-sample).mean()  # the script's form; the data term has no G gradient
+        # the script's form; the data term has no G gradient
+        loss_g = F.softplus(logits_g[:n]).mean() + F.softplus(-logits_g[n:]).mean()
         simultaneous_step((loss_d, self.optimizers["d"]), (loss_g, self.optimizers["g"]))
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "d_real": torch.sigmoid(data).mean().detach(), "d_fake": torch.sigmoid(sample).mean().detach()}
@@ -130,13 +136,14 @@ class GANPosthocEncoder(BidirectionalGAN):
         loss_d.backward()
         opt_d.step()
 
-        gen_logit = self.D(fake)
+        with frozen(self.D):  # G's loss reaches D's parameters, which it does not train: no gradient for them
+            gen_logit = self.D(fake)
         loss_g = bce(gen_logit, torch.ones_like(gen_logit))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
         opt_g.zero_grad(set_to_none=True)
-        opt_d.zero_grad(set_to_none=True)  # drop D's grads from the G pass
+        opt_d.zero_grad(set_to_none=True)  # no gradients kept between steps
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "d_real": torch.sigmoid(real_logit).mean().detach(), "d_fake": torch.sigmoid(fake_logit).mean().detach()}
 

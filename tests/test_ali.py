@@ -76,10 +76,11 @@ def test_d_sees_one_concatenated_batch_real_first():
     m.D.register_forward_hook(lambda mod, inp, out: calls.append((inp[0].detach().clone(), inp[1].shape)))
     x = _batch(KW, B)
     m.train_step(x, 0)
-    assert len(calls) == 1
-    xs, zshape = calls[0]
-    assert xs.shape == (2 * B, 1, 16, 16) and zshape == (2 * B, 8)
-    assert torch.equal(xs[:B], x)  # real first, fake second
+    assert len(calls) == 2  # D's loss on detached pairs, then G's and E's through a frozen D: the same batch
+    for xs, zshape in calls:
+        assert xs.shape == (2 * B, 1, 16, 16) and zshape == (2 * B, 8)
+        assert torch.equal(xs[:B], x)  # real first, fake second
+    assert torch.equal(calls[0][0], calls[1][0])
 
 
 def test_losses_start_at_two_log2():

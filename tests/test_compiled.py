@@ -2,6 +2,8 @@
 compiled training steps, each network's forward is really compiled, without graph breaks or a
 hit of dynamo's recompile limit, and tracking runs the eager code. The `aot_eager` backend
 captures the same forward and backward graphs as inductor, without generating code."""
+import contextlib
+
 import pytest
 import torch
 import torch._dynamo
@@ -16,6 +18,7 @@ from benchmarks.data import load_dataset
 from benchmarks.training.run import build_model
 from benchmarks.core.runtime import Runtime
 from benchmarks.training.train import train
+from tests.helpers import DWeightGrads, expected_d_weight_grads
 
 STEPS = 4
 
@@ -55,9 +58,16 @@ def test_every_model_trains_compiled_on_the_fast_path(name, digits, tmp_path):
         return {"n": 1.0}
 
     counters.clear()
-    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+    d_grads = DWeightGrads(model.D) if "D" in model.networks else contextlib.nullcontext()
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True), d_grads:
         out = train(model, digits.train.x, cfg, tmp_path, runtime, seed=0, monitor=monitor)
     assert out["status"] == "ok", out
+    if "D" in model.networks:  # one D weight gradient per D pass D's update differentiates, as on the plain path
+        plain = build_model(cfg, name, digits.shape)
+        with DWeightGrads(plain.D) as eager:
+            train(plain, digits.train.x, cfg, tmp_path / "plain", Runtime("cpu", fast=False), seed=0)
+        expected = expected_d_weight_grads(name, plain, STEPS)
+        assert d_grads.count == eager.count == (expected or eager.count) > 0, (d_grads.count, eager.count, expected)
     with_params = {n for n, net in nets.items() if any(True for _ in net.parameters())}
     assert set(out["compiled"].split(",")) == with_params
     for n in ran:  # each network a training step calls has compiled code of its own forward
