@@ -294,10 +294,14 @@ class BigBiGAN(BidirectionalGAN):
     @torch.no_grad()
     def update_ema(self, z, step):
         """G_ema <- decay * G_ema + (1 - decay) * G (a copy before the start step), then one
-        train-mode forward of G_ema on z to refresh its BN running statistics."""
-        copy = step < self.ema_start_step or self.ema_decay_eff == 0.0
-        for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            pe.copy_(p) if copy else pe.lerp_(p, 1 - self.ema_decay_eff)
+        train-mode forward of G_ema on z to refresh its BN running statistics (buffers are not
+        averaged: G_ema's own forward passes set them).
+
+        One multi-tensor lerp over every parameter rather than a kernel per parameter. Before the
+        start the weight is 1, which copies exactly: lerp computes end - (end - start) * (1 - weight)
+        for weights of 1/2 and more."""
+        weight = 1.0 if step < self.ema_start_step else 1.0 - self.ema_decay_eff
+        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), weight)
         was_training = self.G_ema.training
         self.G_ema.train()
         self.G_ema(z)

@@ -249,6 +249,28 @@ def test_ema_generator_is_used_by_decode_and_checkpointed():
     assert counts["g"] == n_g and sum(p.numel() for p in m.parameters()) == 2 * n_g + counts["e"] + counts["d"]
 
 
+@pytest.mark.parametrize("decay", [0.5, 0.0])
+def test_multi_tensor_ema_equals_the_loop_over_parameters(decay):
+    """update_ema's one _foreach_lerp_ against the loop it replaced (a copy per parameter before
+    the start step, a lerp after), bit for bit, over steps before and after the start."""
+    m = build(ema_start=2, ema_ref_steps=0, ema_decay=decay)
+    ref = copy.deepcopy(m)
+    z = torch.randn(B, 8)
+    for step in range(4):
+        with torch.no_grad():
+            for net in (m.G, ref.G):  # a G that moves between the steps
+                for i, p in enumerate(net.parameters()):
+                    p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(step * 1000 + i)) * 0.01)
+        m.update_ema(z, step)
+        with torch.no_grad():
+            for pe, p in zip(ref.G_ema.parameters(), ref.G.parameters()):
+                pe.copy_(p) if step < 2 or decay == 0.0 else pe.lerp_(p, 1 - decay)
+            ref.G_ema(z)
+        for (n, a), b in zip(m.G_ema.state_dict().items(), ref.G_ema.state_dict().values()):
+            assert torch.equal(a, b), (step, n)
+    assert not torch.equal(m.G_ema.state_dict()["linear.bias"], m.G.state_dict()["linear.bias"]) or decay == 0.0
+
+
 def test_ema_schedule_scales_with_the_budget():
     assert ema_schedule(30, 0.999, 1000, 15000) == (2, pytest.approx(0.5))
     assert ema_schedule(1500, 0.999, 1000, 15000) == (100, pytest.approx(0.99))
