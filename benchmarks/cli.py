@@ -30,13 +30,17 @@ def _compile_options(parser):
     parser.add_argument("--compile-backend", default="inductor", metavar="NAME",
                         help="torch.compile backend (default inductor; aot_eager traces the same graphs "
                              "without generating code)")
+    parser.add_argument("--no-tf32", dest="tf32", action="store_false", default=None,
+                        help="IEEE fp32 matmuls and convolutions on the fast path too (default: TF32 there on "
+                             "GPUs that have it; the plain path and evaluation are always IEEE fp32)")
 
 
 def runtime_from(args, fast=None):
     """The Runtime the command line asks for."""
     from .core.runtime import Runtime
 
-    return Runtime(args.device, fast=fast, compile=args.compile, compile_backend=args.compile_backend)
+    return Runtime(args.device, fast=fast, compile=args.compile, compile_backend=args.compile_backend,
+                   tf32=getattr(args, "tf32", None))
 
 
 def build_parser():

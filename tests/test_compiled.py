@@ -16,7 +16,7 @@ from benchmarks.core import parallel
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
 from benchmarks.training.run import build_model
-from benchmarks.core.runtime import Runtime
+from benchmarks.core.runtime import Runtime, fp32_mode
 from benchmarks.training.train import train
 from tests.helpers import DWeightGrads, expected_d_weight_grads
 
@@ -102,3 +102,33 @@ def test_precision_is_explicit_and_recorded():
         assert torch.backends.cuda.matmul.fp32_precision == "ieee"
         p = runtime.describe()["precision"]
         assert (p["fp32_matmul"], p["fp32_conv"], p["autocast"]) == ("ieee", "ieee", "bf16" if fast else None)
+        assert p["evaluation_fp32"] == "ieee"
+
+
+def test_precision_policy_tf32_on_the_fast_path_of_tf32_gpus_only():
+    assert fp32_mode(True, (8, 0)) == fp32_mode(True, (9, 0)) == "tf32"  # Ampere, Hopper
+    assert fp32_mode(True, (7, 5)) == "ieee"  # Turing has no TF32
+    assert fp32_mode(False, (9, 0)) == "ieee"  # the plain path is the IEEE reference
+    assert fp32_mode(True, None) == "ieee"  # a CPU
+    assert fp32_mode(True, (9, 0), tf32=False) == "ieee"  # --no-tf32
+
+
+def test_training_and_evaluation_precision_switch(digits):
+    """A runtime whose training takes TF32 (as on a GPU that has it) sets it for training only:
+    evaluation, tracking and whatever runs before `prepare` stay IEEE fp32; a CPU run changes nothing."""
+    cfg = load_config("digits", budget="smoke")
+    runtime = Runtime("cpu", fast=True)
+    runtime.fp32 = "tf32"  # what fp32_mode gives on the fast path of an Ampere or later GPU
+    runtime.set_precision(training=False)
+    assert torch.backends.cuda.matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "ieee"
+    model = build_model(cfg, "autoencoder", digits.shape)
+    runtime.prepare(model)
+    assert torch.backends.cuda.matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "tf32"
+    assert torch.backends.mkldnn.matmul.fp32_precision == torch.backends.mkldnn.conv.fp32_precision == "ieee"
+    with runtime.evaluation():
+        assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+    assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+    runtime.release(model)
+    assert torch.backends.cuda.matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "ieee"
+    Runtime("cpu", fast=True)  # leaves the process as the other tests expect it
+    assert Runtime("cpu", fast=True, tf32=True).fp32 == "ieee"  # asked for on a CPU: nothing to turn on

@@ -10,9 +10,21 @@ Two paths to the same numbers:
   statistics and spectral-norm power iterations stay fp32; channels_last; fused Adam;
   torch.compile per network; losses stay on the device and are read every `sync_every` steps.
 
-fp32 means IEEE fp32 on both paths: TF32 is switched off for cuBLAS matmuls and cuDNN
-convolutions (PyTorch's default lets cuDNN use TF32), so the plain path, the fast path's fp32
-islands and InceptionV3 compute what they say. `describe()` records the settings.
+The precision policy, set explicitly here and nowhere else, and recorded by `precision()` in
+every run's config.json (the protocol of every report):
+
+* plain path: IEEE fp32 for every matmul and convolution (TF32 off for cuBLAS and cuDNN; PyTorch's
+  default lets cuDNN convolutions use TF32): the reference loop computes what it says.
+* fast path: the networks under bf16 autocast; what stays fp32 there (network outputs and
+  losses, batch norm, the spectral-norm power iteration, a model's `fp32_networks` such as
+  BiGAN-QP's critic) takes TF32 matmuls and convolutions on a GPU that has TF32 (compute
+  capability 8.0 and up), IEEE fp32 elsewhere. A CPU has no TF32: nothing changes there.
+  `tf32=False` (`--no-tf32`) keeps IEEE fp32 on the fast path too. Whether TF32 is close enough
+  for BiGAN-QP's critic (bf16 is not: its gradient is a small difference of two large terms) is
+  for a GPU check to measure (benchmarks/perf/gpu_check.sh).
+* evaluation on every path (the domain classifier, tracking, InceptionV3, DINOv2, LPIPS, the
+  probes): IEEE fp32, so that scores compare across devices and paths. `prepare` sets training's
+  precision, `release` and `evaluation()` set evaluation's.
 
 Compilation covers training steps only: each network's forward is compiled on its own, the
 dynamo caches are cleared for every model (the shared blocks' code objects would otherwise
@@ -37,8 +49,20 @@ from .errors import ConfigError
 SYNC_EVERY = 50  # fast path: steps between reads of the losses (and divergence checks)
 
 
+def fp32_mode(fast, gpu_capability, tf32=None):
+    """How training's fp32 matmuls and convolutions compute (the module docstring's policy):
+    "tf32" on the fast path on a GPU whose compute capability (major, minor) is 8.0 or more,
+    unless `tf32` is False; "ieee" otherwise (a CPU passes None)."""
+    has_tf32 = gpu_capability is not None and tuple(gpu_capability) >= (8, 0)
+    return "tf32" if fast and has_tf32 and tf32 is not False else "ieee"
+
+
+EVALUATION_FP32 = "ieee"  # the policy's evaluation precision, on every path
+
+
 class Runtime:
-    def __init__(self, device="auto", *, fast=None, compile=None, compile_backend="inductor", sync_every=SYNC_EVERY):
+    def __init__(self, device="auto", *, fast=None, compile=None, compile_backend="inductor", sync_every=SYNC_EVERY,
+                 tf32=None):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
@@ -63,15 +87,19 @@ class Runtime:
                 raise ConfigError(f"--compile-backend {compile_backend!r} is not a torch.compile backend; "
                                   f"use one of {', '.join(known)}.")
         self.sync_every = max(1, int(sync_every)) if self.fast else 1
-        self.set_precision()
+        capability = torch.cuda.get_device_capability(self.device) if cuda else None
+        self.fp32 = fp32_mode(self.fast, capability, tf32)  # training's fp32 matmuls and convolutions
+        self.set_precision(training=False)  # until `prepare`: the evaluator's classifier trains first
 
-    def set_precision(self):
-        """The process-wide numeric settings of this path, set explicitly (not left to PyTorch's
-        defaults); called again by `prepare`, so that two runtimes in one process (`perf`) each
-        train with their own."""
-        for backend in (torch.backends.cuda.matmul, torch.backends.cudnn.conv,
-                        torch.backends.mkldnn.matmul, torch.backends.mkldnn.conv):
-            backend.fp32_precision = "ieee"
+    def set_precision(self, training=True):
+        """The process-wide numeric settings of this path, for training or for evaluation, set
+        explicitly (not left to PyTorch's defaults); `prepare` sets training's, `release`
+        evaluation's, so that two runtimes in one process (`perf`) each use their own."""
+        mode = self.fp32 if training else EVALUATION_FP32
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+        for backend in (torch.backends.mkldnn.matmul, torch.backends.mkldnn.conv):
+            backend.fp32_precision = "ieee"  # the CPU: no TF32
         # Autotuned convolution kernels on the fast path only: the plain path is the reference loop.
         torch.backends.cudnn.benchmark = self.fast and self.device.type == "cuda"
         # A compiled backward "donates" its saved buffers and then refuses retain_graph=True, which
@@ -116,7 +144,7 @@ class Runtime:
     def prepare(self, model):
         """Set `model` up for training on this runtime, in place (after its checkpoint is loaded).
         Returns the names of the networks that were compiled."""
-        self.set_precision()
+        self.set_precision(training=True)
         model.shard = (self.rank, self.world)
         if self.world > 1:
             parallel.sync_batchnorm(model, self.device)
@@ -136,7 +164,8 @@ class Runtime:
         return compiled
 
     def release(self, model):
-        """Back to plain eager networks for checkpoints and evaluation."""
+        """Back to plain eager networks, and evaluation's precision, for checkpoints and evaluation."""
+        self.set_precision(training=False)
         parallel.unwrap(model)
         for m in model.modules():
             if getattr(vars(m).get("forward"), "_runtime_wrapper", False):
@@ -152,6 +181,17 @@ class Runtime:
         """Run compiled networks as plain eager code (tracking inside training): no compilation,
         no cache entries for no-grad, eval-mode or new-batch-size calls."""
         return torch.compiler.set_stance("force_eager") if self.compile else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def evaluation(self):
+        """Evaluation inside training (tracking): eager code at evaluation's precision, then
+        training's again."""
+        with self.eager():
+            self.set_precision(training=False)
+            try:
+                yield
+            finally:
+                self.set_precision(training=True)
 
     @staticmethod
     def compile_seconds():
@@ -186,15 +226,17 @@ class Runtime:
             torch.cuda.set_rng_state(state["cuda"], self.device)
 
     def precision(self):
-        """What each kind of arithmetic runs in on this path, read back from PyTorch."""
+        """What each kind of arithmetic runs in on this path (the module docstring's policy):
+        training's fp32 matmuls and convolutions, autocast, and evaluation's fp32."""
         gpu = self.device.type == "cuda"
-        matmul = (torch.backends.cuda.matmul if gpu else torch.backends.mkldnn.matmul).fp32_precision
-        conv = (torch.backends.cudnn.conv if gpu else torch.backends.mkldnn.conv).fp32_precision
-        out = {"fp32_matmul": matmul, "fp32_conv": conv, "cudnn_benchmark": torch.backends.cudnn.benchmark and gpu}
+        fp32 = self.fp32 if gpu else "ieee"
+        out = {"fp32_matmul": fp32, "fp32_conv": fp32, "cudnn_benchmark": self.fast and gpu,
+               "evaluation_fp32": EVALUATION_FP32}
         if self.fast:
             out["autocast"] = "bf16"
             out["fp32_kept"] = ("network outputs and losses, batch norm, spectral-norm power iteration, "
-                                "the model's fp32_networks, parameters and optimiser state")
+                                "the model's fp32_networks, parameters and optimiser state"
+                                + (" (their matmuls and convolutions in TF32)" if fp32 == "tf32" else ""))
         else:
             out["autocast"] = None
         return out

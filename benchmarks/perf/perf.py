@@ -235,7 +235,8 @@ def _precision_text(p):
     if not isinstance(p, dict):  # records written before the settings were explicit
         return str(p or "fp32")
     return (f"autocast {p.get('autocast') or 'off'}, fp32 matmuls {p['fp32_matmul']}, fp32 convolutions "
-            f"{p['fp32_conv']}, cuDNN autotuning {'on' if p.get('cudnn_benchmark') else 'off'}")
+            f"{p['fp32_conv']}, cuDNN autotuning {'on' if p.get('cudnn_benchmark') else 'off'}"
+            + (f", evaluation fp32 {p['evaluation_fp32']}" if p.get("evaluation_fp32") else ""))
 
 
 def to_markdown(r):

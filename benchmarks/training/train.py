@@ -408,7 +408,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
         if due_track:
             with watch.paused():
                 if track is not None:
-                    with runtime.eager():
+                    with runtime.evaluation():  # eager code at evaluation's precision
                         scores = monitor(model)
                         track.append(step, scores)
                         if board is not None:
@@ -421,7 +421,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     watch.stop()
     bar.close()
     if board is not None and start < steps:  # the trained model's pictures (unless the last tracking point drew them)
-        with runtime.eager():
+        with runtime.evaluation():
             board.pictures(steps - 1, model)
     runtime.release(model)
     if start < steps and main:  # a finished checkpoint (a run evaluated again) stays as it is, byte for byte
