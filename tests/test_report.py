@@ -279,3 +279,25 @@ def test_every_model_of_an_eleven_row_benchmark_gets_its_own_colour(tmp_path, mo
     points = [c for c in figures[0].axes[0].collections if c.get_label() in models]
     colours = {c.get_label(): to_hex(c.get_facecolor()[0]) for c in points}
     assert sorted(colours) == models and len(set(colours.values())) == len(models)
+
+
+def test_compile_seconds_apart_in_records_of_every_age(tmp_path, cli):
+    """train_seconds are the steps alone: a record written before compilation was counted apart
+    (its train_seconds included compile_seconds) reports the difference, a new one its own value,
+    and a record without compile_seconds leaves that cell blank."""
+    write_fixture(tmp_path / "r", extra={
+        "good-gan": {"train_seconds": 40.0, "compile_seconds": 30.0},  # old: compilation inside
+        "shaky-gan": {"train_seconds": 10.0, "compile_seconds": 30.0, "train_seconds_exclude_compile": True}})
+    code, _, err = cli("report", tmp_path / "r")
+    assert code == 0, err
+    t = _table(tmp_path / "r/table.csv")
+    assert float(t["good-gan"]["train_seconds"]) == float(t["shaky-gan"]["train_seconds"]) == 10.0
+    assert float(t["good-gan"]["compile_seconds"]) == 30.0
+    (tmp_path / "s").mkdir()
+    write_fixture(tmp_path / "s" / "r")  # no compile_seconds anywhere: still reports
+    code, _, err = cli("report", tmp_path / "s" / "r")
+    assert code == 0, err
+    t = _table(tmp_path / "s/r/table.csv")
+    assert float(t["good-gan"]["train_seconds"]) == 1.5 and t["good-gan"]["compile_seconds"] == ""
+    head = next(ln for ln in open(tmp_path / "s/r/report.md") if ln.startswith("| model"))
+    assert "train_seconds | compile_seconds" in head

@@ -312,3 +312,51 @@ def test_train_seconds_count_the_steps_not_tracking_or_checkpoint_writes(tmp_pat
     out = train(OneSecondSteps(**TINY), _tiny_x(), cfg, tmp_path, runtime, seed=0, monitor=monitor)
     assert out["train_seconds"] == 10
     assert saved == [(3, 3), (6, 6), (9, 9), (10, 10)]
+
+
+def test_train_seconds_leave_compilation_out_and_old_checkpoints_are_read(tmp_path, monkeypatch):
+    """On a fake clock: 1 s per step, and steps 2 and 5 compile for 50 s each (as torch.compile's
+    own clock tells). train_seconds are the 10 steps, compile_seconds the 100 s beside them, in the
+    record and in each checkpoint; a checkpoint written before compilation was counted apart (its
+    train_seconds included it) resumes with the compilation taken out."""
+    from types import SimpleNamespace
+
+    import benchmarks.training.train as train_module
+
+    now, compiled = [0.0], [0.0]
+    monkeypatch.setattr(train_module, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    saved, save = [], train_module.atomic_torch_save
+
+    def record_save(state, path):
+        saved.append((state["step"], state["train_seconds"], state["compile_seconds"]))
+        save(state, path)
+
+    monkeypatch.setattr(train_module, "atomic_torch_save", record_save)
+
+    class CompilingSteps(models.get("random-init")):
+        def train_step(self, batch, step):
+            now[0] += 1 + 50 * (step in (2, 5))
+            compiled[0] += 50 * (step in (2, 5))
+            return super().train_step(batch, step)
+
+    class CompilingRuntime(Runtime):
+        def prepare(self, model):
+            super().prepare(model)
+            return ["G"]  # as if G were compiled: the stopwatch counts compilation apart
+
+        def compile_seconds(self):
+            return compiled[0]
+
+    runtime = CompilingRuntime("cpu", fast=False, compile=False)
+    out = train(CompilingSteps(**TINY), _tiny_x(), TINY_CFG, tmp_path / "new", runtime, seed=0)
+    assert (out["train_seconds"], out["compile_seconds"], out["train_seconds_exclude_compile"]) == (10, 100, True)
+    assert saved == [(3, 3, 50), (6, 6, 100), (9, 9, 100), (10, 10, 100)]
+
+    ckpt = tmp_path / "new" / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=False)
+    state.update(step=6, train_seconds=106.0, compile_seconds=100.0)  # an old checkpoint: compilation inside
+    del state["train_seconds_exclude_compile"]
+    torch.save(state, ckpt)
+    (tmp_path / "new" / "losses.csv").write_text("step\n")
+    out = train(CompilingSteps(**TINY), _tiny_x(), TINY_CFG, tmp_path / "new", runtime, seed=0)
+    assert (out["train_seconds"], out["compile_seconds"]) == (10, 100)

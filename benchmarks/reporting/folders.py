@@ -5,6 +5,7 @@ the folder's references and protocol, and which folder report may write into.
 Reads only what runs wrote (metrics.json, config.json, benchmark.json, references.json).
 """
 import json
+import numbers
 from pathlib import Path
 
 import pandas as pd
@@ -12,9 +13,26 @@ import pandas as pd
 from ..config import FOLDER_KEYS, backfilled, config_diff
 from ..core.errors import UserError
 
-# flops_per_step and train_flops are written by newer runs only; older folders get blank cells.
-RUN_COLUMNS = ["model", "seed", "status", "g_steps", "d_steps", "images_seen", "train_seconds",
+# compile_seconds, flops_per_step and train_flops are written by newer runs only; older folders get blank cells.
+RUN_COLUMNS = ["model", "seed", "status", "g_steps", "d_steps", "images_seen", "train_seconds", "compile_seconds",
                "params_g", "params_e", "params_d", "flops_per_step", "train_flops", "recon_mse", "probe_acc"]
+
+
+# Marks the records and checkpoints whose train_seconds leave compilation out (compile_seconds
+# beside them); in older ones train_seconds included it (`training_seconds` reads either).
+COMPILE_APART = "train_seconds_exclude_compile"
+
+
+def training_seconds(record):
+    """Training seconds without compilation from a run record or checkpoint of any age: older
+    ones counted compile_seconds inside train_seconds; None when the record has no time."""
+    seconds = record.get("train_seconds")
+    if not isinstance(seconds, numbers.Real) or isinstance(seconds, bool):
+        return None
+    compile_s = record.get("compile_seconds")
+    if record.get(COMPILE_APART) or not isinstance(compile_s, numbers.Real) or isinstance(compile_s, bool):
+        return seconds
+    return seconds - compile_s
 
 
 def read_references(path):
@@ -76,6 +94,8 @@ def _read_run(path):
         row, why = None, f"{type(e).__name__}"
     if why:
         return {"model": model, "seed": seed, "status": "unreadable", "error": f"{path}: {why}"}
+    if "train_seconds" in row:  # the same meaning in records of every age: the steps, compilation apart
+        row = {**row, "train_seconds": training_seconds(row), COMPILE_APART: True}
     return {**row, "model": model, "seed": row.get("seed", seed)}
 
 

@@ -19,10 +19,12 @@ from . import plots, stats
 from .folders import (MANIFEST, RUN_COLUMNS, check_mergeable, check_output, collect, dataset_meta, manifest,
                       protocol, read_references)
 
-BUDGET = ["g_steps", "d_steps", "images_seen", "train_seconds", "params_g", "params_e", "params_d",
+# train_seconds are the steps alone; compile_seconds (torch.compile's time) beside them, blank for
+# runs recorded before compilation was counted apart
+BUDGET = ["g_steps", "d_steps", "images_seen", "train_seconds", "compile_seconds", "params_g", "params_e", "params_d",
           "flops_per_step", "train_flops"]
 NOT_METRICS = set(BUDGET) | {"model", "seed", "status", "error", "metric_seconds", "wall_seconds", "protocol",
-                             "compile_seconds", "compiled",
+                             "compiled", "train_seconds_exclude_compile",
                              "diverged_at", "diverged_on", "folder", "drawn"}
 # Which way is better, by column name or prefix. A metric column not listed gets no arrow and no bold.
 # Density is about 1 for samples distributed like the data and may exceed it; higher is read as
@@ -155,7 +157,7 @@ def _cells(rows, metrics, bold):
     for r in rows:
         cells = [r["model"] + mark(r), str(r["runs"]), str(r["ok"]),
                  str(r["diverged"]), str(r["failed"])]
-        cells += [_num(r[c], {"train_seconds": 5, "flops_per_step": 3, "train_flops": 3}.get(c, 6)) for c in BUDGET]
+        cells += [_num(r[c], {"train_seconds": 5, "compile_seconds": 5, "flops_per_step": 3, "train_flops": 3}.get(c, 6)) for c in BUDGET]
         for c in metrics:
             mean, _, _, low, high, _ = r[c]
             text = _num(mean) + (f" [{_num(low)}, {_num(high)}]" if not math.isnan(low) else "")

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ..core import parallel
 from ..core.errors import UserError
 from ..core.io import atomic_torch_save, atomic_write_text
+from ..reporting.folders import COMPILE_APART, training_seconds
 
 
 class BatchStream:
@@ -239,20 +240,27 @@ def load_checkpoint(path):
 
 class Stopwatch:
     """The run's time, summed over its sessions: training seconds, which run from `start()` on
-    except inside `paused()` (the work that is not training: tracking, checkpoint writes), and
-    the compilation seconds inside them, as `runtime.compile_seconds()` reports them once
-    `count_compilation` is called."""
+    except inside `paused()` (the work that is not training: tracking, checkpoint writes) and
+    except compilation, and the compilation seconds apart, as `runtime.compile_seconds()`
+    reports them (torch.compile's own clock: tracing, graph capture and code generation of the
+    forward and backward graphs) once `count_compilation` is called. Compilation happens inside
+    the steps that first call a network in a new way, so the stopwatch takes out of each stretch
+    it runs the compilation that ran in it."""
 
     def __init__(self, seconds=0.0, compile_seconds=0.0):
         self._seconds, self._since = seconds, None
         self._compile_seconds, self._runtime, self._compile_mark = compile_seconds, None, 0.0
+        self._run_mark = 0.0  # the runtime's compilation count when the stopwatch last started
+
+    def _compiled_so_far(self):
+        return self._runtime.compile_seconds() if self._runtime is not None else 0.0
 
     def start(self):
-        self._since = time.perf_counter()
+        self._since, self._run_mark = time.perf_counter(), self._compiled_so_far()
 
     def stop(self):
         if self._since is not None:
-            self._seconds += time.perf_counter() - self._since
+            self._seconds += time.perf_counter() - self._since - (self._compiled_so_far() - self._run_mark)
             self._since = None
 
     @contextlib.contextmanager
@@ -265,13 +273,16 @@ class Stopwatch:
 
     @property
     def seconds(self):
-        running = time.perf_counter() - self._since if self._since is not None else 0.0
-        return self._seconds + running
+        """Training seconds, compilation excluded."""
+        if self._since is None:
+            return self._seconds
+        return self._seconds + time.perf_counter() - self._since - (self._compiled_so_far() - self._run_mark)
 
     def count_compilation(self, runtime):
-        """Add this session's compilation from now on: called after `runtime.prepare`, whose
-        compiler reset is where the runtime's count starts."""
+        """Count this session's compilation apart from now on: called after `runtime.prepare`,
+        whose compiler reset is where the runtime's count starts."""
         self._runtime, self._compile_mark = runtime, runtime.compile_seconds()
+        self._run_mark = self._compile_mark
 
     @property
     def compile_seconds(self):
@@ -320,7 +331,7 @@ def save_checkpoint(path, step, model, runtime, stream, watch, step_flops, log, 
     atomic_torch_save({"model": parallel.plain_state_dict(model), "optim": model.optimizer_state(),
                        "rng": runtime.rng_state(), "step": step, "consumed": stream.consumed,
                        "train_seconds": watch.seconds, "compile_seconds": watch.compile_seconds,
-                       "phase_flops": step_flops},
+                       COMPILE_APART: True, "phase_flops": step_flops},
                       path)
 
 
@@ -332,7 +343,7 @@ def spend_record(model, step_flops, steps, per_step, watch, compiled):
             "flops_per_step": total / steps if total is not None and steps else None,
             "train_flops": total, "flops_by_phase": by_phase,
             "train_seconds": round(watch.seconds, 3), "compile_seconds": round(watch.compile_seconds, 3),
-            "compiled": ",".join(compiled)}
+            COMPILE_APART: True, "compiled": ",".join(compiled)}
 
 
 def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, position=0, board=None):
@@ -352,8 +363,9 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     Returns the spend record: status ("ok" or "diverged"), g_steps, d_steps, images_seen,
     train_flops (the sum over phases), flops_by_phase ({phase: FLOPs}, with the analytic
     extras), flops_per_step (train_flops / g_steps: the mean cost of one G/E step with its D
-    steps), train_seconds (compilation included; tracking and checkpoint writes are not),
-    compile_seconds, the compiled networks, and diverged_at/diverged_on for a diverged run."""
+    steps), train_seconds (the steps alone: compilation, tracking and checkpoint writes are
+    not in it), compile_seconds (torch.compile's time, apart), the compiled networks, and
+    diverged_at/diverged_on for a diverged run."""
     tc = cfg.train
     steps, batch_size = tc.steps, tc.batch_size
     per_step = model.batches_per_step * batch_size
@@ -367,7 +379,7 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
         model.load_optimizer_state(state["optim"])
         runtime.set_rng_state(state["rng"])
         start, stream.consumed = state["step"], state["consumed"]
-        watch = Stopwatch(state["train_seconds"], state.get("compile_seconds", 0.0))
+        watch = Stopwatch(training_seconds(state) or 0.0, state.get("compile_seconds", 0.0))
         step_flops = saved_step_flops(model, state)
     compiled = runtime.prepare(model)
     if compiled:
