@@ -121,6 +121,9 @@ def _other_commands(sub):
     pf.add_argument("--models", type=_csv(str), help="comma-separated model names (default: the config's list)")
     pf.add_argument("--steps", type=int, default=50, help="timed training steps per model and path (default 50)")
     pf.add_argument("--warmup", type=int, default=10, help="untimed steps first, compilation included (default 10)")
+    pf.add_argument("--ops", action="store_true", help="count operators per training step (the proxy for a GPU's "
+                    "kernel launches) on the plain path and, with --compile, compiled, instead of timing: "
+                    "<device>-ops.md; --steps steps are profiled (use a few)")
     pf.add_argument("--path", choices=("auto", "fast", "plain"), default="auto",
                     help="the harness path to time (default: fast on CUDA, plain on CPU)")
     _compile_options(pf)

@@ -32,7 +32,7 @@ from ..data import load_dataset
 from ..evaluation.protocol import INCEPTION_BATCH, subset
 from ..training.run import build_model, check_models, check_sizes, model_args
 from ..training.train import BatchStream, LossReader, step_fn, train
-from . import plain_bigan
+from . import ops, plain_bigan
 
 
 def fresh_model(name, cfg, data, runtime, seed=0):
@@ -291,6 +291,11 @@ def main_perf(args, runtime):
     check_models(cfg)
     data = load_dataset(cfg.dataset, root=args.data_root, **cfg.dataset_options)
     check_sizes(cfg, data)
+    default_path = args.path == "auto" or runtime.fast == (runtime.device.type == "cuda")
+    if args.ops:  # operators per step instead of timings: <device>-ops.md
+        print(ops.run_ops(cfg, data, runtime, args.steps, Path(args.out), fresh_model,
+                          f"{device_slug(runtime, default_path)}-ops"))
+        return 0
     print(run_perf(cfg, data, runtime, args.steps, args.warmup, Path(args.out), args.fid_weights,
-                   default_path=args.path == "auto" or runtime.fast == (runtime.device.type == "cuda")))
+                   default_path=default_path))
     return 0
