@@ -314,3 +314,19 @@ def test_a_truncation_trend_is_tested_per_model_row_with_seeds_as_replicates(tmp
     assert verdicts[f"dip: {claim.metric} at 1 against none (improves as it falls)"] == SUPPORTED
     assert verdicts[f"dip: {claim.metric} at 0.25 against 1 (then worsens)"] == SUPPORTED
     assert verdicts[f"worse: {claim.metric} at 1 against none (improves as it falls)"] == CONTRADICTED
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in studies.STUDY_DIR.glob("*.yaml")))
+def test_every_built_in_study_loads_and_resolves_its_phases(name):
+    """The shipped study files load, their selection and final configs resolve (a made-up
+    selection), and their seeds keep the phases apart."""
+    study = studies.load_study(name)
+    cfg = studies.select_config(study)
+    rows = [{"model": n, "seed": study.selection_seeds[0], "status": "ok", **{t.metric: float(k) for t in study.targets}}
+            for k, n in enumerate(cfg.models)]
+    chosen = studies.select(dataclasses.replace(study, selection_seeds=study.selection_seeds[:1]), rows)
+    assert all(pick is not None for picks in chosen.values() for pick in picks.values())
+    final = studies.final_config(study, chosen)
+    assert all(name in final.arms or name in chosen or name in study.references for name in final.models)
+    assert not set(study.selection_seeds) & set(final.seeds)
+    assert final.eval.split == "test" and final.eval.gen_reference == "scored" and cfg.eval.split == "validation"
