@@ -121,6 +121,10 @@ def _other_commands(sub):
     pf.add_argument("--models", type=_csv(str), help="comma-separated model names (default: the config's list)")
     pf.add_argument("--steps", type=int, default=50, help="timed training steps per model and path (default 50)")
     pf.add_argument("--warmup", type=int, default=10, help="untimed steps first, compilation included (default 10)")
+    pf.add_argument("--profile", type=int, default=0, metavar="N", help="profile N more steps of each loop after "
+                    "timing it: the share of the time the GPU is busy, and its kernels per step (default 0: none)")
+    pf.add_argument("--no-eval", dest="eval_timing", action="store_false",
+                    help="time training only: no InceptionV3, DINOv2 or probe timing")
     pf.add_argument("--ops", action="store_true", help="count operators per training step (the proxy for a GPU's "
                     "kernel launches) on the plain path and, with --compile, compiled, instead of timing: "
                     "<device>-ops.md; --steps steps are profiled (use a few)")
@@ -132,6 +136,8 @@ def _other_commands(sub):
     pf.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override one config value (repeatable)")
     pf.add_argument("--fid-weights", help="InceptionV3 weights file (else random weights, labelled, for timing)")
+    pf.add_argument("--dinov2-weights", metavar="PATH", help="DINOv2 ViT-L/14 weights file, timed on a GPU (else random "
+                    "weights, labelled)")
     pf.add_argument("--plugin", action="append", default=[], help="module or .py file that registers models")
     pf.add_argument("--out", default="runs/perf", help="folder for <device>.md and .json (default runs/perf, which "
                     "git ignores; the committed tables are in results/perf)")
@@ -288,8 +294,8 @@ def _with_phase(argv, phase):
 def cmd_perf(args):
     from .perf.perf import main_perf
 
-    if args.steps < 1 or args.warmup < 0:
-        raise UserError("--steps must be at least 1 and --warmup at least 0.")
+    if args.steps < 1 or args.warmup < 0 or args.profile < 0:
+        raise UserError("--steps must be at least 1, and --warmup and --profile at least 0.")
     return main_perf(args, runtime_from(args, fast={"auto": None, "fast": True, "plain": False}[args.path]))
 
 

@@ -55,3 +55,75 @@ def test_perf_ops_writes_a_table_per_model_plain_and_compiled(cli, tmp_path):
     assert ae["compiled"]["regions"] == 4 and ae["compiled"]["aten_in_regions"] > 0
     assert ae["compiled"]["aten_outside"] > 0 and 0 < ae["compiled"]["outside_share"] < 1
     assert "| autoencoder | " in out and (tmp_path / "cpu-ops.md").read_text() == out.rstrip("\n") + "\n"
+
+
+def test_gpu_busy_is_the_union_of_device_intervals_over_the_profiled_span():
+    from types import SimpleNamespace as NS
+    cuda, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
+
+    def event(kind, a, b):
+        return NS(device_type=kind, time_range=NS(start=a, end=b))
+
+    events = [event(cpu, 0, 40), event(cuda, 0, 10), event(cuda, 5, 15), event(cuda, 20, 30), event(cuda, 22, 24)]
+    assert ops.device_busy(events, 2) == {"busy": 25 / 40, "device_events_per_step": 2.0}
+    assert ops.device_busy([event(cpu, 0, 40)], 2) is None  # a CPU: no device events
+
+
+def test_perf_profiles_both_loops_when_asked(cli, tmp_path):
+    code, out, err = cli("perf", "toy2d", "--models", "autoencoder", "--steps", "2", "--warmup", "1", "--profile", "2",
+                         "--out", tmp_path)
+    assert code == 0, err
+    row = json.loads((tmp_path / "cpu.json").read_text())["training"][0]
+    assert row["profile"] == {side: {"steps": 2, "gpu_busy": None, "device_events_per_step": None}
+                              for side in ("baseline", "harness")}
+    assert "## Profile" in out and "| autoencoder |" in out.split("## Profile")[1]
+    code, _, err = cli("perf", "toy2d", "--profile", "-1")
+    assert code == 2 and "--profile" in err
+
+
+def test_dinov2_throughput_with_random_weights(monkeypatch):
+    """Timed as evaluation takes the features; ViT-S/14 stands in for ViT-L/14 here (the same code, faster)."""
+    import metrics
+    from benchmarks.core.runtime import Runtime
+    from benchmarks.data import load_dataset
+    from benchmarks.perf import perf
+    monkeypatch.setattr(metrics.dinov2, "MODEL", "dinov2-vit-s-14")
+    monkeypatch.setattr(perf, "DINOV2_BATCH", {"cpu": 2})
+    rate, label = perf.dinov2_speed(load_dataset("digits"), Runtime("cpu"), 2)
+    assert rate > 0 and label.startswith("random weights") and "2 images (1, 16, 16)" in label
+
+
+def test_the_gpu_check_script_is_valid_bash_and_its_commands_parse(tmp_path):
+    """benchmarks/perf/gpu_check.sh with a stand-in python that records its arguments: every
+    `python -m benchmarks` command it runs parses with the project's own parser, and the parts
+    leave their log and archive in $OUT."""
+    import subprocess
+    from pathlib import Path
+
+    from benchmarks.cli import build_parser
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    calls = tmp_path / "calls"
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/bash\nfor a in "$@"; do printf "%s\\037" "$a"; done >> "$CALLS"; printf "\\036" >> "$CALLS"\n')
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "CALLS": str(calls), "PY": str(fake), "OUT": str(tmp_path / "out"),
+           "GPU_CHECK_WORK": str(tmp_path / "work"), "GPU_CHECK_SECONDS": "3600"}
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    argvs = [c.split("\x1f")[:-1] for c in calls.read_text().split("\x1e") if c]
+    commands = [a[2:] for a in argvs if a[:2] == ["-m", "benchmarks"]]
+    parsed = [build_parser().parse_args(c) for c in commands]
+    assert [p.command for p in parsed] == ["perf"] * 3 + ["run"] * 4 + ["sweep"]
+    perf_models = parsed[0]
+    assert perf_models.profile == 5 and not perf_models.eval_timing and "bigbigan" not in perf_models.models
+    assert parsed[1].models == ["bigbigan"] and parsed[2].eval_timing
+    assert parsed[3].budget == "smoke" and parsed[3].data_root == str(tmp_path / "work" / "celeba")
+    assert [p.tf32 for p in parsed[4:7]] == [None, None, False] and parsed[7].jobs == 4
+    assert {"check.log", "gpu-check.tar.gz"} <= {p.name for p in (tmp_path / "out").iterdir()}
+    assert len(list((tmp_path / "out").iterdir())) <= 8  # what a lent machine returns
+    assert "skip" not in (tmp_path / "out" / "check.log").read_text()
+    short = subprocess.run(["bash", str(script)], env={**env, "GPU_CHECK_SECONDS": "30", "OUT": str(tmp_path / "o2")},
+                           capture_output=True, text=True, timeout=60)
+    assert short.returncode == 0 and "skip perf-models" in (tmp_path / "o2" / "check.log").read_text()

@@ -81,6 +81,37 @@ def tally(events, steps):
     return out, region_us
 
 
+def device_busy(events, steps):
+    """What the accelerator did in a profile of `steps` steps: the share of the profiled time in
+    which some kernel, copy or fill ran on it (the union of their intervals over the span from the
+    first recorded event to the last), and such device events per step; None without device events
+    (a CPU)."""
+    device = sorted((e.time_range.start, e.time_range.end) for e in events
+                    if e.device_type == torch.autograd.DeviceType.CUDA)
+    if not device:
+        return None
+    busy, end = 0.0, float("-inf")
+    for a, b in device:  # union of intervals, sorted by start
+        if b > end:
+            busy += b - max(a, end)
+            end = b
+    span = max(e.time_range.end for e in events) - min(e.time_range.start for e in events)
+    return {"busy": round(busy / span, 3) if span > 0 else None, "device_events_per_step": round(len(device) / steps, 1)}
+
+
+def profile_steps(step, start, steps, runtime):
+    """Profile `steps` calls of step(i) from i = `start`, CPU and (on CUDA) the device:
+    {"steps", "gpu_busy", "device_events_per_step"}, the last two None on a CPU."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if runtime.device.type == "cuda" else [])
+    runtime.synchronize()
+    with profile(activities=activities) as prof:
+        for i in range(start, start + steps):
+            step(i)
+        runtime.synchronize()
+    busy = device_busy(prof.events(), steps) or {}
+    return {"steps": steps, "gpu_busy": busy.get("busy"), "device_events_per_step": busy.get("device_events_per_step")}
+
+
 def count_steps(name, cfg, data, runtime, steps, model_fn):
     """Counts per training step of model `name` on `runtime`'s path (`steps` profiled after WARMUP)."""
     model = model_fn(name, cfg, data, runtime)

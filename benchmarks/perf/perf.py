@@ -29,7 +29,7 @@ from ..config import load_config
 from ..core.io import atomic_write_json, atomic_write_text
 from ..core.runtime import Runtime, versions
 from ..data import load_dataset
-from ..evaluation.protocol import INCEPTION_BATCH, subset
+from ..evaluation.protocol import DINOV2_BATCH, INCEPTION_BATCH, subset
 from ..training.run import build_model, check_models, check_sizes, model_args
 from ..training.train import BatchStream, LossReader, step_fn, train
 from . import ops, plain_bigan
@@ -53,8 +53,9 @@ def timed_steps(step_fn, steps, warmup, runtime):
     return time.perf_counter() - t
 
 
-def baseline_speed(name, cfg, data, steps, warmup, device):
-    """The straightforward loop: DataLoader, per-batch copy, fp32 eager, .item() every step."""
+def baseline_speed(name, cfg, data, steps, warmup, device, profile_steps=0):
+    """The straightforward loop: DataLoader, per-batch copy, fp32 eager, .item() every step; with
+    `profile_steps`, that many more steps profiled (ops.profile_steps)."""
     runtime = Runtime(device, fast=False, compile=False)
     model = fresh_model(name, cfg, data, runtime)
     runtime.prepare(model)  # the plain path's settings: no autotuning, IEEE fp32, multi-tensor (unfused) Adam
@@ -74,11 +75,14 @@ def baseline_speed(name, cfg, data, steps, warmup, device):
         return {k: float(v) for k, v in out.items()}
 
     model.train()
-    return timed_steps(step, steps, warmup, runtime), per_step
+    seconds = timed_steps(step, steps, warmup, runtime)
+    prof = ops.profile_steps(step, warmup + steps, profile_steps, runtime) if profile_steps else None
+    return seconds, per_step, prof
 
 
-def harness_speed(name, cfg, data, steps, warmup, runtime):
-    """The training loop's own path (`train.py` without logging and checkpoints)."""
+def harness_speed(name, cfg, data, steps, warmup, runtime, profile_steps=0):
+    """The training loop's own path (`train.py` without logging and checkpoints); with
+    `profile_steps`, that many more steps profiled (ops.profile_steps: how busy the GPU is)."""
     model = fresh_model(name, cfg, data, runtime)
     per_step = model.batches_per_step * cfg.train.batch_size
     x = runtime.place(data.train.x)
@@ -94,10 +98,11 @@ def harness_speed(name, cfg, data, steps, warmup, runtime):
             reader.read()
 
     seconds = timed_steps(step, steps, warmup, runtime)
+    prof = ops.profile_steps(step, warmup + steps, profile_steps, runtime) if profile_steps else None
     reader.read()
     compile_s = runtime.compile_seconds() if compiled else 0.0  # all of it falls in the warm-up
     runtime.release(model)
-    return seconds, per_step, model, compile_s
+    return seconds, per_step, model, compile_s, prof
 
 
 def run_loop_seconds(name, cfg, data, runtime, steps):
@@ -160,6 +165,33 @@ def inception_speed(data, runtime, n, fid_weights=None):
     return len(images) / (time.perf_counter() - t), f"{label}, batch {bs}, {len(images)} images {tuple(images.shape[1:])}"
 
 
+def dinov2_speed(data, runtime, n, weights=None):
+    """(images/s, what was timed) of DINOv2 ViT-L/14 features as evaluation takes them. As for
+    InceptionV3, without the weights file the same network is timed with random weights, and says so."""
+    net, _ = metrics.load_dinov2(weights, runtime.device, download=False)
+    label = "standard weights"
+    if net is None:
+        import unittest.mock as mock
+
+        from torch_fidelity.feature_extractor_dinov2 import FeatureExtractorDinoV2
+
+        def random_hub_model(repo, model, *args, **kwargs):  # what torch-fidelity asks torch hub for
+            return metrics.dinov2.build(size=FeatureExtractorDinoV2.INPUT_IMAGE_SIZE)
+
+        with mock.patch.object(torch.hub, "load", random_hub_model):
+            net = FeatureExtractorDinoV2(metrics.dinov2.MODEL, ["dinov2"]).to(runtime.device)
+        label = "random weights (weights file unavailable; speed only)"
+    net.eval()
+    images, _ = subset(data.test if len(data.test) >= n else data.train, n)
+    bs = DINOV2_BATCH[runtime.device.type]
+    metrics.dinov2_features([images[:bs]], net, runtime.device, batch_size=bs)  # warm-up
+    runtime.synchronize()
+    t = time.perf_counter()
+    metrics.dinov2_features([images], net, runtime.device, batch_size=bs)
+    runtime.synchronize()
+    return len(images) / (time.perf_counter() - t), f"{label}, batch {bs}, {len(images)} images {tuple(images.shape[1:])}"
+
+
 def probe_speed(model, data, runtime, n_train):
     """The linear probe on E's features, torch back end on the device against scikit-learn."""
     x_tr, y_tr = subset(data.train, n_train)
@@ -184,7 +216,8 @@ def device_slug(runtime, default_path=True):
     return slug if default_path else f"{slug}-{'fast' if runtime.fast else 'plain'}"
 
 
-def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, inception_images=None, default_path=True):
+def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, inception_images=None, default_path=True,
+             profile_steps=0, dinov2_images=None, dinov2_weights=None, eval_timing=True):
     rows = []
     record = {"device": device_name(runtime), "runtime": runtime.describe(), "versions": versions(),
               "command": shlex.join(["python", "-m", "benchmarks", *sys.argv[1:]]),
@@ -193,7 +226,7 @@ def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, incep
               "sizes": {"batch_size": cfg.train.batch_size, "style": cfg.arch.style, "z_dim": cfg.arch.z_dim,
                         "width": cfg.arch.width, "data_shape": list(data.shape)},
               "steps": steps, "warmup": warmup, "training": rows, "run_loop_vs_plain": None,
-              "inception": None, "probe": None, "complete": False}
+              "profile_steps": profile_steps, "inception": None, "dinov2": None, "probe": None, "complete": False}
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = device_slug(runtime, default_path)
 
@@ -205,21 +238,28 @@ def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, incep
         return text
 
     for name in tqdm(cfg.models, desc="perf", dynamic_ncols=True):
-        base_s, per_step = baseline_speed(name, cfg, data, steps, warmup, runtime.device)
-        fast_s, _, model, compile_s = harness_speed(name, cfg, data, steps, warmup, runtime)
+        base_s, per_step, base_prof = baseline_speed(name, cfg, data, steps, warmup, runtime.device, profile_steps)
+        fast_s, _, model, compile_s, prof = harness_speed(name, cfg, data, steps, warmup, runtime, profile_steps)
         rows.append({"model": name, "images_per_step": per_step,
                      "baseline_img_s": round(steps * per_step / base_s, 1), "harness_img_s": round(steps * per_step / fast_s, 1),
                      "baseline_ms_per_g_step": round(1000 * base_s / steps, 2), "harness_ms_per_g_step": round(1000 * fast_s / steps, 2),
-                     "speedup": round(base_s / fast_s, 2), "compile_s": round(compile_s, 1)})
+                     "speedup": round(base_s / fast_s, 2), "compile_s": round(compile_s, 1),
+                     **({"profile": {"baseline": base_prof, "harness": prof}} if profile_steps else {})})
         write()
     if len(data.shape) == 1 and data.shape[0] == 2 and "bigan" in cfg.models:
         record["run_loop_vs_plain"] = loop_vs_plain(cfg, data, runtime, steps)
-    if len(data.shape) == 3:  # InceptionV3 reads images; points have none
+    if len(data.shape) == 3 and eval_timing:  # InceptionV3 reads images; points have none
         n_inc = inception_images or (5000 if runtime.device.type == "cuda" else 128)
         inc_rate, inc_label = inception_speed(data, runtime, n_inc, fid_weights)
         record["inception"] = {"images_per_s": round(inc_rate, 1), "setting": inc_label}
         write()
-    record["probe"] = probe_speed(model, data, runtime, cfg.eval.probe_max_train)
+        n_dino = dinov2_images if dinov2_images is not None else (1000 if runtime.device.type == "cuda" else 0)
+        if n_dino:  # ViT-L/14 at 224 px: seconds per image on a CPU, so timed by default on a GPU only
+            rate, label = dinov2_speed(data, runtime, n_dino, dinov2_weights)
+            record["dinov2"] = {"images_per_s": round(rate, 1), "setting": label}
+            write()
+    if eval_timing:
+        record["probe"] = probe_speed(model, data, runtime, cfg.eval.probe_max_train)
     record["complete"] = True
     return write()
 
@@ -262,6 +302,21 @@ def to_markdown(r):
         lines += ["", "**Incomplete:** the command stopped before it had timed every model and the evaluation; "
                   "the rows above are the models it finished."]
     lines += ["", "Images/s counts the real images D consumes (BiGAN-QP and BigBiGAN take several batches per G step)."]
+    profiled = [row for row in r["training"] if row.get("profile")]
+    if profiled:
+        lines += ["", "## Profile", "",
+                  f"{r.get('profile_steps')} more steps of each loop under torch.profiler: the share of the profiled time "
+                  "in which the GPU ran a kernel, copy or fill, and such device operations per G step "
+                  "(empty on a CPU).", "",
+                  "| model | baseline: GPU busy | baseline: device ops/step | harness: GPU busy | harness: device ops/step |",
+                  "|---|---|---|---|---|"]
+        for row in profiled:
+            cells = [row["model"]]
+            for side in ("baseline", "harness"):
+                prof = row["profile"].get(side) or {}
+                cells += [f"{prof['gpu_busy']:.0%}" if prof.get("gpu_busy") is not None else "",
+                          prof.get("device_events_per_step") or ""]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if sbs:
         lines += ["", "## The run loop against a hand-written BiGAN", "",
                   f"`bigan` trained by `train()` (the `run` command's loop: FLOP-counted first step, losses read "
@@ -278,6 +333,8 @@ def to_markdown(r):
               (f"- InceptionV3 features: {inc['images_per_s']} images/s ({inc['setting']})" if inc
                else "- InceptionV3 features: not applicable (the data are not images)" if len(r["sizes"]["data_shape"]) != 3
                else "- InceptionV3 features: not measured"),
+              (f"- DINOv2 ViT-L/14 features: {r['dinov2']['images_per_s']} images/s ({r['dinov2']['setting']})"
+               if r.get("dinov2") else "- DINOv2 ViT-L/14 features: not measured (timed by default on a GPU only)"),
               (f"- linear probe ({p['setting']}): torch back end {p['torch']['seconds']} s (accuracy "
                f"{p['torch']['accuracy']}), scikit-learn {p['sklearn']['seconds']} s (accuracy {p['sklearn']['accuracy']})"
                if p else "- linear probe: not measured"), ""]
@@ -297,5 +354,6 @@ def main_perf(args, runtime):
                           f"{device_slug(runtime, default_path)}-ops"))
         return 0
     print(run_perf(cfg, data, runtime, args.steps, args.warmup, Path(args.out), args.fid_weights,
-                   default_path=default_path))
+                   default_path=default_path, profile_steps=args.profile, dinov2_weights=args.dinov2_weights,
+                   eval_timing=args.eval_timing))
     return 0
