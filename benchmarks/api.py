@@ -265,8 +265,8 @@ class Run:
         unless `seed` is given, so sample(64) is what samples.png shows; `truncation` t redraws every
         coordinate of z outside [-t, t] (BigGAN's truncation trick; Gaussian priors, as the truncation
         sweep)."""
+        from .core.protocol import eval_noise
         from .evaluation.evaluate import truncated_latent
-        from .evaluation.protocol import eval_noise
 
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise UserError(f"The number of samples must be a positive integer, got {n!r}.")

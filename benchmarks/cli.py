@@ -194,6 +194,7 @@ def run_config(args, cfg, out, argv):
     shard (--shard), or as --jobs local shard processes, each running `argv` with its --shard."""
     from .core import parallel
     from .data import declared_shape, load_dataset, splits
+    from .evaluation.evaluate import Evaluator
     from .training.run import check_models, parse_shard, run_benchmark, run_jobs
 
     import metrics
@@ -214,17 +215,34 @@ def run_config(args, cfg, out, argv):
                             "or fewer.")
         jobs = min(args.jobs, cfg.matrix_size())  # a shard without a run would start for nothing
         if jobs > 1:
-            return run_jobs(argv, jobs, out, figures=args.figures)
+            code = run_jobs(argv, jobs)
+            if (out / "benchmark.json").exists():  # one report over what the shards wrote
+                print_report(out, args.figures)
+            return code
     runtime = runtime_from(args, fast=args.fast)
+    job = parse_shard(args.job_of) if args.job_of else None
     try:
         data = splits.prepare(load_dataset(cfg.dataset, root=args.data_root, **cfg.dataset_options),
                               cfg.train, cfg.eval)
-        return run_benchmark(cfg, data, runtime, out, force=args.force, fid_weights=args.fid_weights, shard=shard,
-                             job=parse_shard(args.job_of) if args.job_of else None, debug=args.debug,
-                             figures=args.figures, lpips_weights=args.lpips_weights,
-                             dinov2_weights=args.dinov2_weights, board_root=board_root)
+
+        def make_evaluator():  # the evaluation stage; the matrix builds it when its first run needs it
+            return Evaluator(data, cfg, runtime, args.fid_weights, args.lpips_weights, args.dinov2_weights)
+
+        code = run_benchmark(cfg, data, runtime, out, make_evaluator, force=args.force, shard=shard, job=job,
+                             debug=args.debug, board_root=board_root)
+        if runtime.is_main and job is None:  # a --jobs shard leaves the report to its parent
+            print_report(out, args.figures)
+        return code
     finally:
         parallel.shutdown()
+
+
+def print_report(out, figures):
+    """The report of folder `out` (reporting.report), printed at the end of a run."""
+    from .reporting.report import locked_report
+
+    print(locked_report(out, figures=figures))
+    print(f"\nResults: {out}")
 
 
 def _board_root(args, out):

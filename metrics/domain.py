@@ -17,7 +17,7 @@ from torch import nn
 
 from .cache import read_entry, save_entry
 from .frechet import FIDELITY_SEED, inception_score
-from .inception import _short, content_hash, source_hash
+from .inception import content_hash, short_hash, source_hash
 
 RECIPE_VERSION = "dom1"  # bump when anything below changes: it is part of the cache key
 RECIPE = {"optimizer": "Adam", "lr": 1e-3, "batch_size": 128, "seed": 0, "width": 16, "feat_dim": 128}
@@ -126,7 +126,7 @@ def domain_key(dataset):
     src = source_hash(dataset.meta, "train")
     xy = content_hash(dataset.train.x) + content_hash(dataset.train.y)
     parts = ["domain", dataset.name, "train", f"{dataset.train.x.shape[-1]}px",
-             f"src{_short(src) if src else 'none'}", f"x{_short(xy)}", RECIPE_VERSION]
+             f"src{short_hash(src) if src else 'none'}", f"x{short_hash(xy)}", RECIPE_VERSION]
     return "-".join("".join(c if c.isalnum() or c in "._-" else "_" for c in p) for p in parts)
 
 

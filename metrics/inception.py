@@ -34,7 +34,7 @@ def _hub_weights_path():
     return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
 
 
-def _online(host="github.com", timeout=3.0):
+def online(host="github.com", timeout=3.0):
     """A quick reachability check, so an offline machine fails in milliseconds instead of hanging
     in urlopen. Behind an HTTPS proxy the direct check means nothing: assume online."""
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy")):
@@ -61,7 +61,7 @@ def resolve_inception_weights(path=None, download=True, progress=False):
     if not download:
         return None, (f"no Inception weights: pass --fid-weights PATH, set ${ENV_WEIGHTS}, "
                       f"or put {WEIGHTS_FILE} in {hub.parent}")
-    if not _online():
+    if not online():
         return None, (f"no Inception weights and offline: pass --fid-weights PATH, set ${ENV_WEIGHTS}, "
                       f"or copy {WEIGHTS_FILE} to {hub.parent}")
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
@@ -135,7 +135,7 @@ def inception_features(batches, extractor, device=None, *, batch_size=64, with_l
 STATS_VERSION = "stats2"  # stats2: the entry holds every real feature ("feats")
 
 
-def _short(text, n=10):
+def short_hash(text, n=10):
     return hashlib.blake2b(str(text).encode(), digest_size=16).hexdigest()[:n]
 
 
@@ -170,7 +170,7 @@ def reference_key(dataset, split, images, backbone):
     hash of the exact images (covers subsets, limits and any preprocessing change)."""
     src = source_hash(dataset.meta, split)
     parts = [dataset.name, split, _crop_token(dataset.meta), f"{images.shape[-1]}px", f"n{len(images)}",
-             backbone, f"src{_short(src) if src else 'none'}", f"x{content_hash(images)}", STATS_VERSION]
+             backbone, f"src{short_hash(src) if src else 'none'}", f"x{content_hash(images)}", STATS_VERSION]
     return "-".join("".join(c if c.isalnum() or c in "._-" else "_" for c in str(p)) for p in parts)
 
 

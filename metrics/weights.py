@@ -52,7 +52,7 @@ def resolve_weights(files, *, what, flag, env, path=None, download=True, progres
            f"in {hub}")
     if not download:
         return None, f"no {what} weights: {how}"
-    if not inception._online():
+    if not inception.online():
         return None, f"no {what} weights and offline: {how}"
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(60)  # urlopen has no timeout of its own

@@ -4,8 +4,8 @@ Importing this package registers every built-in model. Out-of-tree models call
 `models.register(name)` on a `BidirectionalGAN` subclass and are loaded with `--plugin`.
 """
 from .base import BidirectionalGAN
-from .registry import HARNESS_ARGS, available, build, get, options, register
-from .search import OPTIMISER_SPACE, Choice, Distribution, LogUniform, Uniform, draw_setting, search_space
+from .registry import HARNESS_ARGS, available, build, draw_setting, get, options, register, search_space
+from .search import OPTIMISER_SPACE, Choice, Distribution, LogUniform, Uniform
 
 # Built-in models register themselves on import.
 from . import ali, autoencoder, bigan, bigan_qp, bigbigan, gan_posthoc_encoder, pca, random_init  # noqa: E402,F401

@@ -7,7 +7,7 @@ Faithful to the released Theano/Blocks code (IshmaelBelghazi/ALI, `ali/bricks.py
 * Stochastic Gaussian encoder: E outputs 2*z_dim numbers, split into (mu, log sigma);
   z_hat = mu + exp(log sigma) * eps, eps ~ N(0, I). No KL term, no clamp on log sigma.
   `encode` returns mu (the features ALI uses downstream). The encoder's output layer has a bias.
-* D(x, z) has three parts (`XZJointDiscriminator`): an x-path (convnet -> feature), a z-path
+* D(x, z) has three parts (`ALIDiscriminator`): an x-path (convnet -> feature), a z-path
   (two bias-free 1x1 convs = linear layers, each followed by LeakyReLU) and a joint path on the
   concatenation [x-feature, z-feature] (two linear layers with LeakyReLU, then one to a single
   logit; all with biases). Dropout p=0.2 on the INPUT of every layer of all three paths: the
@@ -27,7 +27,8 @@ Faithful to the released Theano/Blocks code (IshmaelBelghazi/ALI, `ali/bricks.py
 * N(0, I) prior. Adam lr 1e-4, betas (0.5, 0.999), eps 1e-8 (Blocks' Adam); constant LR.
   Weights N(0, 0.01), biases 0.
 
-`arch: paper` builds the released nets exactly (methods.md section 3.4): at 64x64 the CelebA
+`arch: paper` builds the released nets exactly (the paper's Appendix A tables, as the released
+experiment files build them): at 64x64 the CelebA
 table (`ali_celeba.py`: LeakyReLU 0.02 in E, G and D, D(z) 2 x 1024, joint 2 x 2048), at 32x32
 the SVHN table (`ali_svhn.py`: LeakyReLU 0.01 = Blocks' default, D(z) 2 x 512, joint 2 x 1024).
 All convs 'valid' (no padding), E and G convs bias-free and followed by BN, the first D(x) conv
@@ -138,7 +139,7 @@ class ALIDiscriminator(nn.Module):
         return shapes
 
 
-# --- arch: paper, the released tables (methods.md section 3.4) -----------------------------
+# --- arch: paper, the released tables (the paper's Appendix A) ----------------------------
 # (kernel, stride, channels) per conv; all 'valid'.
 PAPER_TABLES = {
     64: dict(  # experiments/ali_celeba.py

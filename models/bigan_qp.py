@@ -40,7 +40,7 @@ Readings of our own:
   (`width * 2**(stages-1)` for images, `width` for points), the released rule: at 128 px the
   code's td width 1024 equals its max_num_channels. With `arch: paper` that is 8·R. So T's MLP
   stays in proportion to the conv trunk at every size instead of dwarfing G at 16 px.
-* Pairwise critic (not specified anywhere in the sources; methods.md §1.6 design option):
+* Pairwise critic (not specified anywhere in the sources; our design, from the released code's parts):
   φ(x, z) = concat(te_model(x), z), T(a; b) = MLP([φ(a), φ(b)]) with the td_model shape and
   input 4·z_dim, ΔT = T(a; b) − T(b; a), antisymmetric by construction. φ is computed for real
   and fake in separate calls (separate BN statistics), then both orderings are formed.

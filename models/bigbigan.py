@@ -1,5 +1,5 @@
 """BigBiGAN, scaled down (Donahue & Simonyan, "Large Scale Adversarial Representation
-Learning", NeurIPS 2019). Spec: shared/research/bigbigan.md; networks in models/biggan_blocks.py.
+Learning", NeurIPS 2019); networks in models/biggan_blocks.py.
 
 Faithful to the paper and its released TF-Hub modules / colab:
 
@@ -22,12 +22,12 @@ Faithful to the paper and its released TF-Hub modules / colab:
   sigma = softplus(sigma_hat) (the paper's exact form, no epsilon), z = mu + sigma * eps.
   `encode` returns mu.
 * Prior N(0, I), not truncated. Adam betas (0, 0.999); separate G and E optimisers with
-  E's learning rate 10x G's; D 2e-4, G 5e-5, E 5e-4 (bigbigan.md section 6.3's faithful
-  default, BigGAN's D/G rates); 2 D steps per E/G step; constant learning rates.
+  E's learning rate 10x G's; D 2e-4, G 5e-5, E 5e-4 (BigGAN's D/G rates, E 10x G as in the
+  paper); 2 D steps per E/G step; constant learning rates.
 * G is evaluated with an exponential moving average of its weights: `decode` uses
   `G_ema` (a submodule, so it is checkpointed; `param_counts` counts `G` only).
 
-Sizes (bigbigan.md section 6.2; `size="auto"` picks s16 / s32 / s64 by resolution). G and D
+Sizes (our scaled-down configs; `size="auto"` picks s16 / s32 / s64 by resolution). G and D
 channels are ch x BigGAN's per-resolution multipliers (biggan_blocks.G_ARCH / D_ARCH):
 
 | size | px         | G, D ch | attn  | H, J: width x res-blocks | E: widths x blocks; MLP width x res-blocks |
@@ -39,12 +39,12 @@ channels are ch x BigGAN's per-resolution multipliers (biggan_blocks.G_ARCH / D_
 | m64  | 64         | 48      | 32    | 1024 x 2                 | (64, 128, 256, 512) x 2; 1024 x 2          |
 
 Readings of our own:
-* Sizes: s16 and the 16-px G/D layouts are ours (section 6 has no 16-px config): two
+* Sizes: s16 and the 16-px G/D layouts go below BigGAN's smallest (32 px): two
   up-blocks (16, 16 -> 16, 8 channels at ch 4), a 4-block D with 2 downsamplings (8, 16, 16,
   16 channels), channels halved at full resolution as in BigGAN's 64-px pattern. It is
   sized for the CPU digits budget: its networks cost about what the shared DCGAN nets at
   width 32 cost per image, and one train_step (3 batches, 2 D steps) about 6x a BiGAN step.
-  "MLP 512" in section 6.2 is read as the paper's two residual blocks; TINY keeps one. The
+  An MLP of width 512 is read as the paper's two residual blocks; TINY keeps one. The
   shared embedding has 128 dims (paper) except tiny (8). TINY's "attention at 16 px" of a
   32-px model is generalised to res/2.
 * Hierarchical z: z is split into (number of up-blocks + 1) chunks as equal as possible, the

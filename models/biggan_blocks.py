@@ -1,7 +1,6 @@
 """BigGAN-style building blocks for the scaled-down BigBiGAN (models/bigbigan.py).
 
-Follows ajbrock/BigGAN-PyTorch (BigGAN.py, layers.py) as summarised in
-shared/research/bigbigan.md section 2.2:
+Follows ajbrock/BigGAN-PyTorch (BigGAN.py, layers.py):
 
 * spectral norm (1 power iteration) on every conv / linear of G and D, orthogonal init;
   G's shared (here: single) class embedding has no SN;

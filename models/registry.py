@@ -1,10 +1,15 @@
-"""Name-keyed model registry, extended from outside (a plugin file registers itself)."""
+"""Name-keyed model registry, extended from outside (a plugin file registers itself): a model's
+class, its options and its search space by name, and the settings a sweep's trials draw."""
 import difflib
+import hashlib
 import inspect
 import re
 from pathlib import Path
 
+import numpy as np
+
 from models.errors import ModelConfigError
+from models.search import OPTIMISER_SPACE, Distribution
 
 _MODELS = {}
 
@@ -82,8 +87,6 @@ def check_search_space(cls, where):
     """A declared `search_space` maps the model's own options to distributions (models/search.py)
     whose draws lie in the options' `option_ranges`; an undeclared one, the shared optimiser space
     restricted to the model's options, must fit those ranges too."""
-    from .search import Distribution, space_of
-
     declared = getattr(cls, "search_space", None)
     if declared is not None and not isinstance(declared, dict):
         raise ModelConfigError(f"{where}: search_space must be a dict {{option: distribution}} (models.search: "
@@ -165,6 +168,41 @@ def class_options(cls):
     """`options` of a model class, registered or not."""
     return {p.name: None if p.default is p.empty else p.default for p in _params(cls)
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def space_of(cls):
+    """The search space of a model class: its own (or a base's) `search_space` where one is
+    declared, else OPTIMISER_SPACE (models/search.py) restricted to the options its constructor names."""
+    declared = getattr(cls, "search_space", None)
+    if declared is not None:
+        return dict(declared)
+    taken = class_options(cls)
+    return {k: d for k, d in OPTIMISER_SPACE.items() if k in taken}
+
+
+def search_space(name):
+    """{option: distribution} the sweep tunes for registered model `name`; {} means nothing to
+    tune (its one trial is its defaults)."""
+    return space_of(get(name))
+
+
+def name_seed(name):
+    """A 32-bit integer from the model name, the same in every process (Python's hash() of a
+    string changes from one interpreter to the next)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+
+
+def draw_setting(name, trial):
+    """Options of trial `trial` of model `name`: {} (the defaults) for trial 0, else one draw of
+    each option of its search space, in sorted option order, from a generator seeded by (name,
+    trial). The same (name, trial) gives the same setting in every process and on every machine."""
+    if isinstance(trial, bool) or not isinstance(trial, (int, np.integer)) or trial < 0:
+        raise ValueError(f"trial must be an integer >= 0 (0: the model's defaults), got {trial!r}.")
+    space = search_space(name)
+    if trial == 0:
+        return {}
+    rng = np.random.default_rng([name_seed(name), int(trial)])
+    return {option: space[option].draw(rng) for option in sorted(space)}
 
 
 def build(name, **config):

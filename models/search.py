@@ -1,20 +1,16 @@
-"""Search spaces for a hyperparameter sweep: which options of a model a sweep tunes, over what
-ranges, and the setting trial k of a model tries, drawn the same in every process and on every
-machine.
+"""Search spaces for a hyperparameter sweep: the distributions an option is drawn from, over
+what ranges, each draw the same in every process and on every machine.
 
 Each model declares `search_space = {option: distribution}` next to its `option_ranges`; one
 that declares none is tuned over OPTIMISER_SPACE, restricted to the options its constructor
-takes. `draw_setting(name, k)` gives trial k's options: trial 0 is the model's defaults ({}),
-trial k >= 1 one draw from the space. Only options are drawn: each method keeps its own update
-schedule (D steps and batches per step).
+takes. The registry (models/registry.py) looks a model's space up by name and draws its trials:
+`draw_setting(name, k)` gives trial k's options: trial 0 is the model's defaults ({}), trial
+k >= 1 one draw from the space. Only options are drawn: each method keeps its own update schedule
+(D steps and batches per step). This module imports nothing of the registry, so the registry
+checks a declared space at registration without an import circle.
 """
-import hashlib
 import math
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-
-import numpy as np
-
-from models.registry import class_options, get
 
 SIGNIFICANT_DIGITS = 4  # drawn values are rounded to these, to read well in JSON and tables
 
@@ -128,37 +124,3 @@ class Choice(Distribution):
 # the paper's [0, 1) as written and lands inside UNIT without shrinking the range to 0.999.
 OPTIMISER_SPACE = {"lr": LogUniform(1e-5, 1e-2), "adam_beta1": Uniform(0.0, 1.0)}
 
-
-def space_of(cls):
-    """The search space of a model class: its own (or a base's) `search_space` where one is
-    declared, else OPTIMISER_SPACE restricted to the options its constructor names."""
-    declared = getattr(cls, "search_space", None)
-    if declared is not None:
-        return dict(declared)
-    taken = class_options(cls)
-    return {k: d for k, d in OPTIMISER_SPACE.items() if k in taken}
-
-
-def search_space(name):
-    """{option: distribution} the sweep tunes for registered model `name`; {} means nothing to
-    tune (its one trial is its defaults)."""
-    return space_of(get(name))
-
-
-def name_seed(name):
-    """A 32-bit integer from the model name, the same in every process (Python's hash() of a
-    string changes from one interpreter to the next)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
-
-
-def draw_setting(name, trial):
-    """Options of trial `trial` of model `name`: {} (the defaults) for trial 0, else one draw of
-    each option of its search space, in sorted option order, from a generator seeded by (name,
-    trial). The same (name, trial) gives the same setting in every process and on every machine."""
-    if isinstance(trial, bool) or not isinstance(trial, (int, np.integer)) or trial < 0:
-        raise ValueError(f"trial must be an integer >= 0 (0: the model's defaults), got {trial!r}.")
-    space = search_space(name)
-    if trial == 0:
-        return {}
-    rng = np.random.default_rng([name_seed(name), int(trial)])
-    return {option: space[option].draw(rng) for option in sorted(space)}

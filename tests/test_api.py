@@ -20,7 +20,7 @@ from benchmarks.core.errors import UserError
 from benchmarks.data import load_dataset
 from benchmarks.data.images import read_images
 from benchmarks.evaluation.figures import to_unit
-from benchmarks.evaluation.protocol import subset
+from benchmarks.core.protocol import subset
 
 ROOT = Path(__file__).resolve().parent.parent
 # digits at the smoke budget (30 steps, tracked every 10), without the evaluation these tests do not read

@@ -246,7 +246,7 @@ def test_weights_resolution_order_and_missing_weights(backend, lpips_weights, di
     assert all(n in reason for n in names)
     assert resolve(None, download=False)[0] is None and mod.problem(None) is None
     # Online but a download fails: the same, with the error.
-    monkeypatch.setattr(metrics.inception, "_online", lambda: True)
+    monkeypatch.setattr(metrics.inception, "online", lambda: True)
     monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: 1 / 0)
     path, reason = resolve(None)
     assert path is None and "division by zero" in reason

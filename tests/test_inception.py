@@ -79,7 +79,7 @@ def test_weights_resolution_order_and_missing_weights(random_weights, tmp_path, 
     assert net is None and "offline" in reason and "--fid-weights" in reason
     assert metrics.resolve_inception_weights(None, download=False)[0] is None
     # Online but the download fails: the same, with the error in the reason.
-    monkeypatch.setattr(inception, "_online", lambda: True)
+    monkeypatch.setattr(inception, "online", lambda: True)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: 1 / 0)
     path, reason = metrics.resolve_inception_weights(None)
     assert path is None and "division by zero" in reason

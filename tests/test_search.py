@@ -1,5 +1,5 @@
-"""Search spaces (models/search.py): each model's space, the reproducible draw of trial k, and
-registration's check of a declared space."""
+"""Search spaces (models/search.py's distributions, looked up and drawn by models/registry.py):
+each model's space, the reproducible draw of trial k, and registration's check of a declared space."""
 import json
 import math
 import os
@@ -15,7 +15,8 @@ import models
 from models import registry
 from models.base import ADAM, UNIT, BidirectionalGAN, Range
 from models.errors import ModelConfigError
-from models.search import OPTIMISER_SPACE, Choice, LogUniform, Uniform, draw_setting, search_space, space_of
+from models.registry import draw_setting, search_space, space_of
+from models.search import OPTIMISER_SPACE, Choice, LogUniform, Uniform
 
 ROOT = Path(__file__).resolve().parents[1]
 # The built-in models only: other tests register plugin models in the same session.

@@ -16,6 +16,18 @@ def atomic_write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def save_figure(fig, path, **options):
+    """A matplotlib figure as a PNG at `path`, written atomically like every other file (a kill
+    mid-write leaves the old picture or none, never a truncated one); `options` go to savefig.
+    Closes fig."""
+    import matplotlib.pyplot as plt  # the figure's own module: whoever drew fig imported it already
+
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", **options))
+    finally:
+        plt.close(fig)
+
+
 def default_cache_dir():
     """Where decoded datasets and trained helper models are cached. Every cache reads and writes
     through metrics.cache.read_entry / write_entry: a damaged entry is recomputed and an

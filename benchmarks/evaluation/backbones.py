@@ -16,7 +16,7 @@ import metrics
 from metrics.frechet import FIDELITY_SEED
 
 from ..core.io import default_cache_dir
-from .protocol import DINOV2_BATCH, INCEPTION_BATCH, KID_SUBSET, LPIPS_BATCH, LPIPS_COLUMN, count_tag, dinov2_tag
+from ..core.protocol import DINOV2_BATCH, INCEPTION_BATCH, KID_SUBSET, LPIPS_BATCH, LPIPS_COLUMN, count_tag, dinov2_tag
 
 
 class Backbones:

@@ -16,11 +16,11 @@ import metrics
 from metrics.frechet import FIDELITY_SEED
 
 from ..core.io import atomic_write_text, default_cache_dir
+from ..core.protocol import (FIGURE_SEED, INCEPTION_BATCH, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET, LABEL_SEED, LPIPS_COLUMN,
+                             NN_K, NN_QUERIES, PRDC, PROBE_DRAWS, count_tag, dinov2_tag, eval_noise, subset)
+from ..core.protocol import to_unit as _to_unit
 from . import figures
 from .backbones import Backbones
-from .figures import to_unit as _to_unit
-from .protocol import (FIGURE_SEED, INCEPTION_BATCH, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET, LABEL_SEED, LPIPS_COLUMN,
-                       NN_K, NN_QUERIES, PRDC, PROBE_DRAWS, count_tag, dinov2_tag, eval_noise, subset)
 from .references import References
 
 

@@ -11,13 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import save_image  # noqa: E402
 
-from ..core.io import atomic_write  # noqa: E402
-from ..reporting.plots import save_figure  # noqa: E402
-
-
-def to_unit(x):
-    """Model space -> the space metrics and pictures use: pixels in [0, 1]; points unchanged."""
-    return (x.float() + 1) / 2 if x.dim() == 4 else x.float()
+from ..core.io import atomic_write, save_figure  # noqa: E402
+from ..core.protocol import to_unit  # noqa: E402
 
 
 def save_png(path, image, **options):

@@ -14,11 +14,11 @@ import metrics
 from metrics.cache import CACHE_VARIABLE, write_entry
 from metrics.inception import content_hash
 
+from ..core import stats
 from ..core.io import default_cache_dir
-from ..reporting import stats
-from ..reporting.folders import read_references
-from .figures import to_unit as _to_unit
-from .protocol import FIGURE_SEED, INCEPTION_BATCH, LABEL_SEED, LPIPS_COLUMN, PROBE_DRAWS, count_tag, dinov2_tag, subset
+from ..core.protocol import FIGURE_SEED, INCEPTION_BATCH, LABEL_SEED, LPIPS_COLUMN, PROBE_DRAWS, count_tag, dinov2_tag, subset
+from ..core.protocol import to_unit as _to_unit
+from ..core.records import read_references
 
 REFERENCES_VERSION = "ref3"  # bump when references() computes anything differently
 

@@ -27,9 +27,9 @@ import metrics
 
 from ..config import load_config
 from ..core.io import atomic_write_json, atomic_write_text
+from ..core.protocol import DINOV2_BATCH, INCEPTION_BATCH, subset
 from ..core.runtime import Runtime, versions
 from ..data import load_dataset
-from ..evaluation.protocol import DINOV2_BATCH, INCEPTION_BATCH, subset
 from ..training.run import build_model, check_models, check_sizes, model_args
 from ..training.train import BatchStream, LossReader, step_fn, train
 from . import ops, plain_bigan

@@ -5,47 +5,17 @@ the folder's references and protocol, and which folder report may write into.
 Reads only what runs wrote (metrics.json, config.json, benchmark.json, references.json).
 """
 import json
-import numbers
 from pathlib import Path
 
 import pandas as pd
 
 from ..config import FOLDER_KEYS, backfilled, config_diff
 from ..core.errors import UserError
+from ..core.records import COMPILE_APART, read_references, training_seconds
 
 # compile_seconds, flops_per_step and train_flops are written by newer runs only; older folders get blank cells.
 RUN_COLUMNS = ["model", "seed", "status", "g_steps", "d_steps", "images_seen", "train_seconds", "compile_seconds",
                "params_g", "params_e", "params_d", "flops_per_step", "train_flops", "recon_mse", "probe_acc"]
-
-
-# Marks the records and checkpoints whose train_seconds leave compilation out (compile_seconds
-# beside them); in older ones train_seconds included it (`training_seconds` reads either).
-COMPILE_APART = "train_seconds_exclude_compile"
-
-
-def training_seconds(record):
-    """Training seconds without compilation from a run record or checkpoint of any age: older
-    ones counted compile_seconds inside train_seconds; None when the record has no time."""
-    seconds = record.get("train_seconds")
-    if not isinstance(seconds, numbers.Real) or isinstance(seconds, bool):
-        return None
-    compile_s = record.get("compile_seconds")
-    if record.get(COMPILE_APART) or not isinstance(compile_s, numbers.Real) or isinstance(compile_s, bool):
-        return seconds
-    return seconds - compile_s
-
-
-def read_references(path):
-    """A references record (cache entry or a folder's references.json) if it has the shape
-    evaluation.Evaluator.references() writes, else None: a damaged entry is recomputed, never trusted."""
-    try:
-        rec = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    ok = (isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("notes"), dict)
-          and all(isinstance(rec["notes"].get(k), str) for k in ("references", "chance"))
-          and isinstance(rec.get("values"), dict))
-    return rec if ok else None
 
 
 def _folder_config(d):

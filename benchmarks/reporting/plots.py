@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..core.io import atomic_write  # noqa: E402
+from ..core.io import save_figure  # noqa: E402
 
 # One colour per model, in the sorted order of the folder's models. tab10 has ten colours and a
 # benchmark has eleven rows or more: the rows past ten take dark colours of their own rather than
@@ -40,15 +40,6 @@ RUN_PICTURES = {
                                 "is a test image, the others are the test images whose codes E(x) lie closest.",
     "neighbours_cosine.png": "Nearest neighbours in latent space by cosine similarity, as the row above but by angle.",
 }
-
-
-def save_figure(fig, path, **options):
-    """fig as a PNG at `path`, written atomically like every other file (a kill mid-write leaves
-    the old picture or none, never a truncated one); `options` go to savefig. Closes fig."""
-    try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png", **options))
-    finally:
-        plt.close(fig)
 
 
 def _save(fig, path):

@@ -1,6 +1,7 @@
-"""Statistics behind the per-model table: an interval over seeds kept inside the metric's range,
-a seed-paired (or Welch) test between every two models with Holm's correction and an effect
-size beside each p-value, ranks with ties, and capacity outliers.
+"""Statistics behind the per-model table: an interval over seeds kept inside the metric's range
+(core/stats.py, shared with evaluation's references), a seed-paired (or Welch) test between every
+two models with Holm's correction and an effect size beside each p-value, ranks with ties, and
+capacity outliers.
 
 Seeds are few (3 to 10), so the interval uses Student's t rather than the normal 1.96. Models
 that ran the same seeds saw the same data order and noise stream (and, on the shared networks,
@@ -15,29 +16,12 @@ import warnings
 import numpy as np
 from scipy import stats as st
 
-LEVEL = 0.95  # of the intervals
+from ..core.stats import LEVEL, bootstrap_interval, t_interval  # noqa: F401 - report and study call stats.t_interval
+
 ALPHA = 0.05  # a pair is significant when its Holm-adjusted p is below this
 FACTOR = 2.0  # capacity outlier: E, G or D more than FACTOR times from the median of the other models
 SIGNED_RANK_MIN = 10  # common seeds from which the signed-rank test replaces the paired t-test
 CAPACITY_COLUMNS = ("params_e", "params_g", "params_d")
-
-
-def t_interval(values, level=LEVEL, bounds=(-math.inf, math.inf)):
-    """(mean, std, n, low, high) of the seed values: mean ± t_{(1+level)/2, n-1} · s/√n, then
-    clipped to the metric's `bounds`. Clipping keeps the coverage: the true mean lies inside the
-    range, so it lies in the clipped interval exactly when it lies in the unclipped one.
-    Below two values there is no spread to estimate: std and the interval are NaN."""
-    x = np.asarray(values, dtype=float)
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, 0, math.nan, math.nan
-    mean = float(x.mean())
-    if n < 2:
-        return mean, math.nan, n, math.nan, math.nan
-    s = float(x.std(ddof=1))
-    half = float(st.t.ppf(0.5 + level / 2, n - 1)) * s / math.sqrt(n)
-    lo, hi = bounds
-    return mean, s, n, max(lo, mean - half), min(hi, mean + half)
 
 
 def holm(pvalues):
@@ -158,20 +142,6 @@ def ranks(values, pairs):
         if r["better"]:
             above[r["model_b"] if r["better"] == r["model_a"] else r["model_a"]] += 1
     return {m: 1 + k if len(values[m]) >= 2 else None for m, k in above.items()}
-
-
-def bootstrap_interval(per_item, level=LEVEL, seed=0):
-    """(mean, low, high): the percentile bootstrap over test items of a mean of per-item scores,
-    for a number computed once on a fixed test set (a reference); it stays inside the range of
-    the per-item scores."""
-    x = np.asarray(per_item, dtype=float)
-    if len(x) == 0:
-        return math.nan, math.nan, math.nan
-    if np.ptp(x) == 0:  # every resample has the same mean
-        return (float(x[0]),) * 3
-    ci = st.bootstrap((x,), np.mean, confidence_level=level, method="percentile", n_resamples=2000,
-                      random_state=np.random.default_rng(seed), vectorized=True).confidence_interval
-    return float(x.mean()), float(ci.low), float(ci.high)
 
 
 def capacity_outliers(params, factor=FACTOR, by_design=None):

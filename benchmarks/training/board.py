@@ -11,8 +11,7 @@ is. tensorboard is an optional dependency, imported only when a log is written.
 import torch
 
 from ..core.errors import UserError
-from ..evaluation.figures import to_unit
-from ..evaluation.protocol import eval_noise
+from ..core.protocol import eval_noise, to_unit
 
 RECON_IMAGES = 32  # the test images shown beside their reconstructions, as in recon.png
 GRID_ROW = 8  # pictures per row, as in samples.png and recon.png

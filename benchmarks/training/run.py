@@ -24,8 +24,6 @@ from ..core.errors import USER_ERRORS, ConfigError
 from ..core.io import atomic_write_json, atomic_write_text
 from ..core.lock import Busy, FolderLock
 from ..core.runtime import versions
-from ..evaluation.evaluate import Evaluator
-from ..reporting import report
 from .board import RECON_IMAGES, Board
 from .train import train
 
@@ -375,13 +373,14 @@ def build_model(cfg, name, shape):
     return models.build(base_model(cfg, name), **{**args, "data_shape": tuple(args["data_shape"])})
 
 
-def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, shard=None, job=None, debug=False,
-                  figures=True, lpips_weights=None, dinov2_weights=None, board_root=None):
+def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, force=False, shard=None, job=None, debug=False,
+                  board_root=None):
     """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run failed,
-    after the whole matrix).
-    `job` = (i, n) when this process is job i of a `--jobs n` run: its progress bar takes line i,
-    and the parent writes the report. `debug`: print a failed run's traceback, not just its reason.
-    `figures=False`: the report's tables without its figures. `board_root`: a folder to write each
+    after the whole matrix). The caller writes the report (the CLI, after this returns).
+    `make_evaluator()`: the evaluation stage's scorer of this benchmark (evaluation.evaluate.Evaluator),
+    built here at most once per process, when the first run needs it.
+    `job` = (i, n) when this process is job i of a `--jobs n` run: its progress bar takes line i.
+    `debug`: print a failed run's traceback, not just its reason. `board_root`: a folder to write each
     trained run's TensorBoard log under, as <model>/seed<k> (board.py); None: no log."""
     from ..data import declared_shape
 
@@ -403,7 +402,7 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
         if not built:  # every process builds one (they share the sample metrics); rank 0 first, so
             for first in (True, False):  # the others load its cached classifier and statistics
                 if runtime.is_main == first:
-                    built.append(Evaluator(data, cfg, runtime, fid_weights, lpips_weights, dinov2_weights))
+                    built.append(make_evaluator())
                 parallel.barrier()
         return built[0]
 
@@ -425,9 +424,6 @@ def run_benchmark(cfg, data, runtime, out_dir, force=False, fid_weights=None, sh
         if runtime.is_main:
             atomic_write_json(out_dir / "references.json", references)
     parallel.barrier()
-    if runtime.is_main and job is None:
-        print(report.locked_report(out_dir, figures=figures))
-        print(f"\nResults: {out_dir}")
     return 1 if failed else 0
 
 
@@ -441,10 +437,10 @@ def _die_with_parent():
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def run_jobs(argv, jobs, out_dir, figures=True):
+def run_jobs(argv, jobs):
     """`run ... --jobs N`: N shard processes of this very command on this machine, the CPU cores
     split between them (small convolutions use two threads poorly; two processes use them
-    fully), then one report over the whole folder. Returns the worst exit code."""
+    fully); the caller then writes one report over the whole folder. Returns the worst exit code."""
     rest, args = [], iter(argv)
     for a in args:  # the command without its --jobs
         if a == "--jobs":
@@ -466,8 +462,5 @@ def run_jobs(argv, jobs, out_dir, figures=True):
         for p in procs:
             p.wait()
         raise
-    if (out_dir / "benchmark.json").exists():
-        print(report.locked_report(out_dir, figures=figures))
-        print(f"\nResults: {out_dir}")
     bad = [c for c in codes if c]
     return (bad[0] if bad[0] > 0 else 1) if bad else 0  # a shard killed by a signal has a negative code

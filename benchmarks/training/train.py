@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..core import parallel
 from ..core.errors import UserError
 from ..core.io import atomic_torch_save, atomic_write_text
-from ..reporting.folders import COMPILE_APART, training_seconds
+from ..core.records import COMPILE_APART, training_seconds
 
 
 class BatchStream:

@@ -1,6 +1,8 @@
-"""The fixed settings of the evaluation protocol, shared by the metrics of a run (evaluate.py) and
-the model-free references (references.py): the seeds of everything drawn at evaluation, the
-subsets, and the batch sizes the hardware bounds.
+"""The fixed settings of the evaluation protocol, shared by the metrics of a run
+(evaluation/evaluate.py), the model-free references (evaluation/references.py) and the
+TensorBoard log of a training run (training/board.py): the seeds of everything drawn at
+evaluation, the subsets, the batch sizes the hardware bounds, and the space pictures and metrics
+are computed in.
 """
 import torch
 
@@ -43,3 +45,9 @@ def count_tag(n):
 def dinov2_tag(n):
     """The suffix of the DINOv2 columns on n samples: fd_dinov2_10k, precision_dinov2_10k, ..."""
     return f"dinov2_{count_tag(n)}"
+
+
+def to_unit(x):
+    """Model space -> the space metrics and pictures use: pixels in [0, 1]; points unchanged."""
+    return (x.float() + 1) / 2 if x.dim() == 4 else x.float()
+
