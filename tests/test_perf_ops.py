@@ -37,7 +37,7 @@ def test_a_step_of_known_ops_is_counted_inside_and_outside_the_compiled_regions(
         step()
         step()
     counts, region_us = ops.tally(prof.events(), 2)
-    assert counts["regions"] == 2  # CompiledFunction and CompiledFunctionBackward per step
+    assert counts["regions"] == 2  # the compiled forward and its backward, per step
     assert counts["aten_in_regions"] >= 3  # addmm forward; mm and sum for the weight and bias gradients
     assert counts["aten_outside"] >= 3 and region_us > 0
     assert counts["ops"] == counts["aten_in_regions"] + counts["aten_outside"] + counts.get("fused_kernels", 0)
@@ -45,15 +45,17 @@ def test_a_step_of_known_ops_is_counted_inside_and_outside_the_compiled_regions(
 
 def test_perf_ops_writes_a_table_per_model_plain_and_compiled(cli, tmp_path):
     code, out, err = cli("perf", "digits", "--ops", "--compile", "--compile-backend", "aot_eager", "--steps", "1",
-                         "--models", "autoencoder,pca", "--out", tmp_path)
+                         "--models", "autoencoder,pca,random-init", "--out", tmp_path)
     assert code == 0, err
     record = json.loads((tmp_path / "cpu-ops.json").read_text())
-    assert record["complete"] and [m["model"] for m in record["models"]] == ["autoencoder", "pca"]
+    assert record["complete"] and [m["model"] for m in record["models"]] == ["autoencoder", "pca", "random-init"]
     ae = record["models"][0]
     assert ae["plain"]["ops"] > 20 and "regions" not in ae["plain"]
     # G and E forward and backward: four regions; the optimiser and the loss outside them
     assert ae["compiled"]["regions"] == 4 and ae["compiled"]["aten_in_regions"] > 0
     assert ae["compiled"]["aten_outside"] > 0 and 0 < ae["compiled"]["outside_share"] < 1
+    idle = record["models"][2]["compiled"]  # random-init: E and G forward without autograd, still compiled regions
+    assert idle["regions"] == 2 and idle["aten_in_regions"] > 0 and idle["outside_share"] < 1
     assert "| autoencoder | " in out and (tmp_path / "cpu-ops.md").read_text() == out.rstrip("\n") + "\n"
 
 

@@ -9,8 +9,8 @@ step (`train.step_fn`: batch preparation, the model's train_step, the loss read)
 * aten ops: the operators the Python code and the autograd engine dispatch, each counted where
   it is called (an aten event inside no other aten event), leaving out those that launch no
   kernel (views, allocations, conjugation flags);
-* compiled regions: calls of compiled graphs, forward (AOTAutograd's CompiledFunction) and
-  backward (CompiledFunctionBackward);
+* compiled regions: calls of compiled graphs, forward (dynamo's "Torch-Compiled Region", with or
+  without autograd) and backward (AOTAutograd's CompiledFunctionBackward);
 * fused kernels: the kernels inductor generates (cpp_fused_* on a CPU, recorded with inductor's
   kernel profiling switched on); with the aot_eager backend a graph runs its aten ops one by one,
   and they count as aten ops inside the regions;
@@ -32,7 +32,7 @@ from ..core.io import atomic_write_json, atomic_write_text
 from ..core.runtime import Runtime, versions
 from ..training.train import BatchStream, LossReader, step_fn
 
-REGIONS = ("CompiledFunction", "CompiledFunctionBackward")
+REGION_PREFIXES = ("Torch-Compiled Region", "CompiledFunctionBackward")  # a compiled forward call; a compiled backward
 NO_KERNEL = {"empty", "empty_strided", "empty_like", "resolve_conj", "resolve_neg", "lift_fresh", "set_"}
 WARMUP = 3  # steps before counting: compilation (forward, then backward), optimiser state, the EMA's start
 
@@ -53,6 +53,10 @@ def launches_kernel(name):
     return not (views and all(views))
 
 
+def _region(event):
+    return event.name.startswith(REGION_PREFIXES)
+
+
 def _ancestors(event):
     e = event.cpu_parent
     while e is not None:
@@ -65,17 +69,17 @@ def tally(events, steps):
     counts = collections.Counter()
     region_us = 0.0
     for e in events:
-        if e.name in REGIONS:
-            counts["regions"] += 1
-            if not any(a.name in REGIONS for a in _ancestors(e)):
+        if _region(e):
+            if not any(_region(a) for a in _ancestors(e)):
+                counts["regions"] += 1
                 region_us += e.time_range.elapsed_us()
         elif "cpp_fused" in e.name or e.name.startswith("triton_"):
             counts["fused_kernels"] += 1
         elif e.name.startswith("aten::") and launches_kernel(e.name):
-            ancestors = [a.name for a in _ancestors(e)]
-            if any(a.startswith("aten::") for a in ancestors):
+            ancestors = list(_ancestors(e))
+            if any(a.name.startswith("aten::") for a in ancestors):
                 continue  # inside another op: counted where it was called
-            counts["aten_in_regions" if any(a in REGIONS for a in ancestors) else "aten_outside"] += 1
+            counts["aten_in_regions" if any(_region(a) for a in ancestors) else "aten_outside"] += 1
     out = {k: round(v / steps, 1) for k, v in counts.items()}
     out["ops"] = round((counts["aten_in_regions"] + counts["aten_outside"] + counts["fused_kernels"]) / steps, 1)
     return out, region_us
