@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.columns import BOUNDS, HIGHER, LOWER, SPREAD, bounds, direction  # noqa: F401 - read here and by study.py
 from ..core.errors import UserError
 from ..core.io import atomic_write_text
 from . import plots, stats
@@ -26,45 +27,10 @@ BUDGET = ["g_steps", "d_steps", "images_seen", "train_seconds", "compile_seconds
 NOT_METRICS = set(BUDGET) | {"model", "seed", "status", "error", "metric_seconds", "wall_seconds", "protocol",
                              "compiled", "train_seconds_exclude_compile",
                              "diverged_at", "diverged_on", "folder", "drawn"}
-# Which way is better, by column name or prefix. A metric column not listed gets no arrow and no bold.
-# Density is about 1 for samples distributed like the data and may exceed it; higher is read as
-# better as in its paper's and StudioGAN's tables (its ceiling in references.json says what real data scores).
-HIGHER = ("probe_", "knn_", "semantic_recon", "cs_", "is_", "modes_", "high_quality", "precision_", "recall_",
-          "density_", "coverage_")
-LOWER = ("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kid_", "kl_modes", "recon_fd_", "recon_lpips_")
-SPREAD = "_sd"  # a column's spread (probe_acc_10_sd: its sd over label draws): no direction, not a metric column
-
-
-def direction(col):
-    if col.endswith(SPREAD):
-        return None
-    if col.startswith(HIGHER) or col in HIGHER:
-        return "↑"
-    if col.startswith(LOWER) or col in LOWER:
-        return "↓"
-    return None
-
-
 def metric_columns(df):
     cols = [c for c in df.columns if c not in NOT_METRICS and direction(c)]
     known = [c for c in RUN_COLUMNS if c in cols]
     return known + sorted(c for c in cols if c not in known)
-
-
-# The range of each metric, by column name or prefix (the first match): intervals are clipped to
-# it. modes_* end at the number of modes, which report reads from the runs' dataset record.
-BOUNDS = (
-    (("probe_", "knn_", "semantic_recon", "high_quality", "precision_", "recall_", "coverage_"), (0.0, 1.0)),
-    (("recon_mse", "latent_cycle_mse", "fd_", "fid_", "kl_modes", "modes_", "recon_fd_", "recon_lpips_", "density_"),
-     (0.0, math.inf)),
-    (("cs_", "is_"), (1.0, math.inf)),  # an Inception Score is exp(mean KL) >= 1
-)
-
-
-def bounds(col, n_modes=None):
-    if col.startswith("modes_") and n_modes:
-        return 0.0, float(n_modes)
-    return next((b for prefixes, b in BOUNDS if col.startswith(prefixes)), (-math.inf, math.inf))
 
 
 def by_design(names):
