@@ -13,11 +13,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 import models
-from models.registry import NAME_PATTERN
+from models.registry import HARNESS_ARGS, NAME_PATTERN
 
+from .core import yamlfile
 from .core.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -292,10 +291,7 @@ def parse_override(text):
     if "=" not in text:
         raise ConfigError(f"Override {text!r} must look like key.path=value, e.g. train.steps=100.")
     key, value = text.split("=", 1)
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"Override {text!r}: the value is not valid YAML ({e.problem}).") from None
+    parsed = yamlfile.parse(value, f"Override {text!r}: the value")
     if isinstance(parsed, str):  # YAML 1.1 reads 4e-4 (no dot) as text; a number was meant
         try:
             parsed = float(parsed)
@@ -314,10 +310,7 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
     """Resolve a benchmark config: file -> defaults -> budget -> overrides -> CLI lists. The
     checks run on the merged mapping; the result is a Config."""
     path = config_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"Config {path} is not valid YAML: {e}") from None
+    raw = yamlfile.read(path, "Config")
     if not isinstance(raw, dict):
         raise ConfigError(f"Config {path} must be a YAML mapping.")
     budgets = raw.pop("budgets", None)
@@ -370,8 +363,8 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
         raise ConfigError(f"eval.truncation must be a list of positive thresholds, e.g. [0.5, 1.0, 2.0], got {ts!r}.")
     ns = cfg["eval"]["probe_labels"]
     if not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_COUNT for n in ns) or len(set(ns)) < len(ns):
-        raise ConfigError(f"eval.probe_labels must be a list of distinct positive label counts per class, e.g. "
-                          f"[1, 10, 100] (or [] for none), got {ns!r}.")
+        raise ConfigError(f"eval.probe_labels must be a list of distinct positive label counts per class, each at "
+                          f"most {MAX_COUNT}, e.g. [1, 10, 100] (or [] for none), got {ns!r}.")
     for k in ("z_dim", "width"):
         if cfg["arch"][k] <= 0:
             raise ConfigError(f"arch.{k} must be positive, got {cfg['arch'][k]}.")
@@ -404,6 +397,12 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
         if opts is not None and not isinstance(opts, dict):
             raise ConfigError(f"model_options.{name} must be a mapping of option: value, e.g. "
                               f"--set model_options.{name}.lr=1e-4; got {opts!r}.")
+        fixed = sorted(set(opts or {}) & set(HARNESS_ARGS))
+        if fixed:
+            raise ConfigError(f"model_options.{name} may not set {', '.join(fixed)}: the harness gives every model "
+                              "the config's arch (z_dim, width, style), data shape and step budget, and the protocol "
+                              "states them for the whole benchmark; change arch.* (e.g. --set arch.width=16) for all "
+                              "rows instead.")
     cfg["benchmark"] = path.stem
     cfg["budget"] = budget
     return Config.from_dict(cfg)
@@ -432,6 +431,17 @@ def check_arms(arms):
         if name in models.available():
             raise ConfigError(f"Arm {name!r} has the name of a registered model; give the arm a name of its own, "
                               f"e.g. {name}-{next(iter(arm.get('options') or {'arm': 0}))}.")
+        fixed = sorted(set(arm.get("options") or {}) & set(HARNESS_ARGS))
+        if fixed:
+            raise ConfigError(f"arms.{name}.options may not set {', '.join(fixed)}: the harness gives every model the "
+                              "config's arch (z_dim, width, style), data shape and step budget, and the protocol "
+                              "states them for the whole benchmark; change arch.* for all rows instead.")
+    names = [*models.available(), *arms]
+    for name in arms:
+        twin = next((n for n in names if n.lower() == name.lower() and n != name), None)
+        if twin:  # on a case-insensitive filesystem (macOS, Windows) both would write one folder
+            raise ConfigError(f"Arm {name!r} differs from {twin!r} only in case; the two would share one results "
+                              "folder on macOS and Windows: give the arm a name of its own.")
 
 
 # What a folder of runs must agree on, and what one run must agree on to be resumed: `run`
