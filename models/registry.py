@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import ModelConfigError
-from models.search import OPTIMISER_SPACE, Distribution
+from models.search import OPTIMISER_SPACE, Choice, Distribution
 
 _MODELS = {}
 
@@ -94,6 +94,7 @@ def check_search_space(cls, where):
     taken = set(class_options(cls)) - set(HARNESS_ARGS)
     takes_any = any(p.kind is p.VAR_KEYWORD for p in _params(cls))  # **kwargs: any option name is its own
     ranges = getattr(cls, "option_ranges", {})
+    defaults = {p.name: p.default for p in _params(cls) if p.default is not p.empty}
     for option, dist in space_of(cls).items():
         if option in HARNESS_ARGS or (option not in taken and not takes_any):
             why = "is set by the harness" if option in HARNESS_ARGS else "is not an option of its __init__"
@@ -102,6 +103,12 @@ def check_search_space(cls, where):
         if not isinstance(dist, Distribution):
             raise ModelConfigError(f"{where}: search_space[{option!r}] must be a distribution from models.search "
                                    f"(LogUniform, Uniform, Choice), got {dist!r}.")
+        kind = _kind(defaults.get(option))
+        wrong = _wrong_values(dist, kind)
+        if wrong:
+            raise ModelConfigError(f"{where}: search_space[{option!r}] = {dist.text} draws {wrong}, but {option} is "
+                                   f"{KIND_TEXT[kind][0]} (its default is {defaults[option]!r}); draw "
+                                   f"{KIND_TEXT[kind][1]} instead.")
         rng, extremes = ranges.get(option), dist.extremes()
         if rng is None or extremes is None:
             continue
@@ -111,6 +118,35 @@ def check_search_space(cls, where):
                 "declare a search_space whose ranges fit (models/search.py)"
             raise ModelConfigError(f"{where}: search_space[{option!r}] = {dist.text} can draw {outside[0]!r}, "
                                    f"outside the option's range ({option} {rng.text}); {fix}.")
+
+
+# What a search space may draw for an option, by the type of the option's default (None: no
+# default, or None as the default: anything). A float option takes whole numbers too.
+KIND_TEXT = {int: ("an integer option", "Choice([...]) of whole numbers, e.g. Choice([1, 2, 4])"),
+             float: ("a number option", "Uniform, LogUniform or Choice([...]) of numbers"),
+             str: ("a text option", "Choice([...]) of its text values"),
+             bool: ("a true/false option", "Choice([True, False])")}
+
+
+def _kind(default):
+    for kind in (bool, int, float, str):  # bool first: True is an int to Python
+        if isinstance(default, kind):
+            return kind
+    return None
+
+
+def _wrong_values(dist, kind):
+    """What `dist` draws that an option of `kind` cannot take ("" when it fits): Uniform and
+    LogUniform draw floats; Choice draws its values as declared."""
+    if kind is None:
+        return ""
+    if not isinstance(dist, Choice):
+        return "" if kind is float else "fractional numbers"
+    fits = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+            float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            str: lambda v: isinstance(v, str), bool: lambda v: isinstance(v, bool)}[kind]
+    bad = [v for v in dist.values if not fits(v)]
+    return f"{bad[0]!r}" if bad else ""
 
 
 def _params(cls):
@@ -223,17 +259,19 @@ def build(name, **config):
     return model
 
 
-def check_options(cls, name, given):
+def check_options(cls, name, given, where=None):
     """Each option has its default's type (a number for a numeric default) and lies in the range
-    the model declares for it (`option_ranges`)."""
+    the model declares for it (`option_ranges`). `where`: the config key the options were given
+    under, for the message (default model_options.<name>; an arm's are arms.<arm>.options)."""
     defaults = {p.name: p.default for p in _params(cls) if p.default is not p.empty}
+    where = where or f"model_options.{name}"
     for key, value in given.items():
         default = defaults.get(key)
         numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
         if numeric and (not isinstance(value, (int, float)) or isinstance(value, bool)):
-            raise ModelConfigError(f"model_options.{name}.{key} must be a number (default {default!r}), got {value!r}.")
+            raise ModelConfigError(f"{where}.{key} must be a number (default {default!r}), got {value!r}.")
         if isinstance(default, bool) and not isinstance(value, bool):
-            raise ModelConfigError(f"model_options.{name}.{key} must be true or false, got {value!r}.")
+            raise ModelConfigError(f"{where}.{key} must be true or false, got {value!r}.")
         rng = getattr(cls, "option_ranges", {}).get(key)
         if rng is not None and isinstance(value, (int, float)) and not rng.ok(value):
-            raise ModelConfigError(f"model_options.{name}.{key} must be {rng.text}, got {value!r}.")
+            raise ModelConfigError(f"{where}.{key} must be {rng.text}, got {value!r}.")

@@ -57,6 +57,9 @@ class Uniform(Distribution):
         self.lo, self.hi = _number(lo, "Uniform's lo"), _number(hi, "Uniform's hi")
         if not self.lo < self.hi:
             raise ValueError(f"Uniform(lo, hi) needs lo < hi, got lo={lo!r}, hi={hi!r}.")
+        if not math.isfinite(self.hi - self.lo):  # numpy draws lo + (hi - lo) * u: the width must be a float
+            raise ValueError(f"Uniform(lo, hi) needs hi - lo to be a finite float, got lo={lo!r}, hi={hi!r}; "
+                             "for a range over many orders of magnitude use LogUniform.")
         self.text = f"U[{self.lo:g}, {self.hi:g})"
 
     def __repr__(self):
