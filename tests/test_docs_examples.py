@@ -3,10 +3,15 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 
+from benchmarks.config import load_config
+from benchmarks.core import columns
 from benchmarks.core.errors import ConfigError
 from benchmarks.data import load_dataset, registry
+from benchmarks.reporting.report import metric_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,3 +52,20 @@ def test_the_dataset_pages_config_runs(ring12, tmp_path, cli):
     record = json.loads(Path("r/autoencoder/seed0/metrics.json").read_text())
     assert record["status"] == "ok" and 0 <= record["modes_nearest"] <= 12
     assert json.loads(Path("r/autoencoder/seed0/config.json").read_text())["dataset_meta"]["std"] == 0.04
+
+
+def test_the_metric_pages_formula_and_what_an_undeclared_column_gets():
+    scope = {}
+    exec(compile(blocks("adding-a-metric.md", "python")[0], "docs/adding-a-metric.md", "exec"), scope)
+    code_prior_fd = scope["code_prior_fd"]
+    g = torch.Generator().manual_seed(0)
+    prior, codes = torch.randn(20_000, 4, generator=g), torch.randn(20_000, 4, generator=g)
+    assert code_prior_fd(codes, prior) == pytest.approx(0.0, abs=0.01)  # distributed as the prior
+    assert code_prior_fd(codes + 1, prior) == pytest.approx(4.0, abs=0.05)  # |mean shift|^2 = 4 x 1
+    assert code_prior_fd(2 * codes, prior) == pytest.approx(4.0, abs=0.05)  # tr(4I + I - 2 * 2I) = 4
+    # The page's third step: a column in neither HIGHER nor LOWER has no direction, so the report
+    # leaves it out of the table, and no config's runs are said to write it.
+    assert columns.direction("code_prior_fd") is None and columns.direction("latent_cycle_mse") == "↓"
+    table = pd.DataFrame({"model": ["m"], "seed": [0], "latent_cycle_mse": [0.1], "code_prior_fd": [0.2]})
+    assert metric_columns(table) == ["latent_cycle_mse"]
+    assert "code_prior_fd" not in columns.produced(load_config("digits", budget="smoke"))
