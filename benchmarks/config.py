@@ -335,7 +335,8 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
         cfg["seeds"] = list(seeds)
 
     missing = [k for k in SCHEMA if k not in cfg] + [
-        f"{k}.{sub}" for k, kind in SCHEMA.items() if isinstance(kind, dict) for sub in kind if sub not in cfg.get(k, {})
+        f"{k}.{sub}" for k, kind in SCHEMA.items() if isinstance(kind, dict)
+        for sub in kind if sub not in cfg.get(k, {})
     ]
     if missing:
         raise ConfigError(f"Config {path} (budget {budget!r}) does not set: {', '.join(missing)}.")
@@ -362,7 +363,8 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
     if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in ts):
         raise ConfigError(f"eval.truncation must be a list of positive thresholds, e.g. [0.5, 1.0, 2.0], got {ts!r}.")
     ns = cfg["eval"]["probe_labels"]
-    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_COUNT for n in ns) or len(set(ns)) < len(ns):
+    counts = all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_COUNT for n in ns)
+    if not counts or len(set(ns)) < len(ns):
         raise ConfigError(f"eval.probe_labels must be a list of distinct positive label counts per class, each at "
                           f"most {MAX_COUNT}, e.g. [1, 10, 100] (or [] for none), got {ns!r}.")
     for k in ("z_dim", "width"):
@@ -419,7 +421,8 @@ def check_arms(arms):
         if not NAME_PATTERN.fullmatch(name):
             raise ConfigError(f"Arm name {name!r} cannot be a results folder name: use letters, digits and . _ - "
                               "only, starting with a letter or digit, e.g. bigbigan-unary-x.")
-        if not isinstance(arm, dict) or not isinstance(arm.get("model"), str) or set(arm) - {"model", "options", "steps"}:
+        if (not isinstance(arm, dict) or not isinstance(arm.get("model"), str)
+                or set(arm) - {"model", "options", "steps"}):
             raise ConfigError(f"Arm {name!r} must be a mapping {{model: <registered model>, options: {{...}}}} (and "
                               f"optionally steps: N, fewer G/E updates than the budget's), got {arm!r}.")
         steps = arm.get("steps")

@@ -18,7 +18,8 @@ def load_plugin(spec):
     try:
         if spec.endswith(".py") or path.exists():
             if not path.is_file():
-                raise UserError(f"Plugin file {spec} does not exist. Give a path to a .py file or an importable module name.")
+                raise UserError(f"Plugin file {spec} does not exist. Give a path to a .py file or an importable "
+                                "module name.")
             # A stable, unique module name per file, so two plugins named model.py do not clash.
             name = f"bigan_bench_plugin_{path.stem}_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
             if name in sys.modules:

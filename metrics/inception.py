@@ -1,8 +1,8 @@
 """The standard FID/IS/KID backbone: torch-fidelity's TF-ported InceptionV3 ("inception-v3-compat").
 
 It takes uint8 (N, 3, H, W) and resizes to 299 with the TF-1 compatible bilinear resize, so the
-numbers match TTUR / torch-fidelity (anchors §3.4: torchmetrics >= 1.8 defaults to an antialiased
-resize that does not). Real and generated images are quantised by the one function `to_uint8`.
+numbers match TTUR / torch-fidelity (torchmetrics >= 1.8 defaults to an antialiased resize that
+does not). Real and generated images are quantised by the one function `to_uint8`.
 
 Weights are never replaced by another backbone: if the TF-ported file cannot be found (or
 downloaded when online), `load_inception` returns (None, reason) and the caller leaves the
@@ -192,7 +192,8 @@ def reference_stats(images, dataset, split, backbone, features_fn, *, cache_dir,
     g = torch.Generator().manual_seed(seed)
     keep = torch.randperm(len(feats), generator=g)[:kid_max]
     obj = {"mu": mu, "sigma": sigma, "kid_feats": feats[keep].float().cpu().contiguous(),
-           "feats": feats.float().cpu().contiguous(), "n": len(feats), "key": key, "backbone": backbone, "dataset": dataset.name, "split": split}
+           "feats": feats.float().cpu().contiguous(), "n": len(feats), "key": key, "backbone": backbone,
+           "dataset": dataset.name, "split": split}
     save_entry(obj, path)
     return obj
 

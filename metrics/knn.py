@@ -1,11 +1,12 @@
 """k-nearest-neighbour accuracy: the parameter-free companion of the linear probe.
 
 Cosine similarity on L2-normalised features for images (DINO / solo-learn / lightly
-convention, anchors §4.1-4.4), Euclidean distance on the 2-D tasks (points and their codes),
+convention), Euclidean distance on the 2-D tasks (points and their codes),
 where the norm, a point's radius, carries information that normalising would discard; then an
 unweighted majority vote among the k nearest training points. We use the plain vote rather
-than the exp(sim/T) weighted one because it has no temperature to tune or version (lightly #1840 broke published numbers by changing T). Ties between classes go to the
-tied class whose best-ranked neighbour is nearest (for k = 1 this is the 1-NN rule; for an even
+than the exp(sim/T) weighted one because it has no temperature to tune or version (lightly #1840
+broke published numbers by changing T). Ties between classes go to the tied class whose
+best-ranked neighbour is nearest (for k = 1 this is the 1-NN rule; for an even
 k on a binary attribute, a 50/50 split goes to the nearest neighbour's value).
 """
 import torch

@@ -1,8 +1,9 @@
 """Linear probe: how linearly decodable the labels are from a representation.
 
-Protocol (anchors §4.4-4.5): features standardised with a scaler fit on train; L2-regularised
-logistic regression; C chosen on a validation slice held out of train (never on test); refit on
-all of train with that C; scored once on test. Two back ends minimise the same objective,
+Protocol (the linear-evaluation convention of the self-supervised literature): features
+standardised with a scaler fit on train; L2-regularised logistic regression; C chosen on a
+validation slice held out of train (never on test); refit on all of train with that C; scored
+once on test. Two back ends minimise the same objective,
     sum_i logloss_i + 1/(2C) ||W||^2      (intercept unpenalised),
 multinomial softmax for a multi-class y (N,), one sigmoid per task for a multi-label y (N, K):
 - "sklearn": LogisticRegression(lbfgs) per task;
@@ -17,7 +18,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 2, 7))  # 1e-4 .. 1e2, anchors §4.5
+DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 2, 7))  # 1e-4 .. 1e2
 
 
 def _np(t):

@@ -243,7 +243,8 @@ class ALI(BidirectionalGAN):
             if res not in PAPER_TABLES:
                 raise ModelConfigError(
                     f"ali: arch 'paper' has the released CelebA 64x64 and SVHN 32x32 architectures; the data are "
-                    f"{tuple(data_shape)}. Use arch.style=shared for images of other sizes (on 2-D points 'paper' is ALI's mixture nets).")
+                    f"{tuple(data_shape)}. Use arch.style=shared for images of other sizes (on 2-D points 'paper' "
+                    "is ALI's mixture nets).")
             table = PAPER_TABLES[res]
             self.G = PaperGenerator(z_dim, data_shape[0], res, table)
             self.E = PaperEncoder(data_shape[0], 2 * z_dim, table)

@@ -292,7 +292,8 @@ class PaperGenerator(nn.Module):
         cin = max_ch
         for i in range(num_layers):
             ch = max_ch // 2 ** (i + 1)
-            layers += [nn.ConvTranspose2d(cin, ch, 5, 2, 2, output_padding=1), nn.BatchNorm2d(ch, **KERAS_BN), nn.ReLU()]
+            layers += [nn.ConvTranspose2d(cin, ch, 5, 2, 2, output_padding=1), nn.BatchNorm2d(ch, **KERAS_BN),
+                       nn.ReLU()]
             cin = ch
         layers += [nn.ConvTranspose2d(cin, data_shape[0], 5, 2, 2, output_padding=1), nn.Tanh()]
         self.net = nn.Sequential(*layers)

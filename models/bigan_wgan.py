@@ -159,7 +159,8 @@ class BiGANWGANNoGP(BiGANWGAN):
     # gp_weight is the one thing that makes this variant: it takes 0 only (bigan-wgan takes others),
     # and is recorded in each run's config as 0. The search space is bigan-wgan's, without gp_weight.
     option_ranges = {**BiGANWGAN.option_ranges,
-                     "gp_weight": Range("0 (the variant without a penalty; run bigan-wgan for gp_weight > 0)", lambda v: v == 0)}
+                     "gp_weight": Range("0 (the variant without a penalty; run bigan-wgan for gp_weight > 0)",
+                                        lambda v: v == 0)}
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=1e-4, adam_beta1=0.5,
                  adam_beta2=0.9, gp_weight=0.0):

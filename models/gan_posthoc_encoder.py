@@ -145,7 +145,8 @@ class GANPosthocEncoder(BidirectionalGAN):
         opt_g.zero_grad(set_to_none=True)
         opt_d.zero_grad(set_to_none=True)  # no gradients kept between steps
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
-                "d_real": torch.sigmoid(real_logit).mean().detach(), "d_fake": torch.sigmoid(fake_logit).mean().detach()}
+                "d_real": torch.sigmoid(real_logit).mean().detach(),
+                "d_fake": torch.sigmoid(fake_logit).mean().detach()}
 
     def encoder_loss(self, z):
         """mean((E(G(z)) - z)^2) with G frozen and in eval mode; gradients reach E only."""

@@ -174,7 +174,9 @@ def check_networks(model, name):
 def _same_source(a, b):
     """The same class loaded twice (a built-in file also passed as --plugin) is not a clash."""
     try:
-        return a.__qualname__ == b.__qualname__ and Path(inspect.getfile(a)).resolve() == Path(inspect.getfile(b)).resolve()
+        if a.__qualname__ != b.__qualname__:
+            return False
+        return Path(inspect.getfile(a)).resolve() == Path(inspect.getfile(b)).resolve()
     except TypeError:
         return False
 

@@ -175,7 +175,8 @@ def test_options_and_optimisers():
     ids = lambda ms: {id(p) for mod in ms for p in mod.parameters()}  # noqa: E731
     assert {id(p) for g in m.optimizers["d"].param_groups for p in g["params"]} == ids([m.D])
     assert {id(p) for g in m.optimizers["ge"].param_groups for p in g["params"]} == ids([m.G, m.E])
-    assert m.D.mlp[0].out_features == 2 * KW["width"]  # critic_hidden default: the trunk's last channels (16 px: 2 stages)
+    # critic_hidden default: the trunk's last channels (16 px: 2 stages)
+    assert m.D.mlp[0].out_features == 2 * KW["width"]
     assert all(lin.bias is None for lin in m.D.modules() if isinstance(lin, (torch.nn.Linear, torch.nn.Conv2d)))
     assert m.E.head.bias is not None  # linear encoder output with bias, no squashing
     x = _batch(KW, 8)

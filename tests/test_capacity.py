@@ -14,7 +14,8 @@ from benchmarks.training.run import build_model
 LINEAR = {"pca"}
 
 
-@pytest.mark.parametrize("config,budget,shape", [("digits", "quick", (1, 16, 16)), ("fashion-mnist", "quick", (1, 32, 32)),
+@pytest.mark.parametrize("config,budget,shape", [("digits", "quick", (1, 16, 16)),
+                                                  ("fashion-mnist", "quick", (1, 32, 32)),
                                                   ("celeba64", "full", (3, 64, 64))])
 def test_committed_configs_match_capacity(config, budget, shape):
     cfg = load_config(config, budget=budget)

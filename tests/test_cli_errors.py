@@ -181,8 +181,8 @@ class Raiser(BiGAN):
         super().__init__(**kw)
         raise RuntimeError("cannot build this one")
 ''')
-    code, _, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", "raiser,pca", "--plugin", plugin,
-                       "--out", "r", "--set", "eval.references=false")
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", "raiser,pca",
+                       "--plugin", plugin, "--out", "r", "--set", "eval.references=false")
     assert code == 1 and "Traceback" not in err
     assert "[raiser seed 0] failed: RuntimeError: cannot build this one" in err
     assert "Traceback" in Path("r/raiser/seed0/error.txt").read_text()
@@ -202,8 +202,9 @@ class BadReturn(BiGAN):
     def train_step(self, batch, step):
         return {returned}
 ''')
-    code, _, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", f"bad-return-{k}", "--plugin", plugin,
-                       "--out", "r", "--fast")  # the fast path reads losses every 50 steps; the check does not wait
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", f"bad-return-{k}",
+                       "--plugin", plugin, "--out", "r",
+                       "--fast")  # the fast path reads losses every 50 steps; the check does not wait
     assert code == 1 and "BadReturn.train_step must return a dict of scalar losses" in err and message in err, err
     assert not Path(f"r/bad-return-{k}/seed0/losses.csv").read_text().strip().count("\n")  # no step logged
 
@@ -333,8 +334,8 @@ class Exiter(models.get("autoencoder")):
     def train_step(self, batch, step):
         sys.exit(4)
 ''')
-    code, _, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", "exiter,pca", "--plugin", in_model,
-                       "--out", "r", "--set", "eval.references=false")
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", "exiter,pca",
+                       "--plugin", in_model, "--out", "r", "--set", "eval.references=false")
     assert code == 1 and "Traceback" not in err
     assert "[exiter seed 0] failed: the model called sys.exit(4)" in err, err
     assert json.loads(Path("r/pca/seed0/metrics.json").read_text())["status"] == "ok"

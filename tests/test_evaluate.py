@@ -68,16 +68,19 @@ def test_missing_weights_leave_the_columns_empty_with_a_reason(cli, tmp_path):
 
 
 def test_toy2d_writes_mode_coverage(cli):
-    code, _, err = cli("run", "toy2d", "--budget", "smoke", "--models", "bigan,bigan-qp-full", "--out", "r", "--no-figures")
+    code, _, err = cli("run", "toy2d", "--budget", "smoke", "--models", "bigan,bigan-qp-full", "--out", "r",
+                       "--no-figures")
     assert code == 0, err
     for model in ("bigan", "bigan-qp-full"):
         m = json.loads(Path(f"r/{model}/seed0/metrics.json").read_text())
         assert m["status"] == "ok" and m["recon_mse"] >= 0
         assert 0 <= m["modes_3sigma"] <= m["modes_nearest"] <= 25 and 0 <= m["high_quality"] <= 1
         assert "nearest centre" in m["protocol"]["modes_nearest"] and "3 std" in m["protocol"]["modes_3sigma"]
-        assert "uniform noise over [-5.0, -5.0] to [5.0, 5.0], 1000 points: modes_nearest 25" in m["protocol"]["modes_chance"]
+        chance = m["protocol"]["modes_chance"]
+        assert "uniform noise over [-5.0, -5.0] to [5.0, 5.0], 1000 points: modes_nearest 25" in chance
         for col in ("precision_points", "recall_points", "coverage_points"):  # on the raw points
-            assert 0 <= m[col] <= 1 and "1000 generated vs 1000 real train samples in the raw 2-D points" in m["protocol"][col]
+            assert 0 <= m[col] <= 1
+            assert "1000 generated vs 1000 real train samples in the raw 2-D points" in m["protocol"][col]
         assert m["density_points"] >= 0 and {"probe_acc_1", "probe_acc_10"} <= set(m)
     refs = json.loads(Path("r/references.json").read_text())["values"]
     assert 0.5 < refs["real_precision_points"] <= 1 and 0.5 < refs["real_recall_points"] <= 1
@@ -99,7 +102,7 @@ def test_references_follow_the_protocol_not_a_shared_cache_entry(cli):
     for d, r in (("a", ra), ("b", rb)):
         note = json.loads(Path(f"{d}/pca/seed0/metrics.json").read_text())["protocol"]["probe_acc"]
         assert r["values"]["majority_acc"][0] == pytest.approx(float(note.rsplit(" ", 1)[1]), abs=5e-5)
-        low, mean, high = r["values"]["raw_probe_acc"][1], r["values"]["raw_probe_acc"][0], r["values"]["raw_probe_acc"][2]
+        mean, low, high = r["values"]["raw_probe_acc"]
         assert 0 <= low < mean < high <= 1  # the test set's own sampling error
         table = Path(f"{d}/table.md").read_text()
         assert r["notes"]["references"] in table and "train mean image (floor)" in table

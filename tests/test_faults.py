@@ -19,8 +19,8 @@ import torch
 from metrics import cache
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ("run", "digits", "--budget", "smoke", "--no-figures", "--models", "autoencoder,pca", "--set", "eval.references=false",
-        "--set", "train.checkpoint_every=10")
+ARGS = ("run", "digits", "--budget", "smoke", "--no-figures", "--models", "autoencoder,pca",
+        "--set", "eval.references=false", "--set", "train.checkpoint_every=10")
 FILES = ("metrics.json", "config.json", "checkpoint.pt", "losses.csv")
 
 
@@ -83,8 +83,8 @@ def test_truncated_config_json_is_refused_with_the_narrow_fix(cli, reference):
     assert_rc2(cli(*ARGS, "--out", "ref"), "config.json is unreadable", "--force --models autoencoder --seeds 0")
     assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
     assert cli(*ARGS, "--out", "ref", "--force", "--models", "autoencoder")[0] == 0
-    assert same_weights(weights("ref"), torch.load(__import__("io").BytesIO(reference[("autoencoder", "checkpoint.pt")]),
-                                                   weights_only=False)["model"])
+    saved = torch.load(__import__("io").BytesIO(reference[("autoencoder", "checkpoint.pt")]), weights_only=False)
+    assert same_weights(weights("ref"), saved["model"])
 
 
 def test_truncated_benchmark_json_is_recorded_again(cli, reference):
@@ -110,8 +110,9 @@ def test_damaged_loss_log_of_an_unfinished_run_keeps_its_readable_rows(cli, monk
     flag = tmp_path / "flag"
     flag.write_text("1")
     monkeypatch.setenv("STOP_FLAG", str(flag))
-    args = ("run", "digits", "--budget", "smoke", "--no-figures", "--models", "stop-ae", "--plugin", plugin, "--out", "r",
-            "--set", "eval.references=false", "--set", "train.checkpoint_every=10", "--set", "train.log_every=1")
+    args = ("run", "digits", "--budget", "smoke", "--no-figures", "--models", "stop-ae", "--plugin", plugin,
+            "--out", "r", "--set", "eval.references=false", "--set", "train.checkpoint_every=10",
+            "--set", "train.log_every=1")
     assert cli(*args)[0] == 130
     log = Path("r/stop-ae/seed0/losses.csv")
     text = log.read_text()

@@ -39,7 +39,8 @@ def test_run_loop_trains_exactly_like_a_bare_loop(name, tmp_path):
     bare.train()
     n, per_step = len(data.train.x), bare.batches_per_step * cfg.train.batch_size
     # The data order written out: epoch e is randperm(n) from seed * 1_000_003 + e.
-    order = torch.cat([torch.randperm(n, generator=torch.Generator().manual_seed(e)) for e in range(STEPS * per_step // n + 1)])
+    order = torch.cat([torch.randperm(n, generator=torch.Generator().manual_seed(e))
+                       for e in range(STEPS * per_step // n + 1)])
     logged = []
     for step in range(STEPS):
         rows = order[step * per_step:(step + 1) * per_step]
@@ -97,7 +98,8 @@ def test_perf_stopped_part_way_keeps_the_models_it_finished(cli, tmp_path, monke
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(perf, "harness_speed", stop_on_the_second)
-    code, _, _ = cli("perf", "toy2d", "--models", "bigan,autoencoder", "--steps", "2", "--warmup", "1", "--out", tmp_path)
+    code, _, _ = cli("perf", "toy2d", "--models", "bigan,autoencoder", "--steps", "2", "--warmup", "1",
+                     "--out", tmp_path)
     assert code != 0
     record = json.loads((tmp_path / "cpu.json").read_text())
     assert [r["model"] for r in record["training"]] == ["bigan"] and record["complete"] is False

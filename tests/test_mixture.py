@@ -31,7 +31,8 @@ def test_ali_builds_the_mixture_script_nets():
     assert [(b.linear.in_features, b.linear.out_features) for b in maxouts] == [(4, 1000), (200, 1000), (200, 1000)]
     assert not any(isinstance(b, (nn.BatchNorm1d, nn.Dropout)) for b in m.D.modules())
     w = torch.cat([l.weight.flatten() for l in _linears(m)])
-    assert w.std().item() == pytest.approx(0.02, rel=0.05) and all(not l.bias.any() for l in _linears(m) if l.bias is not None)
+    assert w.std().item() == pytest.approx(0.02, rel=0.05)
+    assert all(not l.bias.any() for l in _linears(m) if l.bias is not None)
 
 
 def test_maxout_takes_the_max_over_each_units_pieces():

@@ -108,7 +108,8 @@ def test_the_gpu_check_script_is_valid_bash_and_its_commands_parse(tmp_path):
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     calls = tmp_path / "calls"
     fake = tmp_path / "python"
-    fake.write_text('#!/bin/bash\nfor a in "$@"; do printf "%s\\037" "$a"; done >> "$CALLS"; printf "\\036" >> "$CALLS"\n')
+    fake.write_text('#!/bin/bash\n'
+                    'for a in "$@"; do printf "%s\\037" "$a"; done >> "$CALLS"; printf "\\036" >> "$CALLS"\n')
     fake.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "CALLS": str(calls), "PY": str(fake), "OUT": str(tmp_path / "out"),
            "GPU_CHECK_WORK": str(tmp_path / "work"), "GPU_CHECK_SECONDS": "3600"}

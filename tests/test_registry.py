@@ -77,8 +77,8 @@ class PluginGAN(BiGAN):
 ''')
     code, out, _ = cli("list-models", "--plugin", plugin)
     assert code == 0 and "plugin-gan" in out
-    code, out, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", "plugin-gan", "--plugin", plugin,
-                         "--out", tmp_path / "res")
+    code, out, err = cli("run", "digits", "--budget", "smoke", "--no-figures", "--models", "plugin-gan",
+                         "--plugin", plugin, "--out", tmp_path / "res")
     assert code == 0, err
     assert (tmp_path / "res" / "plugin-gan" / "seed0" / "metrics.json").exists()
     assert "plugin-gan" in (tmp_path / "res" / "summary.csv").read_text()

@@ -120,7 +120,8 @@ def test_a_clearly_better_model_wins_and_overlapping_models_share_a_rank(tmp_pat
     t = _table(tmp_path / "r/table.csv")
     assert [t[m]["recon_mse_rank"] for m in ("best", "close", "worst")] == ["1", "1", "3"]
     # best and worst differ by exactly 0.4 on every seed: decided without a test
-    assert pairs[("recon_mse", "best", "worst")]["test"] == "constant" and float(pairs[("recon_mse", "best", "worst")]["p"]) == 0
+    best_worst = pairs[("recon_mse", "best", "worst")]
+    assert best_worst["test"] == "constant" and float(best_worst["p"]) == 0
     # close and worst differ by 0.41, 0.39, 0.39: the paired t-test on the three differences
     cw = pairs[("recon_mse", "close", "worst")]
     assert cw["test"] == "paired t" and cw["n_pairs"] == "3" and float(cw["diff"]) == pytest.approx(-0.39667, abs=1e-5)

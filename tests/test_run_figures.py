@@ -39,7 +39,8 @@ def _rows(path):
 
 
 def test_images_get_latent_figures_truncation_sweep_and_a_curve(cli):
-    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan,bigan-qp-simple", "--out", "r", "--no-figures")
+    code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan,bigan-qp-simple", "--out", "r",
+                       "--no-figures")
     assert code == 0, err
     for name in ("interp.png", "neighbours_euclidean.png", "neighbours_cosine.png"):
         for model in ("bigan", "bigan-qp-simple"):

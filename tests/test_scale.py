@@ -152,7 +152,8 @@ def test_jobs_shards_die_with_their_parent(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     parent = subprocess.Popen([sys.executable, "-m", "benchmarks", "run", "digits", "--budget", "smoke", "--models",
-                               "bigan,ali", "--jobs", "2", "--no-figures", "--set", "train.steps=100000"], cwd=tmp_path, env=env,
+                               "bigan,ali", "--jobs", "2", "--no-figures", "--set", "train.steps=100000"],
+                              cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def children():

@@ -101,7 +101,7 @@ def test_the_spaces_reach_the_optimisers():
     s = draw_setting("bigan", 3)
     m = models.build("bigan", **BUILD, **s)
     group = m.optimizers["d"].param_groups[0]
-    assert group["lr"] == s["lr"] and group["betas"][0] == s["adam_beta1"] and group["weight_decay"] == s["weight_decay"]
+    assert (group["lr"], group["betas"][0], group["weight_decay"]) == (s["lr"], s["adam_beta1"], s["weight_decay"])
     s = draw_setting("bigbigan", 3)
     m = models.build("bigbigan", **BUILD, size="tiny", **s)
     lrs = {k: o.param_groups[0]["lr"] for k, o in m.optimizers.items()}

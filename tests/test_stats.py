@@ -89,7 +89,8 @@ def test_capacity_outliers_against_the_median_of_the_others():
     assert stats.capacity_outliers({"only": {"params_e": 5.0, "params_g": 5.0}}) == {}  # no others: no median
     assert stats.capacity_outliers({"x": {"params_e": 0, "params_g": 0}, "y": {"params_e": 0, "params_g": 0}}) == {}
     # D counts too: ALI's discriminator next to BiGAN-sized ones
-    ds = {m: {"params_e": 10.0, "params_g": 10.0, "params_d": d} for m, d in (("bigan", 36.6), ("qp", 40.0), ("gan", 34.5), ("ali", 415.0))}
+    ds = {m: {"params_e": 10.0, "params_g": 10.0, "params_d": d}
+          for m, d in (("bigan", 36.6), ("qp", 40.0), ("gan", 34.5), ("ali", 415.0))}
     assert stats.capacity_outliers(ds) == {"ali": ["params_d"]}
 
 

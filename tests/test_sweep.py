@@ -34,11 +34,11 @@ targets:
   reconstruction: {metric: recon_mse, goal: min}
   representation: {metric: probe_acc, goal: max}
 select_set: {train.steps: 4, train.checkpoint_every: 2, eval.truncation: [], eval.probe_labels: [],
-             eval.gen_samples: 200, eval.grid_size: 200, eval.probe_max_train: 200, dataset_options.n_train: 600, arch.width: 8,
-             dataset_options.n_test: 200}
+             eval.gen_samples: 200, eval.grid_size: 200, eval.probe_max_train: 200, dataset_options.n_train: 600,
+             arch.width: 8, dataset_options.n_test: 200}
 final_set: {train.steps: 4, train.checkpoint_every: 2, eval.truncation: [0.5, 1.0, 2.0], eval.probe_labels: [10],
-            eval.gen_samples: 200, eval.grid_size: 200, eval.probe_max_train: 200, dataset_options.n_train: 600, arch.width: 8,
-            dataset_options.n_test: 200}
+            eval.gen_samples: 200, eval.grid_size: 200, eval.probe_max_train: 200, dataset_options.n_train: 600,
+            arch.width: 8, dataset_options.n_test: 200}
 collapse: {metric: high_quality, below: 0.0}
 arms:
   qp-norecon: {model: bigan-qp-simple, options: {z_cycle_weight: 0.0, x_cycle_weight: 0.0}}
@@ -222,7 +222,8 @@ def test_expected_best_of_k_is_dodge_et_als_estimator():
     for k in (2, 3):
         exact = np.mean([max(c) for c in itertools.product(v, repeat=k)])
         assert expected_best(v, [k], "max")[0] == pytest.approx(exact)
-        assert expected_best(v, [k], "min")[0] == pytest.approx(np.mean([min(c) for c in itertools.product(v, repeat=k)]))
+        exact_min = np.mean([min(c) for c in itertools.product(v, repeat=k)])
+        assert expected_best(v, [k], "min")[0] == pytest.approx(exact_min)
     curve = expected_best(v, range(1, 60), "min")
     assert np.all(np.diff(curve) <= 1e-12) and curve[-1] == pytest.approx(v.min(), abs=1e-3)
     mean, low, high = best_of_k(v, [1, 5], "max")
@@ -322,8 +323,8 @@ def test_every_built_in_study_loads_and_resolves_its_phases(name):
     selection), and their seeds keep the phases apart."""
     study = studies.load_study(name)
     cfg = studies.select_config(study)
-    rows = [{"model": n, "seed": study.selection_seeds[0], "status": "ok", **{t.metric: float(k) for t in study.targets}}
-            for k, n in enumerate(cfg.models)]
+    rows = [{"model": n, "seed": study.selection_seeds[0], "status": "ok",
+             **{t.metric: float(k) for t in study.targets}} for k, n in enumerate(cfg.models)]
     chosen = studies.select(dataclasses.replace(study, selection_seeds=study.selection_seeds[:1]), rows)
     assert all(pick is not None for picks in chosen.values() for pick in picks.values())
     final = studies.final_config(study, chosen)

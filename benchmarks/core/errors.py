@@ -30,7 +30,9 @@ def filesystem_message(e):
     import errno
 
     what = e.strerror or str(e)
-    where = f"{e.filename}" + (f" -> {e.filename2}" if getattr(e, "filename2", None) else "") if e.filename else "a file"
+    where = "a file"
+    if e.filename:
+        where = f"{e.filename}" + (f" -> {e.filename2}" if getattr(e, "filename2", None) else "")
     if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
         todo = "Free space on that filesystem, or choose another --out"
     elif e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):

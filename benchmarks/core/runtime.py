@@ -70,7 +70,8 @@ class Runtime:
         except RuntimeError:
             raise ConfigError(f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto.")
+            raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu or "
+                              "auto.")
         if self.device.type not in ("cpu", "cuda"):
             raise ConfigError(f"--device {device!r} is not supported; use auto, cpu, cuda or cuda:N.")
         self.rank, self.world = 0, 1
@@ -340,8 +341,8 @@ def versions():
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for pkg in ("torch", "torchvision", "numpy", "scipy", "statsmodels", "scikit-learn", "torchmetrics", "torch-fidelity",
-                "bigan-bench"):
+    for pkg in ("torch", "torchvision", "numpy", "scipy", "statsmodels", "scikit-learn", "torchmetrics",
+                "torch-fidelity", "bigan-bench"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

@@ -44,8 +44,9 @@ class _Loader(yaml.SafeLoader):
                 except TypeError:  # unhashable: SafeLoader itself refuses it below
                     continue
                 if first is not key_node:
-                    raise _Refused(f"the key {key!r} is written twice in one mapping (lines {first.start_mark.line + 1} "
-                                   f"and {key_node.start_mark.line + 1}); YAML would silently keep the last one. "
+                    raise _Refused(f"the key {key!r} is written twice in one mapping (lines "
+                                   f"{first.start_mark.line + 1} and {key_node.start_mark.line + 1}); YAML would "
+                                   "silently keep the last one. "
                                    "Remove one, or give it a name of its own")
         return super().construct_mapping(node, deep=deep)
 

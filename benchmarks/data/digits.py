@@ -37,7 +37,8 @@ def from_image(img):
 @register_dataset("digits", shape=(1, SIZE, SIZE), from_image=from_image)
 def load(root=None, cache_dir=None):
     if root is not None:
-        raise ConfigError(f"--data-root {root} is not used: digits are scikit-learn's bundled copy, no files are read. Leave it out.")
+        raise ConfigError(f"--data-root {root} is not used: digits are scikit-learn's bundled copy, no files are "
+                          "read. Leave it out.")
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32)  # (N, 8, 8), values 0..16
     labels = torch.as_tensor(bunch.target, dtype=torch.int64)

@@ -43,7 +43,8 @@ def _count(name, value):
 @register_dataset("toy2d", shape=(2,))
 def load(root=None, cache_dir=None, variant="grid25", n_train=50_000, n_test=5_000):
     if root is not None:
-        raise ConfigError(f"--data-root {root} is not used: toy2d's points are generated, no files are read. Leave it out.")
+        raise ConfigError(f"--data-root {root} is not used: toy2d's points are generated, no files are read. "
+                          "Leave it out.")
     if variant not in VARIANTS:
         raise ConfigError(f"Unknown toy2d variant {variant!r}. "
                           f"Allowed variants: {', '.join(VARIANTS)}.")

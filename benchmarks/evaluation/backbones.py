@@ -44,13 +44,14 @@ class Backbones:
                 for col in ("fid", "is", "kid"):
                     self.notes[f"{col}_{tag}"] = (f"{col.upper()} with the TF-ported InceptionV3 (torch-fidelity "
                                                   f"inception-v3-compat, weights sha256 {net.weights_sha256[:12]}), "
-                                                  f"{n} generated vs {len(real)} real {split} images, uint8 by rounding")
+                                                  f"{n} generated vs {len(real)} real {split} images, uint8 by "
+                                                  "rounding")
                 self.notes[f"is_{tag}"] += f"; {min(10, n)} splits after a shuffle with seed {FIDELITY_SEED}"
                 self._prdc_notes(tag, "the same InceptionV3's pool features", len(real), n_gen=n, swept=False)
                 m = min(KID_SUBSET, n, len(self.inception_ref["kid_feats"]))
-                self.notes[f"kid_{tag}"] += (f"; 100 subsets of {m}" + (f" (torch-fidelity's {KID_SUBSET} clipped to the "
-                                             "sample count: every subset holds the same generated images, so the "
-                                             "spread over subsets understates the sampling error)" if m < KID_SUBSET else ""))
+                clipped = (f" (torch-fidelity's {KID_SUBSET} clipped to the sample count: every subset holds the "
+                           "same generated images, so the spread over subsets understates the sampling error)")
+                self.notes[f"kid_{tag}"] += f"; 100 subsets of {m}" + (clipped if m < KID_SUBSET else "")
         if self.skip_reason and self.runtime.is_main:
             print(self.skip_reason, file=sys.stderr)
 
@@ -95,7 +96,8 @@ class Backbones:
         self.dinov2_ref = metrics.reference_stats(real, self.data, split, net.backbone, self._dinov2_features,
                                                   cache_dir=default_cache_dir() / "stats")
         self.notes[f"fd_{tag}"] = (f"Frechet distance in DINOv2 ViT-L/14 features (Stein et al. 2023; torch-fidelity "
-                                   f"{mod.MODEL}: the final-norm class token, {net.model.embed_dim} features, of the image resized to "
+                                   f"{mod.MODEL}: the final-norm class token, {net.model.embed_dim} features, of the "
+                                   "image resized to "
                                    f"224 px by its TF-1 compatible bilinear resize and ImageNet-normalised; weights "
                                    f"sha256 {net.weights_sha256[:12]}), {n} generated vs {len(real)} real {split} "
                                    "images, uint8 by rounding, grey repeated to 3 channels")

@@ -16,8 +16,9 @@ import metrics
 from metrics.frechet import FIDELITY_SEED
 
 from ..core.io import atomic_write_text, default_cache_dir
-from ..core.protocol import (FIGURE_SEED, INCEPTION_BATCH, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET, LABEL_SEED, LPIPS_COLUMN,
-                             NN_K, NN_QUERIES, PRDC, PROBE_DRAWS, count_tag, dinov2_tag, eval_noise, subset)
+from ..core.protocol import (FIGURE_SEED, INCEPTION_BATCH, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET, LABEL_SEED,
+                             LPIPS_COLUMN, NN_K, NN_QUERIES, PRDC, PROBE_DRAWS, count_tag, dinov2_tag, eval_noise,
+                             subset)
 from ..core.protocol import to_unit as _to_unit
 from . import figures
 from .backbones import Backbones
@@ -103,7 +104,8 @@ class Evaluator(Backbones, References):
                                                   cache_dir=default_cache_dir() / "stats")
         backbone = (f"domain CNN trained on {name} train labels (test accuracy {self.domain.test_accuracy:.4f}, "
                     f"key {self.domain.key})")
-        self.notes[f"fd_{name}"] = f"Frechet distance in {backbone} features; {len(real)} real {split} vs {n_gen} generated; not FID"
+        self.notes[f"fd_{name}"] = (f"Frechet distance in {backbone} features; {len(real)} real {split} vs {n_gen} "
+                                    "generated; not FID")
         self.notes[f"cs_{name}"] = (f"Inception-Score analogue with the same classifier's posteriors, {n_gen} "
                                     f"generated, 10 splits after a shuffle with seed {FIDELITY_SEED}")
         self.notes["semantic_recon"] = "how often the domain classifier gives x and G(E(x)) the same label (test split)"
@@ -228,7 +230,8 @@ class Evaluator(Backbones, References):
             val = (self._batched(model.encode, xv), yv)
         if ec.references and "references" not in self.notes:
             self._timed(sec, "references", self.references)
-        probe = self._timed(sec, "probe_acc", lambda: metrics.linear_probe(f_tr, y_tr, z_test, data.test.y, device=dev, val=val))
+        probe = self._timed(sec, "probe_acc",
+                            lambda: metrics.linear_probe(f_tr, y_tr, z_test, data.test.y, device=dev, val=val))
         out["probe_acc"], out["probe_bal_acc"] = probe["accuracy"], probe["balanced_accuracy"]
         self.notes["probe_acc"] = (f"logistic regression on standardised E(x), C chosen on a validation slice; "
                                    f"{len(x_tr)} train, {len(x_test)} test; majority-class baseline "
@@ -245,7 +248,8 @@ class Evaluator(Backbones, References):
                 return metrics.linear_probe(p_tr, y_tr, p_te, data.test.y, device=dev,
                                             val=(p_val[0], yv) if val else None)["accuracy"]
             out["probe_pool_acc"] = self._timed(sec, "probe_pool_acc", pool_probe)
-        out["knn_acc"] = self._timed(sec, "knn_acc", lambda: metrics.knn_accuracy(f_tr, y_tr, z_test, data.test.y, k=20, device=dev, metric="cosine" if self.images else "euclidean"))
+        out["knn_acc"] = self._timed(sec, "knn_acc", lambda: metrics.knn_accuracy(
+            f_tr, y_tr, z_test, data.test.y, k=20, device=dev, metric="cosine" if self.images else "euclidean"))
 
         if self.images:
             self._timed(sec, "generation", lambda: out.update(self._generation(model, g, x_test, rec)))
@@ -269,7 +273,8 @@ class Evaluator(Backbones, References):
         batch's noise, so g stays in step, and the outputs are gathered (metrics.DrawOrdered)."""
         bs = self.ec.eval_batch_size
         starts = range(0, n, bs)
-        rank, world = (self.runtime.rank, self.runtime.world) if shared and len(starts) >= self.runtime.world else (0, 1)
+        split = shared and len(starts) >= self.runtime.world
+        rank, world = (self.runtime.rank, self.runtime.world) if split else (0, 1)
         store = metrics.DrawOrdered(n_out).to(self.runtime.device) if world > 1 else _InDrawOrder(n_out)
         for k, i in enumerate(starts):
             z = truncated_latent(model, min(bs, n - i), threshold, g)
@@ -287,8 +292,9 @@ class Evaluator(Backbones, References):
             out = {k: cov[k] for k in ("modes_nearest", "modes_3sigma", "high_quality", "kl_modes")}
             return {**out, **(self._prdc(points, self.real_points, "points") if prdc else {})}
         name, clf = self.data.name, self.domain
-        feats, logits = self._sample_outputs(model, g, n, lambda x: (clf.features(metrics.to_uint8(x)),
-                                                                     clf.logits(metrics.to_uint8(x))), 2, threshold, shared)
+        def features_and_logits(x):
+            return clf.features(metrics.to_uint8(x)), clf.logits(metrics.to_uint8(x))
+        feats, logits = self._sample_outputs(model, g, n, features_and_logits, 2, threshold, shared)
         mu, sigma = metrics.feature_stats(feats)
         return {f"fd_{name}": metrics.frechet_from_stats(self.domain_ref["mu"], self.domain_ref["sigma"], mu, sigma),
                 f"cs_{name}": metrics.classifier_score(logits.cpu(), multilabel=clf.multilabel)[0],

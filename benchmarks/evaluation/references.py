@@ -16,7 +16,8 @@ from metrics.inception import content_hash
 
 from ..core import stats
 from ..core.io import default_cache_dir
-from ..core.protocol import FIGURE_SEED, INCEPTION_BATCH, LABEL_SEED, LPIPS_COLUMN, PROBE_DRAWS, count_tag, dinov2_tag, subset
+from ..core.protocol import (FIGURE_SEED, INCEPTION_BATCH, LABEL_SEED, LPIPS_COLUMN, PROBE_DRAWS, count_tag, dinov2_tag,
+                             subset)
 from ..core.protocol import to_unit as _to_unit
 from ..core.records import read_references
 
@@ -174,6 +175,6 @@ class References:
             parts.append(f"{len(held)} {held_split} vs {len(real)} {self.gen_split} ({suffix}): "
                          + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
         note = ("a real sample disjoint from the reference against the real sample the models are scored against, "
-                "the ceiling of precision, recall, density and coverage (a different count of held-out samples than generated "
-                "ones shifts the ceiling: a smaller set has wider neighbour balls): " + "; ".join(parts))
+                "the ceiling of precision, recall, density and coverage (a different count of held-out samples than "
+                "generated ones shifts the ceiling: a smaller set has wider neighbour balls): " + "; ".join(parts))
         return values, note

@@ -100,7 +100,8 @@ def device_busy(events, steps):
             busy += b - max(a, end)
             end = b
     span = max(e.time_range.end for e in events) - min(e.time_range.start for e in events)
-    return {"busy": round(busy / span, 3) if span > 0 else None, "device_events_per_step": round(len(device) / steps, 1)}
+    return {"busy": round(busy / span, 3) if span > 0 else None,
+            "device_events_per_step": round(len(device) / steps, 1)}
 
 
 def profile_steps(step, start, steps, runtime):

@@ -151,8 +151,10 @@ def inception_speed(data, runtime, n, fid_weights=None):
 
         import torch_fidelity.feature_extractor_inceptionv3 as fe
         with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: {}), \
-                mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, strict=True: None):
-            net = fe.FeatureExtractorInceptionV3(metrics.inception.BACKBONE, metrics.inception.FEATURES).to(runtime.device)
+                mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict",
+                                  lambda self, sd, strict=True: None):
+            net = fe.FeatureExtractorInceptionV3(metrics.inception.BACKBONE, metrics.inception.FEATURES)
+            net = net.to(runtime.device)
         label = "random weights (standard file unavailable; speed only)"
     net.eval()
     images, _ = subset(data.test if len(data.test) >= n else data.train, n)
@@ -162,7 +164,8 @@ def inception_speed(data, runtime, n, fid_weights=None):
     t = time.perf_counter()
     metrics.inception_features([images], net, runtime.device, batch_size=bs)
     runtime.synchronize()
-    return len(images) / (time.perf_counter() - t), f"{label}, batch {bs}, {len(images)} images {tuple(images.shape[1:])}"
+    rate = len(images) / (time.perf_counter() - t)
+    return rate, f"{label}, batch {bs}, {len(images)} images {tuple(images.shape[1:])}"
 
 
 def dinov2_speed(data, runtime, n, weights=None):
@@ -189,7 +192,8 @@ def dinov2_speed(data, runtime, n, weights=None):
     t = time.perf_counter()
     metrics.dinov2_features([images], net, runtime.device, batch_size=bs)
     runtime.synchronize()
-    return len(images) / (time.perf_counter() - t), f"{label}, batch {bs}, {len(images)} images {tuple(images.shape[1:])}"
+    rate = len(images) / (time.perf_counter() - t)
+    return rate, f"{label}, batch {bs}, {len(images)} images {tuple(images.shape[1:])}"
 
 
 def probe_speed(model, data, runtime, n_train):
@@ -205,7 +209,8 @@ def probe_speed(model, data, runtime, n_train):
         t = time.perf_counter()
         r = metrics.linear_probe(f_tr, y_tr, f_te, data.test.y, device=runtime.device, backend=backend)
         out[backend] = {"seconds": round(time.perf_counter() - t, 3), "accuracy": round(r["accuracy"], 4)}
-    out["setting"] = f"{len(x_tr)} train, {len(f_te)} test, {f_tr.shape[1]}-d E(x), labels {tuple(data.test.y.shape[1:]) or 'classes'}"
+    labels = tuple(data.test.y.shape[1:]) or "classes"
+    out["setting"] = f"{len(x_tr)} train, {len(f_te)} test, {f_tr.shape[1]}-d E(x), labels {labels}"
     return out
 
 
@@ -241,8 +246,10 @@ def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, incep
         base_s, per_step, base_prof = baseline_speed(name, cfg, data, steps, warmup, runtime.device, profile_steps)
         fast_s, _, model, compile_s, prof = harness_speed(name, cfg, data, steps, warmup, runtime, profile_steps)
         rows.append({"model": name, "images_per_step": per_step,
-                     "baseline_img_s": round(steps * per_step / base_s, 1), "harness_img_s": round(steps * per_step / fast_s, 1),
-                     "baseline_ms_per_g_step": round(1000 * base_s / steps, 2), "harness_ms_per_g_step": round(1000 * fast_s / steps, 2),
+                     "baseline_img_s": round(steps * per_step / base_s, 1),
+                     "harness_img_s": round(steps * per_step / fast_s, 1),
+                     "baseline_ms_per_g_step": round(1000 * base_s / steps, 2),
+                     "harness_ms_per_g_step": round(1000 * fast_s / steps, 2),
                      "speedup": round(base_s / fast_s, 2), "compile_s": round(compile_s, 1),
                      **({"profile": {"baseline": base_prof, "harness": prof}} if profile_steps else {})})
         write()
@@ -287,14 +294,17 @@ def to_markdown(r):
              f"- harness path: {rt['path']}, compile {rt['compile']}"
              + (f" ({rt['compile_backend']})" if rt.get("compile") else "")
              + f", losses read every {rt['sync_every']} steps, precision: " + _precision_text(rt.get("precision")),
-             "- baseline: fp32 eager, DataLoader over the uint8 cache, host-to-device copy per batch, `.item()` every step",
+             "- baseline: fp32 eager, DataLoader over the uint8 cache, host-to-device copy per batch, `.item()` every "
+             "step",
              f"- {r['steps']} timed steps after {r['warmup']} warm-up steps (compilation not timed), one process",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()), "",
              "## Training", "",
-             "| model | images/step | baseline img/s | harness img/s | speed-up | baseline ms/G step | harness ms/G step | compile s |",
+             "| model | images/step | baseline img/s | harness img/s | speed-up | baseline ms/G step "
+             "| harness ms/G step | compile s |",
              "|---|---|---|---|---|---|---|---|"]
     for row in r["training"]:
-        lines.append(f"| {row['model']} | {row['images_per_step']} | {row['baseline_img_s']} | {row['harness_img_s']} | "
+        lines.append(f"| {row['model']} | {row['images_per_step']} | {row['baseline_img_s']} | {row['harness_img_s']} "
+                     "| "
                      f"{row['speedup']}x | {row['baseline_ms_per_g_step']} | {row['harness_ms_per_g_step']} | "
                      f"{row.get('compile_s', '')} |")
     p, inc, sbs = r["probe"], r.get("inception"), r.get("run_loop_vs_plain")
@@ -305,10 +315,11 @@ def to_markdown(r):
     profiled = [row for row in r["training"] if row.get("profile")]
     if profiled:
         lines += ["", "## Profile", "",
-                  f"{r.get('profile_steps')} more steps of each loop under torch.profiler: the share of the profiled time "
-                  "in which the GPU ran a kernel, copy or fill, and such device operations per G step "
+                  f"{r.get('profile_steps')} more steps of each loop under torch.profiler: the share of the profiled "
+                  "time in which the GPU ran a kernel, copy or fill, and such device operations per G step "
                   "(empty on a CPU).", "",
-                  "| model | baseline: GPU busy | baseline: device ops/step | harness: GPU busy | harness: device ops/step |",
+                  "| model | baseline: GPU busy | baseline: device ops/step | harness: GPU busy "
+                  "| harness: device ops/step |",
                   "|---|---|---|---|---|"]
         for row in profiled:
             cells = [row["model"]]
@@ -331,12 +342,14 @@ def to_markdown(r):
                   f"{sbs['ratio']}x |"]
     lines += ["", "## Evaluation", "",
               (f"- InceptionV3 features: {inc['images_per_s']} images/s ({inc['setting']})" if inc
-               else "- InceptionV3 features: not applicable (the data are not images)" if len(r["sizes"]["data_shape"]) != 3
+               else "- InceptionV3 features: not applicable (the data are not images)"
+               if len(r["sizes"]["data_shape"]) != 3
                else "- InceptionV3 features: not measured"),
               (f"- DINOv2 ViT-L/14 features: {r['dinov2']['images_per_s']} images/s ({r['dinov2']['setting']})"
                if r.get("dinov2") else "- DINOv2 ViT-L/14 features: not measured (timed by default on a GPU only)"),
               (f"- linear probe ({p['setting']}): torch back end {p['torch']['seconds']} s (accuracy "
-               f"{p['torch']['accuracy']}), scikit-learn {p['sklearn']['seconds']} s (accuracy {p['sklearn']['accuracy']})"
+               f"{p['torch']['accuracy']}), scikit-learn {p['sklearn']['seconds']} s (accuracy "
+               f"{p['sklearn']['accuracy']})"
                if p else "- linear probe: not measured"), ""]
     return "\n".join(lines)
 

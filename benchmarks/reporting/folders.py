@@ -151,7 +151,8 @@ def protocol(dirs, df):
             f"- benchmark `{c['benchmark']}`, budget `{c['budget']}` ({d})",
             f"- dataset `{c['dataset']}` {json.dumps(c['dataset_options']) if c['dataset_options'] else ''}: "
             f"split sizes {json.dumps(meta.get('split_sizes'))}, size {meta.get('size')} px"
-            + (f", crop {meta['crop']} (box {meta.get('crop_box')}, {meta.get('resize_filter')})" if meta.get("crop") else "")
+            + (f", crop {meta['crop']} (box {meta.get('crop_box')}, {meta.get('resize_filter')})"
+               if meta.get("crop") else "")
             + (f", source hash {json.dumps(meta['source_hash'])}" if meta.get("source_hash") else ""),
             f"- training: {c['train']['steps']} G/E steps at batch {c['train']['batch_size']}, "
             f"arch `{c['arch'].get('style', 'shared')}` z_dim {c['arch']['z_dim']} width {c['arch']['width']}; "

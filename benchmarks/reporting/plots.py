@@ -215,7 +215,8 @@ def truncation(df, direction, out):
     fig.tight_layout()
     _save(fig, out / "truncation.png")
     return [("truncation.png", f"Truncation sweep (Gaussian-prior models): {', '.join(f'`{c}`' for c in cols)} against "
-                               "the threshold; a smaller threshold trades diversity for fidelity (BigGAN's trade-off).")]
+                               "the threshold; a smaller threshold trades diversity for fidelity (BigGAN's "
+                               "trade-off).")]
 
 
 def _references(df):

@@ -111,7 +111,8 @@ def outlier_note(rows):
              "published design makes it so:"]
     for r in flagged:
         lines.append(f"- {r['model']}{mark(r)}: " + "; ".join(
-            f"{NETWORK[c]} {_num(r[c], 3)}" + (f" (by design: {why})" if why else "") for c, why in r["capacity_flags"]))
+            f"{NETWORK[c]} {_num(r[c], 3)}" + (f" (by design: {why})" if why else "")
+            for c, why in r["capacity_flags"]))
     return "\n".join(lines)
 
 
@@ -120,10 +121,11 @@ def _cells(rows, metrics, bold):
     column; † and ‡ mark capacity flags (outlier_note)."""
     best = _best(rows, metrics)
     table = []
+    digits = {"train_seconds": 5, "compile_seconds": 5, "flops_per_step": 3, "train_flops": 3}  # of the budget cells
     for r in rows:
         cells = [r["model"] + mark(r), str(r["runs"]), str(r["ok"]),
                  str(r["diverged"]), str(r["failed"])]
-        cells += [_num(r[c], {"train_seconds": 5, "compile_seconds": 5, "flops_per_step": 3, "train_flops": 3}.get(c, 6)) for c in BUDGET]
+        cells += [_num(r[c], digits.get(c, 6)) for c in BUDGET]
         for c in metrics:
             mean, _, _, low, high, _ = r[c]
             text = _num(mean) + (f" [{_num(low)}, {_num(high)}]" if not math.isnan(low) else "")
@@ -210,7 +212,8 @@ def write_report(out_dir, dirs, figures=True):
     its tables; `report DIR` draws them again."""
     df = collect(dirs)
     if df.empty:
-        raise UserError(f"{', '.join(map(str, dirs))} hold(s) no runs (no <model>/seed<k>/metrics.json); nothing to report.")
+        raise UserError(f"{', '.join(map(str, dirs))} hold(s) no runs (no <model>/seed<k>/metrics.json); nothing to "
+                        "report.")
     df = df.sort_values(["model", "seed"], key=lambda s: s.astype(str), kind="stable")
     out = Path(out_dir)
     metrics = metric_columns(df)
@@ -250,8 +253,10 @@ def write_report(out_dir, dirs, figures=True):
          for v in row]
         for row in pair_df.itertuples(index=False)])
     atomic_write_text(out / "pairwise.md", f"# {out.name}: every two models per metric\n\n{READ_PAIRWISE}\n\n{pair_md}")
-    per_run_md = markdown_table(list(per_run.columns), [[_num(v) if isinstance(v, float) else ("" if v is pd.NA or v is None else str(v))
-                                                          for v in row] for row in per_run.itertuples(index=False)])
+    def cell(v):
+        return _num(v) if isinstance(v, float) else ("" if v is pd.NA or v is None else str(v))
+    run_cells = [[cell(v) for v in row] for row in per_run.itertuples(index=False)]
+    per_run_md = markdown_table(list(per_run.columns), run_cells)
     atomic_write_text(out / "summary.md", f"# {out.name}: every run\n\n{per_run_md}")
     figures = plots.all_figures(df, metrics, direction, out / "plots") if figures else None
     drawn = {f"plots/{f}" for f, _ in figures or ()}
@@ -272,7 +277,8 @@ REFERENCE_ROWS = (
     ("majority class", {"probe_acc": "majority_acc", "knn_acc": "majority_acc"}),
     ("random other test image (chance)", {"recon_mse": "chance_recon_mse", "semantic_recon": "chance_semantic_recon",
                                           "recon_lpips_vgg16": "chance_recon_lpips_vgg16"}),
-    ("train mean image (floor)", {"recon_mse": "mean_image_recon_mse", "recon_lpips_vgg16": "mean_image_recon_lpips_vgg16"}),
+    ("train mean image (floor)", {"recon_mse": "mean_image_recon_mse",
+                                  "recon_lpips_vgg16": "mean_image_recon_lpips_vgg16"}),
 )
 # The references of columns named by a count or a space, found by their key's prefix in
 # references.json: the column is the key without "raw_" / "real_" (raw_probe_acc_10 -> probe_acc_10).

@@ -294,7 +294,8 @@ def _failure_row(claim, study, ga, gb, fa, fb, what):
            "p_a_better": math.nan, "note": ""}
     if y.sum() == 0 or y.sum() == len(y):
         return {**out, "test": "none", "effect": math.nan, "p": math.nan, "a_better": False, "interval": None,
-                "note": f"not testable: {'no' if y.sum() == 0 else 'every'} trial of either group {what.split(' (')[0]}"}
+                "note": f"not testable: {'no' if y.sum() == 0 else 'every'} trial of either group "
+                        f"{what.split(' (')[0]}"}
     X = sm.add_constant(pd.DataFrame({"group a": group, **{k: cov[k].to_numpy() for k in cov}}), has_constant="add")
     try:
         with warnings.catch_warnings():
@@ -651,9 +652,10 @@ def _chosen_markdown(study, chosen):
         for t in study.targets:
             pick = (chosen.get(m) or {}).get(t.name)
             if pick:
-                opts = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in pick["options"].items())
-                rows.append([m, t.name, f"{t.metric} {direction(t.metric)}", f"trial {pick['trial']}", _num(pick["value"]),
-                             opts or "the defaults", pick["row"]])
+                opts = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in pick["options"].items())
+                rows.append([m, t.name, f"{t.metric} {direction(t.metric)}", f"trial {pick['trial']}",
+                             _num(pick["value"]), opts or "the defaults", pick["row"]])
             else:
                 rows.append([m, t.name, t.metric, "none finished", "–", "–", "–"])
     return markdown_table(["model", "target", "metric", "chosen", "validation score", "options", "final row"], rows)
@@ -679,5 +681,6 @@ def _final_markdown(study, chosen, final):
         parts += [f"### {t.name}: {t.metric} {direction(t.metric)}\n",
                   markdown_table(["model", "row", "seeds", f"test {t.metric}", "seeds diverged or collapsed"], rows),
                   ""]
-    parts.append("Every row, metric, paired comparison and figure of the final phase: [final/report.md](final/report.md).")
+    parts.append("Every row, metric, paired comparison and figure of the final phase: "
+                 "[final/report.md](final/report.md).")
     return "\n".join(parts)
