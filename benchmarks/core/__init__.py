@@ -1,2 +1,4 @@
 """What every stage shares and nothing of the harness above it: the device runtime, the
-process group, the results-folder lock, atomic file writes and the user-facing errors."""
+process group, the results-folder lock, atomic file writes and the user-facing errors; and the
+knowledge more than one stage needs: the evaluation protocol (protocol.py), the intervals
+(stats.py), the metric columns (columns.py) and how run records read back (records.py)."""
