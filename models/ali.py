@@ -318,16 +318,20 @@ class ALI(BidirectionalGAN):
         z = self.sample_latent(n)
         z_hat, sigma = self.sample_posterior(x)
         x_tilde = self.G(z)
-        # Both players' gradients at the same parameters, from two D passes over one batch (real
-        # first: shared BN statistics) with the same dropout masks: D's loss on detached pairs,
-        # G's and E's through a frozen D (models/base.py `frozen`), so that no backward computes a
-        # gradient its optimiser drops. The second pass computes the same logits and leaves D's
-        # running averages to the first.
+        # Both players' gradients at the same parameters, real and fake in one D pass (shared BN
+        # statistics). Eager autograd differentiates each loss only back to what its backward asks
+        # for, so one pass serves both losses. A compiled D's backward computes every weight
+        # gradient, so there each loss gets a pass of its own with the same dropout masks: D's on
+        # detached pairs, G's and E's through a frozen D (models/base.py `frozen`), the second
+        # computing the same logits and leaving D's running averages to the first.
         masks = self.dropout_masks(2 * n)
         kw = {} if masks is None else {"masks": masks}
-        logits = self.D(torch.cat([x, x_tilde.detach()]), torch.cat([z_hat.detach(), z]), **kw)
-        with frozen(self.D, running_stats=False):
-            logits_ge = self.D(torch.cat([x, x_tilde]), torch.cat([z_hat, z]), **kw)
+        if "D" in self.compiled_networks:
+            logits = self.D(torch.cat([x, x_tilde.detach()]), torch.cat([z_hat.detach(), z]), **kw)
+            with frozen(self.D, running_stats=False):
+                logits_ge = self.D(torch.cat([x, x_tilde]), torch.cat([z_hat, z]), **kw)
+        else:
+            logits_ge = logits = self.D(torch.cat([x, x_tilde]), torch.cat([z_hat, z]), **kw)
         data, sample = logits[:n], logits[n:]
         loss_d = F.softplus(-data).mean() + F.softplus(sample).mean()
         loss_ge = F.softplus(logits_ge[:n]).mean() + F.softplus(-logits_ge[n:]).mean()

@@ -46,6 +46,10 @@ class BidirectionalGAN(nn.Module):
     eval_networks = ()
     #: networks the fast path must run in fp32 rather than under bf16 autocast
     fp32_networks = ()
+    #: the networks the runtime compiled (runtime.prepare): a compiled network's backward computes
+    #: the gradient of every input that required one, so a model may give each loss its own pass
+    #: through it (see `frozen`) where eager autograd would have pruned the unneeded gradients
+    compiled_networks = frozenset()
     #: allowed values of numeric options, {name: Range}, checked before the model is built
     #: (models.registry.check_options); each model declares its own. An option name means one
     #: thing in every model: Adam's betas are adam_beta1 / adam_beta2 (ADAM below)

@@ -87,13 +87,17 @@ class BiGAN(BidirectionalGAN):
         x = batch
         z = self.sample_latent(x.shape[0])
         ex, gz = self.encode(x), self.G(z)
-        # Both players' gradients at the same parameters, each from a D pass of its own: D's loss
-        # on detached pairs, G's and E's through a frozen D, so no backward computes a gradient
-        # its optimiser drops. The second pass computes the same logits (same parameters, batch
-        # statistics) and leaves D's running averages to the first.
-        real, fake = self.D(x, ex.detach()), self.D(gz.detach(), z)
-        with frozen(self.D, running_stats=False):
-            real_ge, fake_ge = self.D(x, ex), self.D(gz, z)
+        # Both players' gradients at the same parameters. Eager autograd differentiates each loss
+        # only back to the parameters its backward asks for, so one D pass serves both. A compiled
+        # D's backward computes every weight gradient, so there each loss gets a D pass of its
+        # own: D's on detached pairs, G's and E's through a frozen D; the second pass computes the
+        # same logits (same parameters, batch statistics) and leaves D's running averages to the first.
+        if "D" in self.compiled_networks:
+            real, fake = self.D(x, ex.detach()), self.D(gz.detach(), z)
+            with frozen(self.D, running_stats=False):
+                real_ge, fake_ge = self.D(x, ex), self.D(gz, z)
+        else:
+            real_ge, fake_ge = real, fake = self.D(x, ex), self.D(gz, z)
         ones, zeros = torch.ones_like(real), torch.zeros_like(real)
         bce = F.binary_cross_entropy_with_logits
         loss_d = 0.5 * bce(real, ones) + 0.5 * bce(fake, zeros)

@@ -162,6 +162,7 @@ class Runtime:
                                   skip_compile=lambda net: self.world > 1 and _has_batchnorm(net))
         if self.world > 1:
             parallel.wrap(model, self.device)
+        model.compiled_networks = frozenset(compiled)  # a model may pick the cheaper step form for them
         return compiled
 
     def release(self, model):
