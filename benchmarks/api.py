@@ -95,10 +95,29 @@ def _run_record(path):
 
 
 def _retrain(path, record):
-    """The command that retrains this run, for a message."""
+    """The command that retrains this run, for a message: `run` selects it with --models and
+    --seeds; a sweep (which has neither) retrains with --force only the runs it cannot resume or
+    keep, this damaged one among them. A --jobs shard's own options are left out."""
+    import shlex
+
     cfg = record["config"]
-    return (f"`{record.get('command', 'python -m benchmarks run ...')} --force --models {cfg['model']} "
-            f"--seeds {cfg['seed']}`")
+    command = record.get("command", "python -m benchmarks run ...")
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    if "sweep" not in words:
+        return f"`{command} --force --models {cfg['model']} --seeds {cfg['seed']}`"
+    kept, skip = [], False
+    for w in words:
+        if skip or w == "--force":
+            skip = False
+            continue
+        if w in ("--shard", "--job-of"):
+            skip = True
+        elif not w.startswith(("--shard=", "--job-of=")):
+            kept.append(w)
+    return f"`{shlex.join(kept)} --force`"
 
 
 def _finished_metrics(path, record):

@@ -50,7 +50,8 @@ claims:
      text: features beyond an untrained encoder}
   - {id: tuning, kind: sweep, models_a: [bigan-qp-simple], models_b: [bigan], metric: recon_mse, source: GAN-QP,
      text: fewer failed trials}
-  - {id: truncation, kind: interior-minimum, metric: recon_mse, source: BigGAN, text: a shape}
+  - {id: truncation, kind: interior-minimum, metric: kl_modes, source: BigGAN, text: a shape,
+     rows: [bigan@reconstruction, bigan-qp-simple@reconstruction]}
 """
 TIMING = ("train_seconds", "compile_seconds", "wall_seconds", "seconds")
 
@@ -101,7 +102,7 @@ def test_sweep_runs_both_phases_and_resumes_to_the_same_results(cli, study_file,
     # final seeds are disjoint from the selection seeds; the rows a claim compares get the claim seed too
     assert {seed for _, seed in final} == {"seed1", "seed2", "seed3"}
     claimed = {"qp-norecon", "bigan-qp-simple", "random-init", chosen["bigan"]["representation"]["row"],
-               *(chosen[m]["reconstruction"]["row"] for m in chosen)}  # the truncation claim's rows: recon_mse's
+               *(chosen[m]["reconstruction"]["row"] for m in chosen)}  # the truncation claim's rows
     assert {r for r, s in final if s == "seed3"} == claimed
     # every swept model has an untrained control of its own architecture: 0 steps, scored all the same
     for m in ("bigan", "bigan-qp-simple"):
@@ -158,6 +159,8 @@ def test_selection_never_reads_the_test_split(cli, study_file, tmp_path, monkeyp
     assert code == 0, err
     runs = [json.loads(p.read_text()) for p in (out / "select").glob("*/seed*/metrics.json")]
     assert len(runs) == 6 and all(r["status"] == "ok" for r in runs)
+    code, _, err = cli("sweep", study_file, "--out", out, "--phase", "confirm", "--no-figures")
+    assert code == 0, err  # the confirmation too is scored on validation
     # The guard bites: the final phase scores on test.
     with pytest.raises(AssertionError, match="the test split was read"):
         cli("sweep", study_file, "--out", out, "--phase", "final", "--no-figures")

@@ -27,16 +27,15 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 import models
 
 from ..config import CONFIG_DIR, check_arms, load_config
+from ..core import yamlfile
 from ..core.errors import ConfigError
+from . import schema
+from .schema import CLAIM_KINDS, GOALS, KEYS  # noqa: F401 - what a study file holds, checked by schema.py
 
 STUDY_DIR = CONFIG_DIR / "studies"
-GOALS = ("min", "max")
-CLAIM_KINDS = ("paired", "sweep", "monotone", "interior-minimum")
 
 
 @dataclass(frozen=True)
@@ -137,92 +136,42 @@ def study_path(name_or_path):
     return p
 
 
-KEYS = {"benchmark", "budget", "models", "trials", "validation_share", "selection_seeds", "final_seeds",
-        "targets", "arms", "references", "select_set", "final_set", "collapse", "claims", "confirm_top",
-        "claim_seeds", "controls"}
 CONTROL_SUFFIX = "-untrained"
 
 
-def load_study(name_or_path, trials=None):
-    """The study file, checked: every key known, every model and arm registered or declared."""
+def load_study(name_or_path, trials=None, shape_of=None):
+    """The study file, checked whole before anything runs (schema.py: every field's type and
+    range, every model, arm and metric); `trials`: --trials, over the file's; `shape_of`: a
+    dataset's declared shape (data.declared_shape), for its columns."""
     path = study_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"Study {path} is not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"Study {path} must be a YAML mapping.")
-    unknown = sorted(set(raw) - KEYS)
-    if unknown:
-        raise ConfigError(f"Study {path}: unknown key {unknown[0]!r}. Allowed: {', '.join(sorted(KEYS))}.")
-    for key in ("benchmark", "models", "targets", "final_seeds"):
-        if key not in raw:
-            raise ConfigError(f"Study {path} must set {key!r}.")
-    trials = raw.get("trials", 16) if trials is None else trials
-    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
-        raise ConfigError(f"The number of trials must be a positive integer, got {trials!r}; e.g. --trials 16.")
-    targets = []
-    for name, t in (raw["targets"] or {}).items():
-        if not isinstance(t, dict) or t.get("goal") not in GOALS or not isinstance(t.get("metric"), str):
-            raise ConfigError(f"Study {path}: target {name!r} must be {{metric: <column>, goal: min|max}}, got {t!r}.")
-        targets.append(Target(name, t["metric"], t["goal"]))
-    if not targets:
-        raise ConfigError(f"Study {path} names no target: a setting is chosen per target (e.g. generation: "
-                          "{metric: fd_digits, goal: min}).")
-    claims = tuple(_claim(c, path) for c in raw.get("claims") or [])
+    raw = schema.check_fields(yamlfile.read(path, "Study"), path, trials)
     study = Study(
-        name=path.stem, benchmark=str(raw["benchmark"]), budget=str(raw.get("budget", "quick")),
-        models=tuple(raw["models"]), trials=trials, validation_share=float(raw.get("validation_share", 0.2)),
-        selection_seeds=tuple(raw.get("selection_seeds", [0])), final_seeds=tuple(raw["final_seeds"]),
-        targets=tuple(targets), arms=dict(raw.get("arms") or {}), references=tuple(raw.get("references") or ()),
-        select_set=_settings(raw, "select_set", path), final_set=_settings(raw, "final_set", path),
-        collapse=dict(raw.get("collapse") or {}), claims=claims, confirm_top=int(raw.get("confirm_top", 0)),
-        claim_seeds=tuple(raw.get("claim_seeds") or ()), controls=str(raw.get("controls") or ""))
-    for m in study.models + study.references:
-        models.get(m)
-    check_arms({n: {**a, "model": str(a.get("model", "")).split("@")[0]} if isinstance(a, dict) else a
-                for n, a in study.arms.items()})
-    target_names = {t.name for t in targets}
-    for name, arm in study.arms.items():
-        model, _, target = arm["model"].partition("@")
-        if target and (model not in study.models or target not in target_names):
-            raise ConfigError(f"Study {path}: arm {name!r} derives from {arm['model']!r}: name a swept model and a "
-                              f"target of the study ({', '.join(sorted(target_names))}), e.g. bigan@generation.")
-    if study.controls and study.controls not in target_names:
-        raise ConfigError(f"Study {path}: controls must name a target ({', '.join(sorted(target_names))}): each swept "
-                          "model's untrained control is the setting chosen for it, at 0 steps.")
-    shared = sorted(set(study.selection_seeds) & set(study.final_seeds + study.claim_seeds))
-    if shared:
-        raise ConfigError(f"Study {path}: seed {shared[0]} is both a selection and a final seed. A chosen setting's "
-                          "final score must not include the run it was chosen on: use disjoint seeds, e.g. "
-                          "selection_seeds: [100, 101, 102] and final_seeds: [0, 1, ...].")
-    if study.confirm_top < 0:
-        raise ConfigError(f"Study {path}: confirm_top must be 0 or more (the best trials per model and target rerun "
-                          f"on the other selection seeds), got {study.confirm_top}.")
-    rows = set(final_models(study, {}))
-    for c in claims:
-        missing = [n for n in (c.a, c.b, *c.rows) if n and not n.startswith("ref:") and n not in rows
-                   and n.split("@")[0] not in study.models]
-        missing += [n for n in (c.a, c.b, *c.rows) if "@" in n and n.split("@", 1)[1] not in target_names]
-        if missing:
-            raise ConfigError(f"Study {path}: claim {c.id!r} compares {missing[0]!r}, which the final phase does not "
-                              "run: name a swept model, a reference or an arm of the study.")
+        name=path.stem, benchmark=raw["benchmark"], budget=raw["budget"], models=raw["models"], trials=raw["trials"],
+        validation_share=raw["validation_share"], selection_seeds=raw["selection_seeds"],
+        final_seeds=raw["final_seeds"],
+        targets=tuple(Target(n, t["metric"], t["goal"]) for n, t in raw["targets"].items()),
+        arms=raw["arms"], references=raw["references"], select_set=raw["select_set"], final_set=raw["final_set"],
+        collapse=raw["collapse"], claims=tuple(_claim(c, path) for c in raw["claims"]), confirm_top=raw["confirm_top"],
+        claim_seeds=raw["claim_seeds"], controls=raw["controls"])
+    schema.check_whole(study, path, shape_of, {"select": lambda: select_config(study),
+                                               "final": lambda: final_config(study, provisional_selection(study))},
+                       set(final_models(study, {})))
     return study
 
 
-def _settings(raw, key, path):
-    """A phase's config overrides, {dotted.key: value}, as sorted (key, value) pairs."""
-    sets = raw.get(key) or {}
-    if not isinstance(sets, dict):
-        raise ConfigError(f"Study {path}: {key} must map config keys to values, e.g. {{eval.track_every: 0}}; "
-                          f"got {sets!r}.")
-    return tuple(sorted(sets.items()))
+def provisional_selection(study):
+    """A selection with every model's defaults (trial 0) chosen for every target: the final
+    phase's rows resolve against it before the selection is made, so the final phase's config
+    and every arm that derives from a choice are checked up front."""
+    return {m: {t.name: {"trial": 0, "arm": trial_name(m, 0), "options": {}, "row": m, "value": 0.0, "values": {}}
+                for t in study.targets} for m in study.models}
 
 
 def _claim(c, path):
     if not isinstance(c, dict) or c.get("kind", "paired") not in CLAIM_KINDS or not c.get("id") or not c.get("metric"):
         raise ConfigError(f"Study {path}: a claim must be a mapping with id, text, source, kind "
                           f"({', '.join(CLAIM_KINDS)}) and metric; got {c!r}.")
+    c = {k: v for k, v in c.items() if v is not None}  # a key written without a value: as if left out
     premise = str(c.get("premise", ""))
     if premise and premise not in PREMISES:
         raise ConfigError(f"Study {path}: claim {c['id']!r} states the premise {premise!r}; known premises: "

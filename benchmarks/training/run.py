@@ -16,7 +16,7 @@ import time
 import traceback
 
 import models
-from models.registry import HARNESS_ARGS
+from models.registry import HARNESS_ARGS, check_options
 
 from ..config import backfilled, config_diff
 from ..core import parallel
@@ -136,7 +136,40 @@ def run_one(name, seed, cfg, data, runtime, out_dir, *args, **kwargs):
         lock.release()
 
 
-def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, position=0, board_root=None):
+def retrain_hint(name, seed, sweep):
+    """How the user retrains just run (name, seed): `run` selects it with --models and --seeds; a
+    sweep's --force retrains only the runs that cannot be resumed (damage)."""
+    if sweep:
+        return ("run the same sweep command with --force: in a sweep it retrains only the runs that cannot be "
+                "resumed as they are (this one among them) and keeps every finished run")
+    return f"retrain just this run with --force --models {name} --seeds {seed}"
+
+
+def damage(run_dir, ident):
+    """Why run `run_dir` cannot be resumed or kept as it is (its config.json unreadable, or recorded
+    for another config, an edited plugin's for one; its checkpoint unreadable), or None: what a
+    sweep's --force retrains."""
+    from .train import load_checkpoint
+
+    cfg_path = run_dir / "config.json"
+    if cfg_path.exists():
+        try:
+            changes = config_diff(_recorded_config(cfg_path)[1], ident)
+        except (ValueError, OSError) as e:
+            return f"{cfg_path} is unreadable ({type(e).__name__})"
+        if changes:
+            return f"it was started with another config ({'; '.join(changes)})"
+    checkpoint = run_dir / "checkpoint.pt"
+    if checkpoint.exists():
+        try:
+            load_checkpoint(checkpoint)
+        except USER_ERRORS:
+            return f"{checkpoint} cannot be read"
+    return None
+
+
+def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, position=0, board_root=None,
+             sweep=False):
     run_dir = out_dir / name / f"seed{seed}"
     args, base = model_args(cfg, name, data.shape), base_model(cfg, name)
     arm = {"base_model": base} if base != name else {}  # a run of an arm records the model it runs
@@ -145,6 +178,11 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
         arm["arm_steps"] = steps
     ident = _jsonable({**cfg.folder_record(), "model": name, **arm, "model_args": args, "seed": seed,
                        **plugin_source(base)})
+    if force and sweep:  # a sweep's --force: only what cannot be resumed or kept is retrained
+        why = damage(run_dir, ident) if runtime.is_main else None
+        force = not parallel.all_agree(why is None, runtime.device)  # every process decides alike
+        if why and runtime.is_main:
+            print(f"[{name} seed {seed}] retrained (--force): {why}", file=sys.stderr)
     cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
     if runtime.is_main and run_dir.is_dir():  # under the run's lock: no live writer owns these
         for tmp in run_dir.glob(".*.tmp"):
@@ -158,13 +196,13 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
                 raise ValueError("its 'resumed' entry is not a list")
         except (ValueError, OSError) as e:
             raise ConfigError(f"{cfg_path} is unreadable ({type(e).__name__}: {e}). It records the config this run "
-                              f"was started with, so the run cannot be resumed safely: restore the file, or retrain "
-                              f"just this run with --force --models {name} --seeds {seed}.") from None
+                              f"was started with, so the run cannot be resumed safely: restore the file, or "
+                              f"{retrain_hint(name, seed, sweep)}.") from None
         changes = config_diff(old, ident)
         if changes:
             raise ConfigError(
                 f"Run {run_dir} was started with another config ({'; '.join(changes)}); refusing to resume it. "
-                f"Retrain just this run with --force --models {name} --seeds {seed}, or use another --out."
+                f"To {retrain_hint(name, seed, sweep)}; or use another --out."
             )
         if metrics_path.exists():
             try:
@@ -311,6 +349,7 @@ def check_models(cfg, shape=None):
         if unknown:
             raise ConfigError(f"{where}: model {base!r} has no option {', '.join(unknown)}; its options are: "
                               f"{', '.join(sorted(set(models.options(base)) - set(HARNESS_ARGS))) or 'none'}.")
+        check_options(models.get(base), base, given, where=where)  # named as given: an arm's as the arm's
         if shape is not None:
             try:
                 build_model(cfg, name, shape)
@@ -374,14 +413,16 @@ def build_model(cfg, name, shape):
 
 
 def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, force=False, shard=None, job=None, debug=False,
-                  board_root=None):
+                  board_root=None, sweep=False):
     """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run failed,
     after the whole matrix). The caller writes the report (the CLI, after this returns).
     `make_evaluator()`: the evaluation stage's scorer of this benchmark (evaluation.evaluate.Evaluator),
     built here at most once per process, when the first run needs it.
     `job` = (i, n) when this process is job i of a `--jobs n` run: its progress bar takes line i.
     `debug`: print a failed run's traceback, not just its reason. `board_root`: a folder to write each
-    trained run's TensorBoard log under, as <model>/seed<k> (board.py); None: no log."""
+    trained run's TensorBoard log under, as <model>/seed<k> (board.py); None: no log. `sweep`: a phase
+    of a study, whose --force retrains only the runs that cannot be resumed (damage), and whose
+    messages name sweep's options."""
     from ..data import declared_shape
 
     # `run` already built every model at the declared shape; build again only at another one.
@@ -409,7 +450,7 @@ def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, force=False, shar
     failed = 0
     for name, seed in shard_matrix(cfg.models, cfg.seeds, shard, cfg.row_seeds):
         row, how = run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
-                           position=job[0] - 1 if job else 0, board_root=board_root)
+                           position=job[0] - 1 if job else 0, board_root=board_root, sweep=sweep)
         detail = f" at step {row.get('diverged_at')}" if row["status"] == "diverged" else ""
         if row["status"] == "failed" and how != "skipped":
             error_txt = out_dir / name / f"seed{seed}" / "error.txt"
@@ -437,17 +478,24 @@ def _die_with_parent():
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def run_jobs(argv, jobs):
+def jobs_threads(jobs):
+    """The threads each of `jobs` shard processes trains with: this machine's cores shared out."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def run_jobs(argv, jobs, threads=None):
     """`run ... --jobs N`: N shard processes of this very command on this machine, the CPU cores
     split between them (small convolutions use two threads poorly; two processes use them
-    fully); the caller then writes one report over the whole folder. Returns the worst exit code."""
+    fully); the caller then writes one report over the whole folder. Returns the worst exit code.
+    `threads`: each process's thread count, if not the cores' share of `jobs` (a sweep keeps its
+    --jobs share in a phase of fewer runs than jobs, so every run of a study sums alike)."""
     rest, args = [], iter(argv)
     for a in args:  # the command without its --jobs
         if a == "--jobs":
             next(args, None)
         elif not a.startswith("--jobs="):
             rest.append(a)
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    threads = str(threads or jobs_threads(jobs))
     # Every thread pool of a shard gets its share: PyTorch's OpenMP, and the BLAS under numpy,
     # scipy and scikit-learn (OpenBLAS reads its own variable; its idle threads spin).
     env = {**os.environ, **{v: threads for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
