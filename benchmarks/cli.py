@@ -315,13 +315,13 @@ def cmd_sweep(args):
         return run_config(args, _phase_config(args, study, out, phases[0]), out / _folder(phases[0]),
                           _with_phase(args.argv, phases[0]))
     select_cfg = studies.select_config(study)
-    for cfg in (select_cfg, studies.final_config(study, studies.provisional_selection(study))):
-        check_models(cfg, declared_shape(cfg.dataset))  # every trial, arm and control builds
-    check_weights(args)
     check_jobs(args)
     _check_study_folder(args, out)
     record = study_state(args, study, out, phases, select_cfg)  # refuses a changed study or an early phase
     redo_selection = _selection_to_redo(args, study, out, phases)
+    for cfg in (select_cfg, studies.final_config(study, studies.provisional_selection(study))):
+        check_models(cfg, declared_shape(cfg.dataset))  # every model, arm and control builds (seconds)
+    check_weights(args)
     out.mkdir(parents=True, exist_ok=True)
     with FolderLock(out, "Study folder").acquire(wait=60):  # shards starting together: one writes it
         if studyrec.read(out) is None:

@@ -335,7 +335,9 @@ def check_models(cfg, shape=None):
     mappings of names it takes, and, when the data shape is known, it builds with the
     harness's arguments and has the networks it declares. A ModelConfigError (or an unknown
     option) stops the benchmark here; any other exception from a model's __init__ is left for
-    its runs to record as failed, so the other models still run."""
+    its runs to record as failed, so the other models still run. An arm that changes only options
+    of its model's search space (a sweep's trial) is not built again: the model builds with any
+    value of those in their ranges (models.registry.check_search_space), and building is costly."""
     for name in list(cfg.model_options) + [arm["model"] for arm in cfg.arms.values()]:
         models.get(name)
     for name in cfg.models:
@@ -350,7 +352,8 @@ def check_models(cfg, shape=None):
             raise ConfigError(f"{where}: model {base!r} has no option {', '.join(unknown)}; its options are: "
                               f"{', '.join(sorted(set(models.options(base)) - set(HARNESS_ARGS))) or 'none'}.")
         check_options(models.get(base), base, given, where=where)  # named as given: an arm's as the arm's
-        if shape is not None:
+        tuned_only = name in cfg.arms and set(given) <= set(models.search_space(base))  # its model is built
+        if shape is not None and not tuned_only:
             try:
                 build_model(cfg, name, shape)
             except USER_ERRORS:
