@@ -56,15 +56,14 @@ def test_inception_columns_fill_in_with_a_weights_file(cli, random_weights):  # 
     assert "real_precision_8" in json.loads(Path("r/references.json").read_text())["values"]
 
 
-def test_missing_weights_leave_the_columns_empty_with_a_reason(cli, tmp_path):
+def test_a_named_missing_weights_file_stops_before_training(cli, tmp_path):
+    """A weights path the user named must load (#35): a missing one is refused with exit 2 before
+    anything trains, naming the path and the fix, instead of leaving the columns empty."""
     code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan", "--out", "r", "--no-figures",
                        "--fid-weights", tmp_path / "nope.pth", "--set", "eval.inception_samples=8",
                        "--set", "train.steps=5")
-    assert code == 0, err
-    assert "Inception metrics left empty" in err and "nope.pth" in err
-    m = json.loads(Path("r/bigan/seed0/metrics.json").read_text())
-    assert not any(k.startswith(("fid", "is_", "kid")) for k in m)
-    assert not any(k.endswith("_8") for k in m)  # nor Inception-space precision/recall
+    assert code == 2 and "nope.pth" in err and "--fid-weights" in err and "Traceback" not in err
+    assert not Path("r/bigan/seed0/metrics.json").exists()
 
 
 def test_toy2d_writes_mode_coverage(cli):
