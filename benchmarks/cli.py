@@ -450,6 +450,8 @@ def study_state(args, study, out, phases, select_cfg):
     old = studyrec.read(out)
     if old is not None:
         changes = studyrec.differences(old, new)
+        if changes == [studyrec.threads_difference(old, new)] and not _trains(args, study, out, phases):
+            changes = []  # another thread count only rewrites the report here: no run would mix with the others
         if changes:
             shown = "; ".join(c if len(c) < 200 else c[:200] + "..." for c in changes[:5])
             fix = _threads_fix(args, out, old["threads"]) if changes[0].startswith("threads per run") else (
@@ -472,6 +474,28 @@ def study_state(args, study, out, phases, select_cfg):
     if phases[0] != "select":
         _phase_config(args, study, out, phases[0])  # refused unless the phases before it are complete
     return new
+
+
+def _trains(args, study, out, phases):
+    """Whether this command would train any run: a run of its phases (its shard of them) without
+    a finished record (ok or diverged). A phase after one with runs to train trains too."""
+    from .reporting.folders import collect
+    from .training.run import parse_shard, shard_matrix
+
+    shard = parse_shard(args.shard) if args.shard else None
+    for phase in phases:
+        try:
+            cfg = _phase_config(args, study, out, phase)
+        except UserError:  # the phases before it are not complete: they, or it, will train
+            return True
+        if cfg is None:
+            continue
+        folder = out / _folder(phase)
+        done = {(r["model"], str(r["seed"])) for r in collect([folder]).to_dict("records")
+                if r.get("status") in ("ok", "diverged")} if folder.is_dir() else set()
+        if any((m, str(s)) not in done for m, s in shard_matrix(cfg.models, cfg.seeds, shard, cfg.row_seeds)):
+            return True
+    return False
 
 
 def _threads_fix(args, out, threads):

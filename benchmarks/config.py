@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -298,6 +299,13 @@ def parse_override(text):
         except ValueError:
             pass
     return key.strip().split("."), parsed
+
+
+def in_study(message, where="select_set or final_set"):
+    """A config message's `--set key=value` fix as a study states it (`sweep` has no --set: a study
+    sets config keys per phase, in its select_set and final_set)."""
+    return re.sub(r"--set ([\w.\-]+)=([^\s,;)]*[^\s,;).])", rf"{where}: {{\1: \2}}", message).replace(
+        "--set ", f"{where} ")
 
 
 def _nest(path, value):

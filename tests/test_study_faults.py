@@ -140,6 +140,7 @@ def test_the_study_is_checked_whole_before_anything_trains(cli, extra, message):
 @pytest.mark.parametrize("old, new, message", [
     ("final_seeds: [1]", "final_seeds: [-1]", "final_seeds: seed -1 is not a whole number from 0 to 4294967295"),
     ("final_set: {", "final_set: {eval.probe_labelz: [1], ", "Unknown config key 'eval.probe_labelz'. Did you mean"),
+    ("final_set: {", "final_set: {model_options.bigan: 5, ", "e.g. final_set: {model_options.bigan.lr: 1e-4}"),
     ("metric: recon_mse", "metric: recon_mes", "targets.reconstruction: metric 'recon_mes' is not a column the select "
                                                "phase writes. Did you mean 'recon_mse'?"),
     ("metric: recon_mse", "metric: fd_digits", "metric 'fd_digits' is not a column the select phase writes"),
@@ -153,7 +154,8 @@ def test_the_study_is_checked_whole_before_anything_trains(cli, extra, message):
 ])
 def test_a_mistake_in_a_later_phase_is_found_before_the_first(cli, old, new, message):
     assert old in MINI
-    assert_rc2(cli("sweep", study_file(MINI.replace(old, new, 1)), "--out", "o"), message)
+    err = assert_rc2(cli("sweep", study_file(MINI.replace(old, new, 1)), "--out", "o"), message)
+    assert "--set" not in err  # sweep has none: a study sets config keys in select_set and final_set
     assert not Path("o").exists()
 
 
@@ -203,9 +205,18 @@ def test_a_study_edited_between_phases_is_refused_with_the_difference(cli, swept
 
 def test_a_resume_with_another_thread_count_is_refused(cli, swept, monkeypatch):
     """Runs trained with one thread per run and with two score differently in their last digits;
-    the folder records how many, and a resume under another --jobs share is refused."""
-    before = tree(swept)
+    the folder records how many, and a resume that would train under another --jobs share is
+    refused. One that trains nothing (it only rewrites the report) is not."""
+    from benchmarks.training import run
+
     monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr(run, "run_jobs", lambda argv, jobs, threads=None: 0)  # a shard would find nothing to do
+    runs = _runs(swept)
+    code, _, err = cli("sweep", "mini.yaml", "--out", swept, "--jobs", "2", "--no-figures")
+    assert code == 0 and "threads per run" not in err, err
+    assert _runs(swept) == runs
+    next((swept / "final").glob("*/seed1/metrics.json")).unlink()  # a final run to finish
+    before = tree(swept)
     err = assert_rc2(cli("sweep", "mini.yaml", "--out", swept, "--jobs", "2"),
                      f"threads per run: {torch.get_num_threads()} -> 4", "Run it with the recorded threads")
     [fix] = commands(err)

@@ -54,9 +54,16 @@ def read(out):
 def differences(old, new):
     """'key: old -> new' for every difference of two records that would mix two studies' runs."""
     out = config_diff(old["study"], new["study"])
+    threads = threads_difference(old, new)
+    return [*out, threads] if threads else out
+
+
+def threads_difference(old, new):
+    """'threads per run: a -> b' when both records train on the CPU with other thread counts, else
+    None (on a GPU the CPU's threads change no number)."""
     if old.get("device") == new["device"] == "cpu" and old.get("threads") != new["threads"]:
-        out.append(f"threads per run: {old.get('threads')} -> {new['threads']}")
-    return out
+        return f"threads per run: {old.get('threads')} -> {new['threads']}"
+    return None
 
 
 def screen_missing(study, rows, names):

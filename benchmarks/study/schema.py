@@ -20,7 +20,7 @@ import re
 import models
 from models.registry import HARNESS_ARGS, NAME_PATTERN, check_options
 
-from ..config import SEED_LIMIT
+from ..config import SEED_LIMIT, in_study
 from ..core import columns
 from ..core.errors import USER_ERRORS, ConfigError
 
@@ -275,7 +275,7 @@ def check_whole(study, path, shape_of, phase_configs, final_rows):
             phases[phase] = resolve()
         except USER_ERRORS as e:
             f.fail(f"the {phase} phase's config (benchmark {study.benchmark!r}, budget {study.budget!r}, with "
-                   f"{phase}_set) does not resolve: {e}")
+                   f"{phase}_set) does not resolve: {in_study(str(e), f'{phase}_set')}")
     final_steps = phases["final"].train.steps
     for name, arm in study.arms.items():
         if (arm.get("steps") or 0) > final_steps:

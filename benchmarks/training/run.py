@@ -18,7 +18,7 @@ import traceback
 import models
 from models.registry import HARNESS_ARGS, check_options
 
-from ..config import backfilled, config_diff
+from ..config import backfilled, config_diff, in_study
 from ..core import parallel
 from ..core.errors import USER_ERRORS, ConfigError
 from ..core.io import atomic_write_json, atomic_write_text
@@ -430,7 +430,10 @@ def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, force=False, shar
 
     # `run` already built every model at the declared shape; build again only at another one.
     check_models(cfg, None if tuple(data.shape) == declared_shape(cfg.dataset) else data.shape)
-    check_sizes(cfg, data)
+    try:
+        check_sizes(cfg, data)
+    except ConfigError as e:  # a study sets config keys in its phases' sets, not with --set
+        raise ConfigError(in_study(str(e))) if sweep else e from None
     if runtime.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     parallel.barrier()
