@@ -45,7 +45,8 @@ def runtime_from(args, fast=None):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description="BiGAN Bench: train and score bidirectional GANs.")
+    p = argparse.ArgumentParser(prog="python -m benchmarks",
+                                description="BiGAN Bench: train and score bidirectional GANs.")
     sub = p.add_subparsers(dest="command", required=True)
 
     lm = sub.add_parser("list-models", help="list registered models")
@@ -60,7 +61,8 @@ def build_parser():
                    "the committed results are in results/)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.steps=200 (repeatable)")
-    r.add_argument("--force", action="store_true", help="retrain the selected runs (--models, --seeds) even if finished")
+    r.add_argument("--force", action="store_true",
+                   help="retrain the selected runs (--models, --seeds) even if finished")
     _run_options(r)
 
     sw = sub.add_parser("sweep", help="a study: hyperparameter trials scored on validation, the chosen settings and "
@@ -82,7 +84,8 @@ def build_parser():
 
 def _run_options(r):
     """The options of every command that trains: where, on what, in how many processes."""
-    r.add_argument("--plugin", action="append", default=[], help="module or .py file that registers models (repeatable)")
+    r.add_argument("--plugin", action="append", default=[],
+                   help="module or .py file that registers models (repeatable)")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     r.add_argument("--data-root", help="folder holding the dataset files (else $BIGAN_BENCH_DATA / $CELEBA_ROOT)")
     r.add_argument("--fid-weights", help="torch-fidelity's InceptionV3 weights file (else $BIGAN_BENCH_FID_WEIGHTS, "
@@ -93,7 +96,8 @@ def _run_options(r):
     r.add_argument("--dinov2-weights", metavar="PATH", help="DINOv2 ViT-L/14 weights file "
                    "(dinov2_vitl14_pretrain.pth) for the eval.dinov2_samples columns (else "
                    "$BIGAN_BENCH_DINOV2_WEIGHTS, the torch hub cache, a download when online)")
-    r.add_argument("--debug", action="store_true", help="print a failed run's traceback (it is always in its error.txt)")
+    r.add_argument("--debug", action="store_true",
+                   help="print a failed run's traceback (it is always in its error.txt)")
     r.add_argument("--shard", metavar="I/N", help="run only the I-th of N deterministic parts of the (model, seed) "
                    "matrix, e.g. one per machine or job-array task; `report DIR...` merges the folders. "
                    "--shard slurm: this SLURM array task's part (SLURM_ARRAY_TASK_ID of the array's range)")
@@ -139,8 +143,8 @@ def _other_commands(sub):
     pf.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override one config value (repeatable)")
     pf.add_argument("--fid-weights", help="InceptionV3 weights file (else random weights, labelled, for timing)")
-    pf.add_argument("--dinov2-weights", metavar="PATH", help="DINOv2 ViT-L/14 weights file, timed on a GPU (else random "
-                    "weights, labelled)")
+    pf.add_argument("--dinov2-weights", metavar="PATH",
+                    help="DINOv2 ViT-L/14 weights file, timed on a GPU (else random weights, labelled)")
     pf.add_argument("--plugin", action="append", default=[], help="module or .py file that registers models")
     pf.add_argument("--out", default="runs/perf", help="folder for <device>.md and .json (default runs/perf, which "
                     "git ignores; the committed tables are in results/perf)")
