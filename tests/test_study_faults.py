@@ -126,6 +126,8 @@ def test_a_study_or_config_that_is_not_utf8_is_refused(cli):
     ("arms:\n  fast: {model: bigan, steps: 100}\n", "arms.fast.steps = 100 is more than the final phase's 2"),
     ("claims:\n  - {id: c, kind: paired, a: bigan, b: random-init, metric: recon_mes}\nreferences: [random-init]\n",
      "claim 'c': metric 'recon_mes' is not a column the final phase writes. Did you mean 'recon_mse'?"),
+    ("claims:\n  - {id: c, kind: paired, a: bigan, b: 'ref:raw_probe_acc', metric: recon_mse}\n",
+     "claim 'c': b 'ref:raw_probe_acc' is not a reference of recon_mse; references.json holds ref:raw_recon_mse"),
     ("claims:\n  - {id: c, kind: sweep, models_a: [bigan], models_b: [ali], metric: recon_mse}\n",
      "claim 'c' compares the trials of 'ali', which the study does not sweep"),
     ("claims:\n  - {id: t, kind: interior-minimum, metric: recon_mse}\n",
@@ -477,6 +479,21 @@ def test_every_metric_column_a_committed_run_wrote_is_one_the_config_produces():
         written = {k for p in folder.glob("*/seed*/metrics.json") for k in json.loads(p.read_text())
                    if columns.direction(k)}
         assert written and written <= set(columns.produced(cfg, recorded["dataset"] == "toy2d")), folder
+
+
+def test_every_reference_a_committed_run_wrote_is_one_a_claim_can_name():
+    """reference_keys, which the study check reads for `ref:` claims, names every key that the
+    committed references.json files hold, each as the reference of a column the runs write."""
+    from benchmarks.core import columns
+
+    files = sorted((ROOT / "results").glob("**/references.json"))
+    if not files:
+        pytest.skip("no committed results in this checkout")
+    for path in files:
+        written = {k for p in path.parent.glob("*/seed*/metrics.json") for k in json.loads(p.read_text())
+                   if columns.direction(k)}
+        for key in json.loads(path.read_text())["values"]:
+            assert any(key in columns.reference_keys(m) for m in written | {"probe_acc"}), (path, key)
 
 
 # --- every fix a message names is a command line the CLI takes --------------------------------

@@ -43,6 +43,18 @@ def bounds(col, n_modes=None):
     return next((b for prefixes, b in BOUNDS if col.startswith(prefixes)), (-math.inf, math.inf))
 
 
+# references.json names a model-free reference of a column by a prefix (raw_probe_acc_10: the
+# raw input's probe_acc_10; real_fd_digits: a held-out real sample's fd_digits), and the majority
+# class's accuracy once for every probe and kNN column.
+REFERENCE_PREFIXES = ("raw_", "chance_", "mean_image_", "real_")
+
+
+def reference_keys(metric):
+    """The references.json keys a claim may compare the column `metric` with (`ref:<key>`)."""
+    keys = [p + metric for p in REFERENCE_PREFIXES]
+    return keys + (["majority_acc"] if metric.startswith(("probe_acc", "knn_acc")) else [])
+
+
 def _prdc(suffix):
     return [f"{m}_{suffix}" for m in PRDC]
 

@@ -386,6 +386,13 @@ def _check_metrics(study, f, phases, shape_of):
             check(c.metric, select, "select", where)
         elif c.kind == "paired":
             check(c.metric, final, "final", where)
+            ref = c.b[4:] if c.b.startswith("ref:") else None
+            if ref is not None and ref not in columns.reference_keys(c.metric):
+                # a reference of another column would compare two different quantities (and an
+                # unknown key would only surface after training as "no reference value")
+                f.fail(f"{where}: b {c.b!r} is not a reference of {c.metric}; references.json holds "
+                       f"{', '.join('ref:' + k for k in columns.reference_keys(c.metric))} for it (the ones "
+                       f"the benchmark's data and settings give).")
         else:
             kinds = (True, False) if points is None else (points,)
             sweep = [col for kind in kinds for col in columns.generation_columns(final, kind)]
