@@ -625,6 +625,14 @@ def _not_a_study_folder(d):
         study = json.loads((d / "study.json").read_text())["file"]
     except (OSError, ValueError, KeyError, TypeError):
         study = "STUDY"
+    from .core import git
+
+    if git.committed(d):  # a published study is not rewritten in place: both fixes write elsewhere
+        own = Path("runs") / d.resolve().name
+        raise UserError(f"{d} is a study folder (`sweep`), committed to git: its report, study.md, is rewritten by "
+                        f"running the study into a folder of your own, `python -m benchmarks sweep {study} --out "
+                        f"{own}`; its phases are results folders of their own, e.g. `python -m benchmarks report "
+                        f"{d / 'final'} --out {own}-final-report`.")
     raise UserError(f"{d} is a study folder (`sweep`): its report, study.md, is rewritten by `python -m benchmarks "
                     f"sweep {study} --out {d}`; its phases are results folders of their own, e.g. `python -m "
                     f"benchmarks report {d / 'final'}`.")

@@ -278,7 +278,9 @@ def test_committed_results_are_never_written(cli):
     assert [c.out for c in commands(err)] == [Path("runs/study-toy2d")]
     err = assert_rc2(cli("report", ROOT / "results" / "toy2d"), "is committed to git")
     assert [c.out for c in commands(err)] == [Path("runs/toy2d-report")]
-    assert_rc2(cli("report", committed), "is a study folder")
+    err = assert_rc2(cli("report", committed), "is a study folder", "committed to git")
+    sweep, report = commands(err)  # both fixes write outside the committed folder
+    assert sweep.out == Path("runs/study-toy2d") and report.out == Path("runs/study-toy2d-final-report")
     new = ROOT / "results" / "a-new-folder"  # nor added to: a new folder among the committed ones
     assert_rc2(cli("report", ROOT / "results" / "toy2d", "--out", new), f"is inside {ROOT / 'results'}")
     assert_rc2(cli("sweep", "toy2d", "--out", new), f"is inside {ROOT / 'results'}")
