@@ -17,10 +17,10 @@ from pathlib import Path
 import models
 from models.registry import HARNESS_ARGS, NAME_PATTERN
 
-from .core import yamlfile
-from .core.errors import ConfigError
+from ..core import yamlfile
+from ..core.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_DIR = Path(__file__).parent.parent / "configs"  # benchmarks/configs
 BUDGETS_REQUIRED = ("smoke", "quick", "full")
 FREE = dict  # a free-form mapping, checked by its consumer (dataset loader, model constructor)
 
