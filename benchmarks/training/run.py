@@ -170,66 +170,100 @@ def damage(run_dir, ident):
 
 def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator, position=0, board_root=None,
              sweep=False):
+    """One run, top to bottom: what it is (its identity), whether a finished record stands or a
+    started one resumes, then training and scoring, whose row is the run's metrics.json."""
     run_dir = out_dir / name / f"seed{seed}"
-    args, base = model_args(cfg, name, data.shape), base_model(cfg, name)
+    ident, arm = run_identity(cfg, name, seed, data.shape)
+    if force and sweep:  # a sweep's --force: only what cannot be resumed or kept is retrained
+        why = damage(run_dir, ident) if runtime.is_main else None
+        force = not parallel.all_agree(why is None, runtime.device)  # every process decides alike
+        if why and runtime.is_main:
+            print(f"[{name} seed {seed}] retrained (--force): {why}", file=sys.stderr)
+    if runtime.is_main and run_dir.is_dir():  # under the run's lock: no live writer owns these
+        for tmp in run_dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)  # an atomic write cut short by a kill
+    parallel.barrier()  # every process decides on the same files
+
+    record, finished = (None, None) if force else _resume(run_dir, ident, name, seed, runtime, sweep)
+    if finished is not None:
+        return finished, "skipped"
+    parallel.barrier()
+    if runtime.is_main:
+        _start(run_dir, record, ident, data, command, runtime, fresh=force)
+    parallel.barrier()  # the folder (and any checkpoint to resume from) is in place for every process
+
+    row = _execute(name, seed, cfg, data, runtime, run_dir, evaluator, arm, position, board_root)
+    if runtime.is_main:
+        atomic_write_json(run_dir / "metrics.json", row)
+    return row, row["status"]
+
+
+def run_identity(cfg, name, seed, shape):
+    """(what makes run (name, seed) this run, as its config.json records it and a resume compares;
+    the arm fields of its row): the folder's config, the model's resolved arguments, the seed, the
+    arm it runs and a plugin's source."""
+    args, base = model_args(cfg, name, shape), base_model(cfg, name)
     arm = {"base_model": base} if base != name else {}  # a run of an arm records the model it runs
     steps = (cfg.arms.get(name) or {}).get("steps")
     if steps is not None:  # an arm trained for fewer updates than the budget (0: untrained)
         arm["arm_steps"] = steps
     ident = _jsonable({**cfg.folder_record(), "model": name, **arm, "model_args": args, "seed": seed,
                        **plugin_source(base)})
-    if force and sweep:  # a sweep's --force: only what cannot be resumed or kept is retrained
-        why = damage(run_dir, ident) if runtime.is_main else None
-        force = not parallel.all_agree(why is None, runtime.device)  # every process decides alike
-        if why and runtime.is_main:
-            print(f"[{name} seed {seed}] retrained (--force): {why}", file=sys.stderr)
-    cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
-    if runtime.is_main and run_dir.is_dir():  # under the run's lock: no live writer owns these
-        for tmp in run_dir.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)  # an atomic write cut short by a kill
-    parallel.barrier()  # every process decides on the same files
-    record = None  # the run's record so far, when it is resumed (or evaluated again)
-    if cfg_path.exists() and not force:
-        try:
-            record, old = _recorded_config(cfg_path)
-            if not isinstance(record.get("resumed", []), list):
-                raise ValueError("its 'resumed' entry is not a list")
-        except (ValueError, OSError) as e:
-            raise ConfigError(f"{cfg_path} is unreadable ({type(e).__name__}: {e}). It records the config this run "
-                              f"was started with, so the run cannot be resumed safely: restore the file, or "
-                              f"{retrain_hint(name, seed, sweep)}.") from None
-        changes = config_diff(old, ident)
-        if changes:
-            raise ConfigError(
-                f"Run {run_dir} was started with another config ({'; '.join(changes)}); refusing to resume it. "
-                f"To {retrain_hint(name, seed, sweep)}; or use another --out."
-            )
-        if metrics_path.exists():
-            try:
-                row = json.loads(metrics_path.read_text())
-                if not isinstance(row, dict) or "status" not in row:
-                    raise ValueError(f"expected a mapping with a 'status', got {_shape(row)}")
-            except (ValueError, OSError) as e:  # resumed: its checkpoint is evaluated again (retrained if gone)
-                row = {}
-                if runtime.is_main:
-                    print(f"warning: {metrics_path} is unreadable ({type(e).__name__}: {e}); the run is resumed from "
-                          "its checkpoint and evaluated again", file=sys.stderr)
-            if row.get("status") in ("ok", "diverged"):  # a failed run is retried, from its checkpoint
-                return row, "skipped"
-    parallel.barrier()
-    if runtime.is_main:
-        if force and run_dir.exists():
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        start = {"runtime": runtime.describe(), "versions": versions(), "command": command,
-                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-        if record is None:
-            record = {"config": ident, "dataset_meta": data.meta, **start}
-        else:  # the first start's record stays (how the run was trained); each later one is added
-            record = {**record, "config": ident, "resumed": [*record.get("resumed", []), start]}
-        atomic_write_json(cfg_path, record)
-    parallel.barrier()  # the folder (and any checkpoint to resume from) is in place for every process
+    return ident, arm
 
+
+def _resume(run_dir, ident, name, seed, runtime, sweep):
+    """(the run's record so far or None, its finished row or None) from run_dir's config.json and
+    metrics.json. A record of another config is refused; a finished (ok or diverged) row stands;
+    a failed or unreadable one is retried from the checkpoint."""
+    cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
+    if not cfg_path.exists():
+        return None, None
+    try:
+        record, old = _recorded_config(cfg_path)
+        if not isinstance(record.get("resumed", []), list):
+            raise ValueError("its 'resumed' entry is not a list")
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"{cfg_path} is unreadable ({type(e).__name__}: {e}). It records the config this run "
+                          f"was started with, so the run cannot be resumed safely: restore the file, or "
+                          f"{retrain_hint(name, seed, sweep)}.") from None
+    changes = config_diff(old, ident)
+    if changes:
+        raise ConfigError(f"Run {run_dir} was started with another config ({'; '.join(changes)}); refusing to resume "
+                          f"it. To {retrain_hint(name, seed, sweep)}; or use another --out.")
+    if not metrics_path.exists():
+        return record, None
+    try:
+        row = json.loads(metrics_path.read_text())
+        if not isinstance(row, dict) or "status" not in row:
+            raise ValueError(f"expected a mapping with a 'status', got {_shape(row)}")
+    except (ValueError, OSError) as e:  # resumed: its checkpoint is evaluated again (retrained if gone)
+        if runtime.is_main:
+            print(f"warning: {metrics_path} is unreadable ({type(e).__name__}: {e}); the run is resumed from "
+                  "its checkpoint and evaluated again", file=sys.stderr)
+        return record, None
+    return record, (row if row.get("status") in ("ok", "diverged") else None)  # a failed run is retried
+
+
+def _start(run_dir, record, ident, data, command, runtime, fresh):
+    """Rank 0 writes the run's config.json before training: the first start's record (how the run
+    was trained), with each resume added to it. `fresh` (--force): the old folder goes first."""
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = {"runtime": runtime.describe(), "versions": versions(), "command": command,
+             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    if record is None:
+        record = {"config": ident, "dataset_meta": data.meta, **start}
+    else:
+        record = {**record, "config": ident, "resumed": [*record.get("resumed", []), start]}
+    atomic_write_json(run_dir / "config.json", record)
+
+
+def _execute(name, seed, cfg, data, runtime, run_dir, evaluator, arm, position, board_root):
+    """Build, train and score the model; returns its row. A model that crashes (or calls
+    sys.exit) is a result, recorded with its reason and traceback (error.txt); bad input and a
+    full disk are the user's to fix and stop the benchmark (exit 2)."""
     # Built before seeding: building the evaluator trains (or loads) its classifier, which draws random numbers.
     ev = evaluator()  # on every process, at the same point: building it is collective
     monitor = (lambda m: ev.track(m, seed)) if cfg.eval.track_every and runtime.is_main else None
@@ -237,6 +271,8 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
     if board_root is not None and runtime.is_main:
         real = data.test.x[:RECON_IMAGES] if data.kind == "image" else None
         board = Board(board_root / name / f"seed{seed}", runtime, seed, real, cfg.eval.grid_size)
+    steps = arm.get("arm_steps")
+    run_cfg = cfg if steps is None else cfg.replace(train=cfg.train.replace(steps=min(steps, cfg.train.steps)))
     runtime.seed_everything(seed)
     row = {"model": name, **arm, "seed": seed}
     t0 = time.perf_counter()
@@ -245,7 +281,6 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
         row.update({f"params_{k}": v for k, v in model.param_counts().items()})
         if model.drawn:
             row["drawn"] = dict(model.drawn)
-        run_cfg = cfg if steps is None else cfg.replace(train=cfg.train.replace(steps=min(steps, cfg.train.steps)))
         row.update(train(model, data.train.x, run_cfg, run_dir, runtime, seed, desc=f"{name} s{seed}",
                          monitor=monitor, position=position, board=board))
         if row["status"] == "ok":  # every process evaluates: they share the sample metrics
@@ -266,9 +301,7 @@ def _run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
         if board is not None:
             board.close()
     row["wall_seconds"] = round(time.perf_counter() - t0, 3)
-    if runtime.is_main:
-        atomic_write_json(metrics_path, row)
-    return row, row["status"]
+    return row
 
 
 def parse_shard(text, env=None):
