@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.reporting import stats
-from benchmarks.reporting.study import (CONTRADICTED, OUTSIDE, SUPPORTED, UNRESOLVED, claims_table,
+from benchmarks.reporting.claims import (CONTRADICTED, OUTSIDE, SUPPORTED, UNRESOLVED, claims_table,
                                         ranking_table)
 from benchmarks.study.study import Claim, Study, Target
 
@@ -136,7 +136,7 @@ def test_the_ranking_groups_models_the_tests_cannot_separate():
 def test_the_failure_regression_adjusts_for_the_learning_rate(monkeypatch):
     """Trials fail at high learning rates only, and group a drew more of them: unadjusted, a fails
     more often; adjusted for the learning rate, the group explains nothing."""
-    from benchmarks.reporting import study as report
+    from benchmarks.reporting import claims as report
     from benchmarks.study import study as studies
 
     rows, arms = [], {}

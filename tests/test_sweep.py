@@ -218,7 +218,7 @@ def test_expected_best_of_k_is_dodge_et_als_estimator():
 
     import numpy as np
 
-    from benchmarks.reporting.study import best_of_k, expected_best
+    from benchmarks.reporting.trials import best_of_k, expected_best
 
     v = np.array([3.0, 1.0, 4.0, 1.5, 9.0])
     assert expected_best(v, [1], "max")[0] == pytest.approx(v.mean())
@@ -237,7 +237,7 @@ def test_a_claim_is_supported_only_when_significant_in_its_direction():
     """The verdict: Holm-corrected p < 0.05 and the effect in the claimed direction."""
     import pandas as pd
 
-    from benchmarks.reporting.study import CONTRADICTED, SUPPORTED, UNRESOLVED, claims_table
+    from benchmarks.reporting.claims import CONTRADICTED, SUPPORTED, UNRESOLVED, claims_table
     from benchmarks.study.study import Claim, Study, Target
 
     seeds = range(10)
@@ -298,7 +298,7 @@ def test_a_truncation_trend_is_tested_per_model_row_with_seeds_as_replicates(tmp
     ("then worsens"), paired by seed. A row whose FD only worsens contradicts the first half."""
     import pandas as pd
 
-    from benchmarks.reporting.study import CONTRADICTED, SUPPORTED, claims_table
+    from benchmarks.reporting.claims import CONTRADICTED, SUPPORTED, claims_table
     study = studies.load_study("digits")
     claim = next(c for c in study.claims if c.kind == "interior-minimum")
     shapes = {"dip": [30.0, 20.0, 25.0, 28.0], "worse": [60.0, 50.0, 40.0, 30.0]}  # at 0.25, 1.0, 2.0, inf
