@@ -20,16 +20,14 @@ guarantee a `run` folder has (lock, resume, shards, provenance):
 Everything here is a pure function of the study file and the finished selection runs, so every
 process of a sharded or resumed study computes the same arms.
 """
-import difflib
 import json
 import math
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import models
 
-from ..config import CONFIG_DIR, check_arms, load_config
+from ..config import CONFIG_DIR, check_arms, find_yaml, load_config
 from ..core import yamlfile
 from ..core.errors import ConfigError
 from . import schema
@@ -121,19 +119,8 @@ class Study:
 
 
 def study_path(name_or_path):
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.is_file():
-            raise ConfigError(f"Study file {p} does not exist.")
-        return p
-    p = STUDY_DIR / f"{name_or_path}.yaml"
-    if not p.is_file():
-        names = sorted(q.stem for q in STUDY_DIR.glob("*.yaml"))
-        close = difflib.get_close_matches(str(name_or_path), names, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(f"Unknown study {name_or_path!r}.{hint} Built-in studies: {', '.join(names)} (in "
-                          f"{STUDY_DIR}); a path to a .yaml file works too.")
-    return p
+    """A study file: the name of one in configs/studies/ (digits) or a path to a .yaml."""
+    return find_yaml(name_or_path, STUDY_DIR, "Study file", "study", "studies")
 
 
 CONTROL_SUFFIX = "-untrained"
