@@ -27,21 +27,21 @@ Faithful to the released Theano/Blocks code (IshmaelBelghazi/ALI, `ali/bricks.py
 * N(0, I) prior. Adam lr 1e-4, betas (0.5, 0.999), eps 1e-8 (Blocks' Adam); constant LR.
   Weights N(0, 0.01), biases 0.
 
-`arch: paper` builds the released nets exactly (the paper's Appendix A tables, as the released
-experiment files build them): at 64x64 the CelebA
-table (`ali_celeba.py`: LeakyReLU 0.02 in E, G and D, D(z) 2 x 1024, joint 2 x 2048), at 32x32
-the SVHN table (`ali_svhn.py`: LeakyReLU 0.01 = Blocks' default, D(z) 2 x 512, joint 2 x 1024).
-All convs 'valid' (no padding), E and G convs bias-free and followed by BN, the first D(x) conv
-with a bias and no BN, BN with eps 1e-4 and running-average momentum 0.05 (`p <- 0.95 p + 0.05 m`),
-the encoder ending in a 1x1 conv to 2*z_dim at 1x1, the decoder ending in a 1x1 conv without a
-bias plus an untied (per-pixel) bias, then the logistic output. `width` is ignored there; z_dim is
-the configured one (ALI used 256). On 2-D points `arch: paper` builds the mixture experiment's
-nets (`experiments/ali_mixture.py`, models/mixture_blocks.py): G 4 x 400 with BN and ReLU, the
-change-of-variables encoder E(x, eps), a maxout D on [x, z] without BN or dropout; the toy2d-ali
-config sets that script's Adam (lr 1e-4, adam_beta1 0.8) and N(0, 0.02) init. `encode` there is
-E(x, eps=0). `random_hparams: true` draws lr, adam_beta1 and the init std per run from the seed
-(the paper's ten random runs; `mixture_blocks.draw_hparams`), recorded as `drawn` in metrics.json.
-Other resolutions raise a ModelConfigError.
+`arch: paper` builds the released nets exactly (`ALIEncoder`, `ALIGenerator`, and `ALIXPath` as the
+x-path of `ALIDiscriminator`; the paper's Appendix A tables, as the released experiment files build
+them): at 64x64 the CelebA table (`ali_celeba.py`: LeakyReLU 0.02 in E, G and D, D(z) 2 x 1024,
+joint 2 x 2048), at 32x32 the SVHN table (`ali_svhn.py`: LeakyReLU 0.01 = Blocks' default,
+D(z) 2 x 512, joint 2 x 1024). All convs 'valid' (no padding), E and G convs bias-free and followed
+by BN, the first D(x) conv with a bias and no BN, BN with eps 1e-4 and running-average momentum
+0.05 (`p <- 0.95 p + 0.05 m`), the encoder ending in a 1x1 conv to 2*z_dim at 1x1, the decoder
+ending in a 1x1 conv without a bias plus an untied (per-pixel) bias, then the logistic output.
+`width` is ignored there; z_dim is the configured one (ALI used 256). On 2-D points `arch: paper`
+builds the mixture experiment's nets (`experiments/ali_mixture.py`, models/mixture_blocks.py):
+G 4 x 400 with BN and ReLU, the change-of-variables encoder E(x, eps), a maxout D on [x, z] without BN
+or dropout; the toy2d-ali config sets that script's Adam (lr 1e-4, adam_beta1 0.8) and N(0, 0.02)
+init. `encode` there is E(x, eps=0). `random_hparams: true` draws lr, adam_beta1 and the init std
+per run from the seed (the paper's ten random runs; `mixture_blocks.draw_hparams`), recorded as
+`drawn` in metrics.json. Other resolutions raise a ModelConfigError.
 
 Readings of our own:
 * Pixel range: ALI trains on [0, 1] with a sigmoid output; the harness feeds [-1, 1]. The paper
@@ -79,6 +79,18 @@ from models.blocks import Encoder, Generator, Trunk, init_normal
 from models.mixture_blocks import COVEncoder, MaxoutDiscriminator, MixtureGenerator, draw_hparams
 from models.registry import register
 from models.search import OPTIMISER_SPACE, Uniform
+
+
+def d_loss(data, sample):
+    """D's loss from its logits on data pairs (x, z_hat) and sample pairs (x_tilde, z), softplus
+    form without a 1/2: mean softplus(-data) + mean softplus(sample)."""
+    return F.softplus(-data).mean() + F.softplus(sample).mean()
+
+
+def ge_loss(data, sample):
+    """What G and E minimise together: D's loss with the labels swapped,
+    mean softplus(data) + mean softplus(-sample)."""
+    return F.softplus(data).mean() + F.softplus(-sample).mean()
 
 
 def _drop(p):
@@ -161,7 +173,7 @@ def _paper_bn(ch):
     return nn.BatchNorm2d(ch, eps=1e-4, momentum=0.05)  # Blocks: eps 1e-4, p <- 0.95 p + 0.05 m
 
 
-class PaperEncoder(nn.Module):
+class ALIEncoder(nn.Module):
     """Gz(x): bias-free valid convs + BN + LeakyReLU down to 1x1, then a 1x1 conv (with bias)
     to out_dim = 2 * z_dim. Returns (B, out_dim), mu first."""
 
@@ -178,7 +190,7 @@ class PaperEncoder(nn.Module):
         return self.net(x).flatten(1)
 
 
-class PaperGenerator(nn.Module):
+class ALIGenerator(nn.Module):
     """Gx(z): z as (z_dim, 1, 1), bias-free valid transposed convs + BN + LeakyReLU, a bias-free
     1x1 conv to the image channels plus an untied per-pixel bias, then 2 * sigmoid - 1."""
 
@@ -196,7 +208,7 @@ class PaperGenerator(nn.Module):
         return 2 * torch.sigmoid(self.net(z[:, :, None, None]) + self.out_bias) - 1
 
 
-class PaperXPath(nn.Module):
+class ALIXPath(nn.Module):
     """D(x): dropout before every valid conv; the first conv has a bias and no BN, the others
     are bias-free with BN; LeakyReLU after each. Returns the flat (B, C) feature at 1x1."""
 
@@ -246,9 +258,9 @@ class ALI(BidirectionalGAN):
                     f"{tuple(data_shape)}. Use arch.style=shared for images of other sizes (on 2-D points 'paper' "
                     "is ALI's mixture nets).")
             table = PAPER_TABLES[res]
-            self.G = PaperGenerator(z_dim, data_shape[0], res, table)
-            self.E = PaperEncoder(data_shape[0], 2 * z_dim, table)
-            x_path = PaperXPath(data_shape[0], table, dropout)
+            self.G = ALIGenerator(z_dim, data_shape[0], res, table)
+            self.E = ALIEncoder(data_shape[0], 2 * z_dim, table)
+            x_path = ALIXPath(data_shape[0], table, dropout)
             self.D = ALIDiscriminator(x_path, x_path.out_dim, z_dim, table["dz"], table["joint"],
                                       slope=table["slope"], dropout=dropout)
         elif arch == "shared":
@@ -333,8 +345,7 @@ class ALI(BidirectionalGAN):
         else:
             logits_ge = logits = self.D(torch.cat([x, x_tilde]), torch.cat([z_hat, z]), **kw)
         data, sample = logits[:n], logits[n:]
-        loss_d = F.softplus(-data).mean() + F.softplus(sample).mean()
-        loss_ge = F.softplus(logits_ge[:n]).mean() + F.softplus(-logits_ge[n:]).mean()
+        loss_d, loss_ge = d_loss(data, sample), ge_loss(logits_ge[:n], logits_ge[n:])
         simultaneous_step((loss_d, self.optimizers["d"]), (loss_ge, self.optimizers["ge"]))
         out = {"loss_d": loss_d.detach(), "loss_ge": loss_ge.detach(),
                "d_real": torch.sigmoid(data).mean().detach(), "d_fake": torch.sigmoid(sample).mean().detach()}

@@ -5,8 +5,8 @@ Faithful to the released Theano code (jeffdonahue/bigan), on the shared DCGAN-st
 * D(x, z) is a BCE discriminator on (x, E(x)) against (G(z), z). z enters D as a learned
   linear bias added at every layer after the first, before BN and the non-linearity
   (`net.py apply_cond`); those z maps are initialised with std 0.02 * k^2 (k: kernel size).
-* D loss = 1/2 BCE(D(x,E(x)), 1) + 1/2 BCE(D(G(z),z), 0).
-* G/E loss is the label-swapped ("inverse") non-saturating objective
+* D loss (`d_loss`) = 1/2 BCE(D(x,E(x)), 1) + 1/2 BCE(D(G(z),z), 0).
+* G/E loss (`ge_loss`) is the label-swapped ("inverse") non-saturating objective
   1/2 BCE(D(x,E(x)), 0) + 1/2 BCE(D(G(z),z), 1); G and E share one Adam on that one loss.
 * Simultaneous updates: D's and (G, E)'s gradients are taken at the same parameters
   (`update_both` with k=1). The released code reads both from one forward pass; here each
@@ -21,8 +21,9 @@ Faithful to the released Theano code (jeffdonahue/bigan), on the shared DCGAN-st
 Readings of our own: with `arch: shared` (the default) the final D layer keeps a bias (the
 shared head) and the generator is the shared DCGAN G without BiGAN's per-layer z
 re-injection, so all methods share one G. `arch: paper` (64x64 only) builds the released
-ImageNet nets: AlexNet-to-conv5 E, deconvnet_64 G with z re-injected, convnet_64 D. BN uses
-running statistics at evaluation instead of recomputing them over 1000 batches.
+ImageNet nets: AlexNet-to-conv5 E (`BiGANEncoder`), deconvnet_64 G with z re-injected
+(`BiGANGenerator`), convnet_64 D (the shared `JointDiscriminator`, 5x5 bias-free convs from 64
+channels). BN uses running statistics at evaluation instead of recomputing them over 1000 batches.
 """
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,20 @@ from models.base import ADAM, BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, ad
 from models.blocks import Encoder, Generator, JointDiscriminator, init_normal
 from models.registry import register
 from models.search import OPTIMISER_SPACE, LogUniform
+
+
+def d_loss(real, fake):
+    """D's loss from its logits on real pairs (x, E(x)) and fake pairs (G(z), z):
+    1/2 BCE(real, 1) + 1/2 BCE(fake, 0)."""
+    bce = F.binary_cross_entropy_with_logits
+    return 0.5 * bce(real, torch.ones_like(real)) + 0.5 * bce(fake, torch.zeros_like(fake))
+
+
+def ge_loss(real, fake):
+    """What G and E minimise together: D's loss with the labels swapped (the "inverse"
+    non-saturating objective), 1/2 BCE(real, 0) + 1/2 BCE(fake, 1)."""
+    bce = F.binary_cross_entropy_with_logits
+    return 0.5 * bce(real, torch.zeros_like(real)) + 0.5 * bce(fake, torch.ones_like(fake))
 
 
 def half_then_exp_decay(total_steps, decay_start, final_factor):
@@ -63,8 +78,8 @@ class BiGAN(BidirectionalGAN):
             if tuple(data_shape[1:]) != (64, 64):
                 raise ModelConfigError(f"bigan: arch 'paper' is the released 64x64 ImageNet architecture; the data are "
                                   f"{tuple(data_shape)}. Use arch.style=shared at other resolutions.")
-            self.G = PaperGenerator(data_shape[0], z_dim)
-            self.E = PaperEncoder(data_shape[0], z_dim)
+            self.G = BiGANGenerator(data_shape[0], z_dim)
+            self.E = BiGANEncoder(data_shape[0], z_dim)
             self.D = JointDiscriminator(data_shape, z_dim, 64, head_bias=False, bias=False, kernel=5)
         else:
             self.G = Generator(data_shape, z_dim, width)
@@ -98,10 +113,7 @@ class BiGAN(BidirectionalGAN):
                 real_ge, fake_ge = self.D(x, ex), self.D(gz, z)
         else:
             real_ge, fake_ge = real, fake = self.D(x, ex), self.D(gz, z)
-        ones, zeros = torch.ones_like(real), torch.zeros_like(real)
-        bce = F.binary_cross_entropy_with_logits
-        loss_d = 0.5 * bce(real, ones) + 0.5 * bce(fake, zeros)
-        loss_ge = 0.5 * bce(real_ge, zeros) + 0.5 * bce(fake_ge, ones)
+        loss_d, loss_ge = d_loss(real, fake), ge_loss(real_ge, fake_ge)
         simultaneous_step((loss_d, self.optimizers["d"]), (loss_ge, self.optimizers["ge"]))
         for s in self.schedulers.values():
             s.step()
@@ -118,7 +130,7 @@ def _ksize(layer):
 # second layer on, bias-free FC 1 head). Convs have no bias: BN supplies it.
 
 
-class PaperEncoder(nn.Module):
+class BiGANEncoder(nn.Module):
     """alexnet_group_padpool through conv5: 64 -> 16 -> 8 -> 8 -> 4 -> 4, then FC to z (no bias)."""
 
     def __init__(self, channels, z_dim):
@@ -139,7 +151,7 @@ class PaperEncoder(nn.Module):
         return self.head(self.net(x))
 
 
-class PaperGenerator(nn.Module):
+class BiGANGenerator(nn.Module):
     """deconvnet_64: FC 8192 -> 512x4x4, three 5x5 stride-2 deconvs with z added as a bias
     before each BN (the same `cond` mechanism as D), a last deconv, then 2*sigmoid-1."""
 

@@ -24,12 +24,13 @@ Faithful to the released code:
 * Adam lr 2e-4, betas (0.5, 0.999), ε 1e-7 (Keras' default, not PyTorch's 1e-8); one optimiser
   for T, one for (G, E); no weight decay, no LR schedule. Glorot-uniform weights, zero
   biases (Keras defaults) for every conv/linear layer, in both architectures.
-* `arch: paper` builds the code's own nets by its construction rule (num_layers = log2(R) − 3,
-  max channels 8·R, 5×5 stride-2 'same' convs, BN from the second layer on, LReLU 0.2; G: Dense
-  → BN → ReLU → 4×4×max_ch, num_layers 5×5 stride-2 transposed convs with BN + ReLU, a last
-  transposed conv to the image channels, tanh; Keras BN momentum 0.99 / ε 1e-3, i.e. PyTorch
-  momentum 0.01, eps 1e-3; td hidden width 1024). Valid at 16, 32 and 64 px (the rule gives
-  1, 2, 3 middle layers); not for 2-D points.
+* `arch: paper` builds the code's own nets (`BiGANQPEncoder` as E and, bias-free, as te_model;
+  `BiGANQPGenerator`) by its construction rule (num_layers = log2(R) − 3, max channels 8·R, 5×5
+  stride-2 'same' convs, BN from the second layer on, LReLU 0.2; G: Dense → BN → ReLU →
+  4×4×max_ch, num_layers 5×5 stride-2 transposed convs with BN + ReLU, a last transposed conv to
+  the image channels, tanh; Keras BN momentum 0.99 / ε 1e-3, i.e. PyTorch momentum 0.01, eps
+  1e-3; td hidden width 1024). Valid at 16, 32 and 64 px (the rule gives 1, 2, 3 middle layers);
+  not for 2-D points.
 
 Readings of our own:
 
@@ -59,7 +60,7 @@ import torch
 from torch import nn
 
 from models.errors import ModelConfigError
-from models.base import BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, frozen, simultaneous_step
+from models.base import BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, adam, frozen, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk
 from models.registry import register
 from models.search import OPTIMISER_SPACE, LogUniform
@@ -131,9 +132,9 @@ class BiGANQP(BidirectionalGAN):
             if points:
                 raise ModelConfigError(f"{name}: arch 'paper' is BiGAN-QP's 5x5 conv stack for images; the data are "
                                   f"{self.data_shape} points. Use arch.style=shared for 2-D points.")
-            self.G = PaperGenerator(self.data_shape, z_dim)
-            self.E = PaperEncoder(self.data_shape, z_dim, bias=True)
-            feature = PaperEncoder(self.data_shape, z_dim, bias=False)
+            self.G = BiGANQPGenerator(self.data_shape, z_dim)
+            self.E = BiGANQPEncoder(self.data_shape, z_dim, bias=True)
+            feature = BiGANQPEncoder(self.data_shape, z_dim, bias=False)
             hidden = paper_layers(self.data_shape)[1] if critic_hidden is None else critic_hidden
         elif arch == "shared":
             self.G = Generator(self.data_shape, z_dim, width)
@@ -149,8 +150,8 @@ class BiGANQP(BidirectionalGAN):
         self.lam, self.z_cycle_weight, self.x_cycle_weight = float(lam), float(z_cycle_weight), float(x_cycle_weight)
         betas = (adam_beta1, adam_beta2)
         self.optimizers = {
-            "d": torch.optim.Adam(self.D.parameters(), lr=lr, betas=betas, eps=adam_eps),
-            "ge": torch.optim.Adam([*self.G.parameters(), *self.E.parameters()], lr=lr, betas=betas, eps=adam_eps),
+            "d": adam([self.D], lr, betas, eps=adam_eps),
+            "ge": adam([self.G, self.E], lr, betas, eps=adam_eps),
         }
 
     # --- losses, factored so tests can take them apart ------------------------------------
@@ -258,7 +259,7 @@ def paper_layers(data_shape):
     return num_layers, 8 * res
 
 
-class PaperEncoder(nn.Module):
+class BiGANQPEncoder(nn.Module):
     """e_model (bias=True) / te_model (bias=False): num_layers+1 convs 5x5 s2 'same', channels
     max_ch // 2**(num_layers − i), BN from the second on, LReLU 0.2; Flatten → Dense(z_dim)."""
 
@@ -280,7 +281,7 @@ class PaperEncoder(nn.Module):
         return self.head(self.net(x))
 
 
-class PaperGenerator(nn.Module):
+class BiGANQPGenerator(nn.Module):
     """g_model: Dense(16·max_ch) → BN → ReLU → 4x4xmax_ch; num_layers × [ConvT 5x5 s2 → BN → ReLU]
     with channels max_ch // 2**(i+1); ConvT 5x5 s2 to the image channels → tanh."""
 

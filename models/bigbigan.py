@@ -77,7 +77,7 @@ import torch.nn.functional as F
 from models.errors import ModelConfigError
 # Absolute imports, so that `--plugin models/bigbigan.py` can load this file on its own.
 from models.base import BidirectionalGAN, POSITIVE, UNIT, adam, frozen
-from models.biggan_blocks import BigGANGenerator, JointD, StochasticEncoder, z_chunks
+from models.biggan_blocks import BigBiGANDiscriminator, BigBiGANEncoder, BigGANGenerator, z_chunks
 from models.registry import register
 from models.search import OPTIMISER_SPACE, LogUniform
 
@@ -199,8 +199,9 @@ class BigBiGAN(BidirectionalGAN):
             return BigGANGenerator(data_shape, z_dim, cfg["g_ch"], cfg["shared"], cfg["attn"], cfg.get("g_layout"))
 
         self.G = make_g()
-        self.E = StochasticEncoder(data_shape, z_dim, cfg["e_widths"], cfg["e_blocks"], *cfg["mlp"])
-        self.D = JointD(data_shape, z_dim, cfg["d_ch"], *cfg["hj"], attn_res=cfg["attn"], f_layout=cfg.get("d_layout"))
+        self.E = BigBiGANEncoder(data_shape, z_dim, cfg["e_widths"], cfg["e_blocks"], *cfg["mlp"])
+        self.D = BigBiGANDiscriminator(data_shape, z_dim, cfg["d_ch"], *cfg["hj"], attn_res=cfg["attn"],
+                                       f_layout=cfg.get("d_layout"))
         self.G_ema = make_g()  # outside self.G, so params_g counts G once
         self.G_ema.load_state_dict(self.G.state_dict())
         self.G_ema.requires_grad_(False)

@@ -214,7 +214,7 @@ class ResMLP(nn.Module):
         return F.relu(h)
 
 
-class JointD(nn.Module):
+class BigBiGANDiscriminator(nn.Module):
     """BigBiGAN's D: F on x, H on z, J on [F(x), H(z)]; returns (s_x, s_z, s_xz), each (B,)."""
 
     def __init__(self, data_shape, z_dim, ch, hj_width, hj_blocks, attn_res=None, f_layout=None):
@@ -249,7 +249,7 @@ class PreActBlock(nn.Module):
         return h + (self.sc(a) if self.sc is not None else x)
 
 
-class StochasticEncoder(nn.Module):
+class BigBiGANEncoder(nn.Module):
     """E: pre-activation ResNet (stem conv3 at full resolution; stage i>0 halves it), final
     BN-ReLU, global average pool, residual MLP, linear to (mu, sigma_hat); sigma =
     softplus(sigma_hat) exactly as the paper states (no epsilon, no KL)."""

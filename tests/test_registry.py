@@ -13,6 +13,19 @@ def test_builtins_are_registered():
     assert models.available() == sorted(models.available())
 
 
+def test_no_two_classes_in_models_share_a_name():
+    """A network's class says which method it belongs to (BiGANEncoder, ALIEncoder, BiGANQPEncoder),
+    so a name found in a traceback, a docstring or a checkpoint's module list means one class."""
+    import ast
+
+    where = {}
+    for path in sorted((Path(models.__file__).parent).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(path.name)
+    assert {name: files for name, files in where.items() if len(files) > 1} == {}
+
+
 def test_unknown_name_lists_close_matches():
     with pytest.raises(ModelConfigError, match="Did you mean bigan"):
         models.get("bigann")
