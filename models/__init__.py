@@ -4,7 +4,8 @@ Importing this package registers every built-in model. Out-of-tree models call
 `models.register(name)` on a `BidirectionalGAN` subclass and are loaded with `--plugin`.
 """
 from .base import BidirectionalGAN
-from .registry import HARNESS_ARGS, available, build, draw_setting, get, options, register, search_space
+from .registry import (HARNESS_ARGS, available, build, draw_setting, get, options, register, renamed_options,
+                       search_space, upgraded_options)
 from .search import OPTIMISER_SPACE, Choice, Distribution, LogUniform, Uniform
 
 # Built-in models register themselves on import.
@@ -12,4 +13,5 @@ from . import ali, autoencoder, bigan, bigan_qp, bigbigan, gan_posthoc_encoder, 
 from . import bigan_wgan  # noqa: E402,F401
 
 __all__ = ["BidirectionalGAN", "HARNESS_ARGS", "available", "build", "get", "options", "register",
-           "OPTIMISER_SPACE", "Choice", "Distribution", "LogUniform", "Uniform", "draw_setting", "search_space"]
+           "OPTIMISER_SPACE", "Choice", "Distribution", "LogUniform", "Uniform", "draw_setting", "search_space",
+           "renamed_options", "upgraded_options"]

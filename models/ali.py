@@ -74,7 +74,7 @@ from torch import nn
 
 from models.errors import ModelConfigError
 
-from models.base import ADAM, BidirectionalGAN, POSITIVE, UNIT, adam, frozen, simultaneous_step
+from models.base import ADAM, ADAM_BETAS_RENAMED, BidirectionalGAN, POSITIVE, UNIT, adam, frozen, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk, init_normal
 from models.mixture_blocks import COVEncoder, MaxoutDiscriminator, MixtureGenerator, draw_hparams
 from models.registry import register
@@ -230,6 +230,7 @@ class ALIXPath(nn.Module):
 class ALI(BidirectionalGAN):
     prior = "normal"
     option_ranges = {**ADAM, "eps": POSITIVE, "dropout": UNIT}
+    renamed_options = ADAM_BETAS_RENAMED
     # D's input dropout (0.2 in the paper) is ALI's regulariser of the joint discriminator: from
     # none to half the inputs, beside the shared learning rate and beta1.
     search_space = {**OPTIMISER_SPACE, "dropout": Uniform(0.0, 0.5)}

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from models.errors import ModelConfigError
 
-from models.base import ADAM, BidirectionalGAN, adam, simultaneous_step
+from models.base import ADAM, ADAM_BETAS_RENAMED, BidirectionalGAN, adam, simultaneous_step
 from models.blocks import Encoder, Generator, init_normal
 from models.registry import register
 
@@ -28,6 +28,7 @@ from models.registry import register
 class Autoencoder(BidirectionalGAN):
     prior = "normal"
     option_ranges = ADAM
+    renamed_options = ADAM_BETAS_RENAMED
     networks = ("G", "E")  # no discriminator: params_d = 0
     batches_per_step = 1
     d_steps_per_step = 0  # no discriminator

@@ -24,6 +24,9 @@ POSITIVE = Range("> 0", lambda v: v > 0)
 NON_NEGATIVE = Range(">= 0", lambda v: v >= 0)
 UNIT = Range("in [0, 1)", lambda v: 0 <= v < 1)
 ADAM = {"lr": POSITIVE, "adam_beta1": UNIT, "adam_beta2": UNIT, "init_std": POSITIVE}
+# Adam's betas were the options beta1 / beta2 in most models until every model spelt them as
+# above (BiGAN-QP's beta1 / beta2 were its loss weights): the models that had them declare this.
+ADAM_BETAS_RENAMED = {"beta1": "adam_beta1", "beta2": "adam_beta2"}
 
 
 class BidirectionalGAN(nn.Module):
@@ -54,6 +57,10 @@ class BidirectionalGAN(nn.Module):
     #: (models.registry.check_options); each model declares its own. An option name means one
     #: thing in every model: Adam's betas are adam_beta1 / adam_beta2 (ADAM below)
     option_ranges = {}
+    #: options renamed since configs and runs were written with them, {old name: new name}: the
+    #: registry reads an old name as its new one (models.registry.upgraded_options), so an old
+    #: config still loads and an old run still resumes; an old name is never an option again
+    renamed_options = {}
     #: what a hyperparameter sweep tunes, {option: distribution} (models/search.py: LogUniform,
     #: Uniform, Choice), each inside the option's range; {} for nothing to tune. None (not
     #: declared): models.search.OPTIMISER_SPACE, restricted to the options __init__ takes

@@ -31,7 +31,8 @@ from torch import nn
 
 from models.errors import ModelConfigError
 
-from models.base import ADAM, BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, adam, frozen, simultaneous_step
+from models.base import (ADAM, ADAM_BETAS_RENAMED, BidirectionalGAN, NON_NEGATIVE, POSITIVE, UNIT, adam, frozen,
+                         simultaneous_step)
 from models.blocks import Encoder, Generator, JointDiscriminator, init_normal
 from models.registry import register
 from models.search import OPTIMISER_SPACE, LogUniform
@@ -66,6 +67,7 @@ def half_then_exp_decay(total_steps, decay_start, final_factor):
 class BiGAN(BidirectionalGAN):
     prior = "uniform"
     option_ranges = {**ADAM, "weight_decay": NON_NEGATIVE, "decay_start": UNIT, "final_lr_factor": POSITIVE}
+    renamed_options = ADAM_BETAS_RENAMED
     # The released code's coupled L2 (2.5e-5) is part of BiGAN's recipe: tuned a decade and more
     # either side of it, beside the shared learning rate and beta1.
     search_space = {**OPTIMISER_SPACE, "weight_decay": LogUniform(1e-6, 1e-3)}

@@ -109,6 +109,8 @@ class BiGANQP(BidirectionalGAN):
     prior = "normal"
     option_ranges = {"lr": POSITIVE, "adam_beta1": UNIT, "adam_beta2": UNIT, "adam_eps": POSITIVE,
                      "lam": POSITIVE, "z_cycle_weight": NON_NEGATIVE, "x_cycle_weight": NON_NEGATIVE}
+    # beta1 / beta2 were the guidance weights' names (the blog's β1, β2), before beta meant Adam's
+    renamed_options = {"beta1": "z_cycle_weight", "beta2": "x_cycle_weight"}
     # The quadratic potential's lambda (10) and the two guidance weights (2, 3) set BiGAN-QP's
     # balance of adversarial and reconstruction terms: a decade either side of each, log-spread
     # since they act as ratios. Shared by the four registered variants.

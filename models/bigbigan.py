@@ -76,7 +76,7 @@ import torch.nn.functional as F
 
 from models.errors import ModelConfigError
 # Absolute imports, so that `--plugin models/bigbigan.py` can load this file on its own.
-from models.base import BidirectionalGAN, POSITIVE, UNIT, adam, frozen
+from models.base import ADAM_BETAS_RENAMED, BidirectionalGAN, POSITIVE, UNIT, adam, frozen
 from models.biggan_blocks import BigBiGANDiscriminator, BigBiGANEncoder, BigGANGenerator, z_chunks
 from models.registry import register
 from models.search import OPTIMISER_SPACE, LogUniform
@@ -165,6 +165,7 @@ class BigBiGAN(BidirectionalGAN):
     prior = "normal"
     option_ranges = {"lr_d": POSITIVE, "lr_g": POSITIVE, "lr_e_mult": POSITIVE, "adam_beta1": UNIT, "adam_beta2": UNIT,
                      "adam_eps": POSITIVE, "ema_decay": UNIT}
+    renamed_options = ADAM_BETAS_RENAMED
     # No single `lr`: D's and G's rates are drawn apart over the shared space's range (BigGAN's
     # two-timescale rates differ 4x), with E's multiple of G's (10 in the paper, "higher E LR"
     # helped in its Table 1) from 1 to 30.

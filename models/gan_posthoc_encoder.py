@@ -44,7 +44,7 @@ from torch import nn
 
 from models.errors import ModelConfigError
 
-from models.base import ADAM, BidirectionalGAN, UNIT, adam, frozen, simultaneous_step
+from models.base import ADAM, ADAM_BETAS_RENAMED, BidirectionalGAN, UNIT, adam, frozen, simultaneous_step
 from models.blocks import Encoder, Generator, Trunk, init_normal
 from models.mixture_blocks import COVEncoder, MaxoutDiscriminator, MixtureGenerator, draw_hparams
 from models.registry import register
@@ -66,6 +66,7 @@ class XDiscriminator(nn.Module):
 class GANPosthocEncoder(BidirectionalGAN):
     prior = "normal"
     option_ranges = {**ADAM, "posthoc_fraction": UNIT}
+    renamed_options = ADAM_BETAS_RENAMED
     batches_per_step = 1
     d_steps_per_step = 1  # in the GAN phase only; see the module docstring
 

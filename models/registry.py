@@ -1,9 +1,11 @@
 """Name-keyed model registry, extended from outside (a plugin file registers itself): a model's
-class, its options and its search space by name, and the settings a sweep's trials draw."""
+class, its options (under today's names: an old name it declares in `renamed_options` is read as
+the new one) and its search space by name, and the settings a sweep's trials draw."""
 import difflib
 import hashlib
 import inspect
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +82,30 @@ def check_contract(cls, name):
         raise ModelConfigError(f"{where}: __init__ must accept the harness's keyword arguments "
                                f"{', '.join(HARNESS_ARGS)} (name them, or take **kwargs); it lacks "
                                f"{', '.join(missing)}. models/registry.py HARNESS_ARGS says what each is.")
+    check_renamed_options(cls, where)
     check_search_space(cls, where)
+
+
+def check_renamed_options(cls, where):
+    """A declared `renamed_options` maps old option names to options __init__ takes today. An old
+    name is never an option again (an old config would mean something else by it), and a new name
+    is not renamed again (map the oldest name straight to today's)."""
+    renames = getattr(cls, "renamed_options", {})
+    if not isinstance(renames, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in renames.items()):
+        raise ModelConfigError(f"{where}: renamed_options must be a dict {{old option name: new option name}}, "
+                               f"got {renames!r}.")
+    taken = set(class_options(cls)) - set(HARNESS_ARGS)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in _params(cls))
+    for old, new in renames.items():
+        if old in taken or old in HARNESS_ARGS:
+            raise ModelConfigError(f"{where}: renamed_options reads {old!r} as {new!r}, but {old!r} is still taken "
+                                   "(an option of its __init__ or the harness's); an old name is never reused.")
+        if new in renames:
+            raise ModelConfigError(f"{where}: renamed_options renames {old!r} to {new!r} and {new!r} again to "
+                                   f"{renames[new]!r}; map {old!r} straight to {renames[new]!r}.")
+        if new not in taken and not takes_any:
+            raise ModelConfigError(f"{where}: renamed_options renames {old!r} to {new!r}, which is not an option of "
+                                   f"its __init__; its options are: {', '.join(sorted(taken)) or 'none'}.")
 
 
 def check_search_space(cls, where):
@@ -95,7 +120,11 @@ def check_search_space(cls, where):
     takes_any = any(p.kind is p.VAR_KEYWORD for p in _params(cls))  # **kwargs: any option name is its own
     ranges = getattr(cls, "option_ranges", {})
     defaults = {p.name: p.default for p in _params(cls) if p.default is not p.empty}
+    renamed = getattr(cls, "renamed_options", {})
     for option, dist in space_of(cls).items():
+        if option in renamed:
+            raise ModelConfigError(f"{where}: search_space tunes {option!r}, the old name of {renamed[option]!r}; "
+                                   f"tune {renamed[option]!r}.")
         if option in HARNESS_ARGS or (option not in taken and not takes_any):
             why = "is set by the harness" if option in HARNESS_ARGS else "is not an option of its __init__"
             raise ModelConfigError(f"{where}: search_space tunes {option!r}, which {why}; tune only the model's "
@@ -208,6 +237,42 @@ def class_options(cls):
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
+def renamed_options(name):
+    """{old name: new name} of the options registered model `name` has renamed (its class's
+    `renamed_options`); {} for a name not registered, so a record of an unknown model reads as written."""
+    cls = _MODELS.get(name) if isinstance(name, str) else None
+    return dict(getattr(cls, "renamed_options", {})) if cls is not None else {}
+
+
+def upgraded_options(name, given, where=None, warn=True):
+    """`given`, options of model `name` as a config or a recorded run wrote them, with each renamed
+    option under its new name (`renamed_options`). With `warn`, a FutureWarning names the new
+    spelling (a user's config; a recorded run is read silently). Both spellings at once is a
+    ModelConfigError: which value was meant cannot be told. A model not registered, or `given`
+    that is not a mapping, comes back as given (its own check names the problem)."""
+    cls = _MODELS.get(name) if isinstance(name, str) else None
+    if cls is None or not isinstance(given, dict):
+        return given
+    return _upgraded(cls, name, given, where, warn)
+
+
+def _upgraded(cls, name, given, where, warn):
+    renames = getattr(cls, "renamed_options", {})
+    where = where or f"model_options.{name}"
+    out = {}
+    for key, value in given.items():
+        new = renames.get(key, key)
+        if new != key:
+            if new in given:
+                raise ModelConfigError(f"{where} sets both {key} and {new}, the old and the new name of one option; "
+                                       f"keep {new} alone.")
+            if warn:
+                warnings.warn(f"{where}.{key} is now spelt {new} (read as {where}.{new}={value!r}); the old name "
+                              "still loads, for older configs, but write the new one.", FutureWarning, stacklevel=3)
+        out[new] = value
+    return out
+
+
 def space_of(cls):
     """The search space of a model class: its own (or a base's) `search_space` where one is
     declared, else OPTIMISER_SPACE (models/search.py) restricted to the options its constructor names."""
@@ -244,9 +309,11 @@ def draw_setting(name, trial):
 
 
 def build(name, **config):
-    """Build a registered model; an option the model does not take is a ModelConfigError naming
-    it, and the built model must have the networks it declares."""
+    """Build a registered model; an option it has renamed is read under its new name (with a
+    FutureWarning), an option the model does not take is a ModelConfigError naming it, and the
+    built model must have the networks it declares."""
     cls = get(name)
+    config = _upgraded(cls, name, config, None, warn=True)  # an option under its old name, as its new one
     params = _params(cls)
     if not any(p.kind is p.VAR_KEYWORD for p in params):
         known = set(options(name))
@@ -267,6 +334,7 @@ def check_options(cls, name, given, where=None):
     under, for the message (default model_options.<name>; an arm's are arms.<arm>.options)."""
     defaults = {p.name: p.default for p in _params(cls) if p.default is not p.empty}
     where = where or f"model_options.{name}"
+    given = _upgraded(cls, name, given, where, warn=False)  # checked under the new name; both names refused
     for key, value in given.items():
         default = defaults.get(key)
         numeric = isinstance(default, (int, float)) and not isinstance(default, bool)

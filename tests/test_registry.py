@@ -227,3 +227,56 @@ def test_the_example_plugin_lists_trains_and_scores(tmp_path, cli):
     row = json.loads((tmp_path / "res" / "wgan-gp-bigan" / "seed0" / "metrics.json").read_text())
     assert row["status"] == "ok" and row["d_steps"] == 60 and row["flops_per_step"] > 0  # 2 critic steps x 30
     assert 0 < row["recon_mse"] < 1 and 0.1 < row["probe_acc"] <= 1 and row["fd_digits"] > 0
+
+
+# --- options renamed since configs and runs were written ------------------------------------
+
+BIGAN = dict(data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=10)
+
+
+def test_a_renamed_option_builds_as_its_new_name_with_a_warning():
+    """BiGAN's Adam beta1 was the option `beta1`: an old config's value lands in adam_beta1."""
+    with pytest.warns(FutureWarning, match=r"model_options.bigan.beta1 is now spelt adam_beta1"):
+        old = models.build("bigan", **BIGAN, beta1=0.3)
+    new = models.build("bigan", **BIGAN, adam_beta1=0.3)
+    assert old.optimizers["d"].defaults["betas"] == new.optimizers["d"].defaults["betas"] == (0.3, 0.999)
+    assert models.upgraded_options("bigan", {"beta1": 0.3, "lr": 1e-3}, warn=False) == {"adam_beta1": 0.3, "lr": 1e-3}
+    assert models.upgraded_options("no-such-model", {"beta1": 0.3}) == {"beta1": 0.3}  # its own check names it
+    assert models.renamed_options("bigan-qp-simple") == {"beta1": "z_cycle_weight", "beta2": "x_cycle_weight"}
+
+
+def test_both_spellings_of_one_option_are_refused():
+    message = r"model_options.bigan sets both beta1 and adam_beta1, the old and the new name of one option; keep " \
+              r"adam_beta1 alone"
+    with pytest.raises(ModelConfigError, match=message):
+        models.build("bigan", **BIGAN, beta1=0.3, adam_beta1=0.3)
+    with pytest.raises(ModelConfigError, match=message):
+        models.upgraded_options("bigan", {"beta1": 0.3, "adam_beta1": 0.5})
+    with pytest.raises(ModelConfigError, match="arms.quick.options sets both beta1 and adam_beta1"):
+        models.registry.check_options(models.get("bigan"), "bigan", {"beta1": 0.3, "adam_beta1": 0.5},
+                                      where="arms.quick.options")
+    # checked under the new name: its type and range
+    with pytest.raises(ModelConfigError, match=r"model_options.bigan.adam_beta1 must be in \[0, 1\), got 1.5"):
+        models.registry.check_options(models.get("bigan"), "bigan", {"beta1": 1.5})
+
+
+@pytest.mark.parametrize("renames,message", [
+    ({"lr": "adam_beta1"}, "renamed_options reads 'lr' as 'adam_beta1', but 'lr' is still taken"),
+    ({"z_dim": "lr"}, "renamed_options reads 'z_dim' as 'lr', but 'z_dim' is still taken"),
+    ({"learning_rate": "lrate"}, "renames 'learning_rate' to 'lrate', which is not an option of its __init__"),
+    ({"rate": "step_size", "step_size": "lr"}, "renames 'rate' to 'step_size' and 'step_size' again to 'lr'"),
+    ([("rate", "lr")], "renamed_options must be a dict"),
+])
+def test_registration_checks_the_renamed_options(renames, message):
+    class Renaming(_Minimal):
+        def __init__(self, *, data_shape, z_dim, width, arch, total_steps, lr=1e-4, adam_beta1=0.5):
+            super().__init__(data_shape=data_shape, z_dim=z_dim, width=width, arch=arch, total_steps=total_steps)
+
+    Renaming.renamed_options = renames
+    with pytest.raises(ModelConfigError, match=message):
+        models.registry.check_contract(Renaming, "renaming")
+    Renaming.renamed_options = {"rate": "lr", "beta1": "adam_beta1"}
+    models.registry.check_contract(Renaming, "renaming")
+    Renaming.search_space = {"rate": models.LogUniform(1e-5, 1e-2)}
+    with pytest.raises(ModelConfigError, match="search_space tunes 'rate', the old name of 'lr'; tune 'lr'"):
+        models.registry.check_contract(Renaming, "renaming")
