@@ -207,7 +207,7 @@ def run_config(args, cfg, out, argv):
     shard = parse_shard(args.shard) if args.shard else None
     board_root = _board_root(args, out)
     check_models(cfg, declared_shape(cfg.dataset))  # before any data is loaded or anything written
-    check_weights(args)
+    weights = check_weights(args)
     check_jobs(args)
     sweep = args.command == "sweep"
     if args.jobs != 1:
@@ -224,7 +224,7 @@ def run_config(args, cfg, out, argv):
                               cfg.train, cfg.eval)
 
         def make_evaluator():  # the evaluation stage; the matrix builds it when its first run needs it
-            return Evaluator(data, cfg, runtime, args.fid_weights, args.lpips_weights, args.dinov2_weights)
+            return Evaluator(data, cfg, runtime, weights)
 
         code = run_benchmark(cfg, data, runtime, out, make_evaluator, force=args.force, shard=shard, job=job,
                              debug=args.debug, board_root=board_root, sweep=sweep)
@@ -254,28 +254,30 @@ _WEIGHTS_LOADED = set()  # (flag, path) of the named weights this process has lo
 
 
 def check_weights(args):
-    """Weights the user named (--fid-weights, --lpips-weights, --dinov2-weights or their variables)
-    must load: a missing, empty, foreign or damaged file is refused now (exit 2), not found out
-    after the training as empty columns. Loaded once per process; a --jobs shard's parent has
-    loaded them for it."""
+    """The weights paths of the command line as one value (core.weights.Weights), which the
+    evaluation takes whole. Weights the user named (--fid-weights, --lpips-weights, --dinov2-weights
+    or their variables) must load: a missing, empty, foreign or damaged file is refused now (exit
+    2), not found out after the training as empty columns. Loaded once per process; a --jobs
+    shard's parent has loaded them for it."""
     import metrics
 
+    from .core.weights import Weights
+
+    weights = Weights.from_args(args)
     if args.job_of:
-        return
-    named = ((metrics.inception.load_inception, "--fid-weights", args.fid_weights,
-              os.environ.get(metrics.inception.ENV_WEIGHTS)),
-             (metrics.lpips.load_lpips, metrics.lpips.FLAG, args.lpips_weights,
-              os.environ.get(metrics.lpips.ENV_WEIGHTS)),
-             (metrics.dinov2.load_dinov2, metrics.dinov2.FLAG, args.dinov2_weights,
-              os.environ.get(metrics.dinov2.ENV_WEIGHTS)))
-    for load, flag, given, variable in named:
-        if not (given or variable) or (flag, given or variable) in _WEIGHTS_LOADED:
+        return weights
+    for network, load, flag in (("fid", metrics.inception.load_inception, "--fid-weights"),
+                                ("lpips", metrics.lpips.load_lpips, metrics.lpips.FLAG),
+                                ("dinov2", metrics.dinov2.load_dinov2, metrics.dinov2.FLAG)):
+        named = weights.named(network)
+        if not named or (flag, named) in _WEIGHTS_LOADED:
             continue
-        net, reason = load(given, download=False)
+        net, reason = load(getattr(weights, network), download=False)
         if net is None:
             raise UserError(f"{reason}. Name the right file or folder with {flag}, or leave it out (the columns "
                             "that need these weights then stay empty, with the reason in the protocol).")
-        _WEIGHTS_LOADED.add((flag, given or variable))
+        _WEIGHTS_LOADED.add((flag, named))
+    return weights
 
 
 def print_report(out, figures):

@@ -339,17 +339,17 @@ def test_without_weights_the_columns_are_empty_with_a_reason(cli, tmp_path, monk
     """No flag, no variable, an empty torch hub cache and no network, on a device where both would
     run (the CPU's own skip is pretended away): no column, and the reason in the protocol and on
     stderr. On a CPU without named weights the reason is the CPU's cost."""
-    from benchmarks.evaluation.evaluate import Evaluator
+    from benchmarks.evaluation.backbones import Backbones
 
     _no_network(monkeypatch, socket_error=OSError)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     for var in (lpips.ENV_WEIGHTS, dinov2.ENV_WEIGHTS):
         monkeypatch.delenv(var, raising=False)
     on_cpu = SimpleNamespace(runtime=SimpleNamespace(device=torch.device("cpu")))
-    reason = Evaluator._cpu_skip(on_cpu, None, "--x PATH", "X", "a lot")
+    reason = Backbones.cpu_skip(on_cpu, None, "--x PATH", "X", "a lot")
     assert "skipped on a CPU, where it costs a lot; pass --x PATH (or set $X)" in reason
-    assert Evaluator._cpu_skip(on_cpu, "named.pth", "--x PATH", "X", "a lot") is None
-    monkeypatch.setattr(Evaluator, "_cpu_skip", lambda *a, **k: None)
+    assert Backbones.cpu_skip(on_cpu, "named.pth", "--x PATH", "X", "a lot") is None
+    monkeypatch.setattr(Backbones, "cpu_skip", lambda *a, **k: None)
     code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "pca", "--out", "r", "--no-figures",
                        "--set", "eval.dinov2_samples=8", "--set", "train.steps=5")
     assert code == 0, err

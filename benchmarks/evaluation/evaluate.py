@@ -1,8 +1,8 @@
 """Score trained models: generation, reconstruction and representation, plus their figures.
 
 `Evaluator` holds what every run of a benchmark shares and builds it once: the domain
-classifier, the Inception, DINOv2 and LPIPS networks (their set-up is in backbones.py) and the
-real-data reference statistics (references.py).
+classifier and its real-data reference statistics, the Inception, DINOv2 and LPIPS networks (a
+`Backbones`, backbones.py) and the model-free references (a `References`, references.py).
 Models are used only through encode / decode / sample_latent / pooled_features.
 """
 import csv
@@ -16,12 +16,13 @@ import metrics
 from metrics.frechet import FIDELITY_SEED
 
 from ..core.io import atomic_write_text, default_cache_dir
-from ..core.protocol import (FIGURE_SEED, INCEPTION_BATCH, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET, LABEL_SEED,
-                             LPIPS_COLUMN, NN_K, NN_QUERIES, PRDC, PROBE_DRAWS, count_tag, dinov2_tag, eval_noise,
-                             subset)
+from ..core.protocol import (FIGURE_SEED, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET, LABEL_SEED, LPIPS_COLUMN, NN_K,
+                             NN_QUERIES, PROBE_DRAWS, count_tag, dinov2_tag, eval_noise, subset)
 from ..core.protocol import to_unit as _to_unit
+from ..core.weights import Weights
 from . import figures
 from .backbones import Backbones
+from .real import gen_reference, prdc_notes, score_prdc
 from .references import References
 
 
@@ -78,28 +79,49 @@ class _InDrawOrder:
         return tuple(torch.cat(col) for col in self.cols)
 
 
-class Evaluator(Backbones, References):
-    def __init__(self, data, cfg, runtime, fid_weights=None, lpips_weights=None, dinov2_weights=None):
+class Evaluator:
+    """The scorer of one benchmark: every run of its matrix is scored by `evaluate` against what is
+    built here once. It holds the data, the eval config (`ec`) and runtime; the domain classifier
+    and its real reference statistics (`domain`, `domain_ref`; images) or the real points
+    (`real_points`; 2-D points); the networks with weights from outside (`backbones`, backbones.py);
+    the model-free references (`refs`, references.py, computed when first asked for); and the
+    protocol `notes`, what each column was computed on, which every run's metrics.json carries."""
+
+    def __init__(self, data, cfg, runtime, weights=None):
         self.data, self.ec, self.runtime = data, cfg.eval, runtime  # ec: a config.Eval
         self.images = data.kind == "image"
         self.notes = {}  # column -> what it was computed on, for the table's protocol header
-        self.domain = self.domain_ref = self.inception = self.inception_ref = self.skip_reason = None
-        self.lpips = self.dinov2 = self.dinov2_ref = None
+        self.domain = self.domain_ref = self.real_points = None
         self._label_notes()
-        if not self.images:
-            n = self.ec.gen_samples
-            self.notes["modes_nearest"] = (f"ALI's rule on {n} samples: each sample to its nearest centre, a mode "
-                                           "dropped only when no sample lands on it")
-            self.notes["modes_3sigma"] = (f"VEEGAN/PacGAN's rule on the first {min(n, 2500)} of them: a mode counts "
-                                          "when it is the nearest centre of at least one sample within 3 std; "
-                                          "high_quality and kl_modes on the same samples")
-            self.notes["modes_chance"] = _uniform_modes(data, n)
-            self.real_points, _ = self.gen_reference(n)
-            self._prdc_notes("points", "the raw 2-D points", len(self.real_points))
-            return
-        name, n_gen = data.name, self.ec.gen_samples
-        self.domain = metrics.get_domain_classifier(data, runtime.device, default_cache_dir() / "domain")
-        real, split = self.gen_reference(n_gen)
+        if self.images:
+            self._setup_domain()
+        else:
+            self._setup_points()
+        # weights: the paths named for them (a core.weights.Weights; None: none named)
+        self.backbones = Backbones(data, self.ec, runtime, weights or Weights())  # none on points
+        self.notes.update(self.backbones.notes)
+        real_feats = self.domain_ref["feats"] if self.images else self.real_points
+        self.refs = References(data, self.ec, runtime, self.label_ns, self.domain, real_feats, self.backbones)
+
+    def _setup_points(self):
+        """2-D points: the notes of mode coverage against the mixture's centres, and the real points
+        generated ones are scored against."""
+        n = self.ec.gen_samples
+        self.notes["modes_nearest"] = (f"ALI's rule on {n} samples: each sample to its nearest centre, a mode "
+                                       "dropped only when no sample lands on it")
+        self.notes["modes_3sigma"] = (f"VEEGAN/PacGAN's rule on the first {min(n, 2500)} of them: a mode counts "
+                                      "when it is the nearest centre of at least one sample within 3 std; "
+                                      "high_quality and kl_modes on the same samples")
+        self.notes["modes_chance"] = _uniform_modes(self.data, n)
+        self.real_points, split = gen_reference(self.data, self.ec, n)
+        self.notes.update(prdc_notes(self.ec, split, "points", "the raw 2-D points", len(self.real_points)))
+
+    def _setup_domain(self):
+        """Images: the domain classifier trained on the dataset's train labels (cached), and its
+        statistics of the real sample generated ones are scored against."""
+        data, name, n_gen = self.data, self.data.name, self.ec.gen_samples
+        self.domain = metrics.get_domain_classifier(data, self.runtime.device, default_cache_dir() / "domain")
+        real, split = gen_reference(data, self.ec, n_gen)
         self.domain_ref = metrics.reference_stats(real, data, split, self.domain.key, self.domain.features,
                                                   cache_dir=default_cache_dir() / "stats")
         backbone = (f"domain CNN trained on {name} train labels (test accuracy {self.domain.test_accuracy:.4f}, "
@@ -113,23 +135,15 @@ class Evaluator(Backbones, References):
                                           f"{len(data.test.x)} test images x and their reconstructions G(E(x)): how "
                                           "real the reconstructions look as a set, 0 when they match the test set's "
                                           "feature statistics; blur raises it where it can lower recon_mse")
-        self._prdc_notes(name, f"the domain CNN's features (key {self.domain.key})", len(real))
-        self._setup_inception(fid_weights)
-        self._setup_dinov2(dinov2_weights)
-        self._setup_lpips(lpips_weights)
+        self.notes.update(prdc_notes(self.ec, split, name, f"the domain CNN's features (key {self.domain.key})",
+                                     len(real)))
 
-    def gen_reference(self, n):
-        """(up to n real examples, their split's name): what generated samples are scored against
-        (eval.gen_reference). "scored" is the split this run is scored on, which no model trained
-        on: validation in a study's selection phase (data/splits.py puts it in test's place), test
-        otherwise."""
-        split = self.gen_split
-        return subset(self.data.train if split == "train" else self.data.test, n)[0], split
-
-    @property
-    def gen_split(self):
-        """The name of the split gen_reference draws from."""
-        return "train" if self.ec.gen_reference == "train" else self.data.meta.get("scored_on", "test")
+    def references(self):
+        """The model-free references (references.py: {"notes", "values", "key"}), computed once per
+        protocol and cached; their notes join the protocol of every run scored after."""
+        refs = self.refs.compute()
+        self.notes.update(refs["notes"])
+        return refs
 
     def _label_notes(self):
         """The label counts of the label-efficiency probes this benchmark computes, and their notes."""
@@ -145,32 +159,6 @@ class Evaluator(Backbones, References):
                 f"and the raw-pixel reference; the sd over draws is probe_acc_{n}_sd in metrics.json); "
                 f"C fixed at {metrics.probe.LABEL_C} (with so few labels none can be held out to choose it); "
                 f"{len(self.data.test.y)} test")
-
-    def _prdc_notes(self, suffix, space, n_real, n_gen=None, swept=True):
-        """The protocol notes of precision_<suffix>, recall_, density_ and coverage_ (see _prdc);
-        `swept`: the truncation sweep scores them too."""
-        n_gen = n_gen or self.ec.gen_samples
-        counts = (f"{n_gen} generated vs {n_real} real {self.gen_split} samples in {space}"
-                  + (f"; truncation.csv scores its {self.ec.truncation_samples} per threshold against the same "
-                     "real ones, so read its values against each other, not against this column" if swept else ""))
-        k_pr, k_dc = metrics.prdc.PR_K, metrics.prdc.DC_K
-        self.notes[f"precision_{suffix}"] = (f"improved precision (Kynkäänniemi et al. 2019, torch-fidelity "
-                                             f"prc_features_to_metric, k = {k_pr}): the share of generated samples "
-                                             f"inside some real sample's {k_pr}-NN ball; {counts}")
-        self.notes[f"recall_{suffix}"] = (f"improved recall (k = {k_pr}): the share of real samples inside some "
-                                          f"generated sample's {k_pr}-NN ball; {counts}")
-        self.notes[f"density_{suffix}"] = (f"density (Naeem et al. 2020, k = {k_dc}): the real {k_dc}-NN balls "
-                                           f"holding a generated sample, / {k_dc}, averaged over generated samples; "
-                                           f"about 1 when they are distributed like the real data, above 1 when they "
-                                           f"crowd its dense regions; {counts}")
-        self.notes[f"coverage_{suffix}"] = (f"coverage (Naeem et al. 2020, k = {k_dc}): the share of real samples "
-                                            f"whose {k_dc}-NN ball holds a generated sample; {counts}")
-
-    def _prdc(self, fake, real, suffix):
-        """precision_<suffix>, recall_, density_ and coverage_ of generated features against the
-        real reference's, on the run's device (the distances are the cost)."""
-        scores = metrics.prdc_scores(torch.as_tensor(fake).to(self.runtime.device), real)
-        return {f"{m}_{suffix}": scores[m] for m in PRDC}
 
     # --- one run ----------------------------------------------------------------------------
     def _batched(self, fn, x):
@@ -212,9 +200,9 @@ class Evaluator(Backbones, References):
         rec = self._timed(sec, "recon_mse", lambda: self._batched(lambda z: model.decode(z.to(dev)), z_test))
         real_unit = _to_unit(self.runtime.batch(x_test).cpu())
         out["recon_mse"] = metrics.reconstruction_mse(real_unit, _to_unit(rec))
-        if self.lpips is not None:
-            out[LPIPS_COLUMN] = self._timed(sec, LPIPS_COLUMN,
-                                            lambda: self._lpips(x_test, metrics.to_uint8(rec)).mean().item())
+        if self.backbones.lpips is not None:
+            out[LPIPS_COLUMN] = self._timed(sec, LPIPS_COLUMN, lambda: self.backbones.lpips_distance(
+                x_test, metrics.to_uint8(rec)).mean().item())
 
         def cycle():
             z = model.sample_latent(len(x_test), generator=g)
@@ -290,7 +278,7 @@ class Evaluator(Backbones, References):
             (points,) = self._sample_outputs(model, g, n, lambda x: (x,), 1, threshold, shared)
             cov = metrics.mode_coverage(points.cpu(), self.data.meta["centres"], self.data.meta["std"])
             out = {k: cov[k] for k in ("modes_nearest", "modes_3sigma", "high_quality", "kl_modes")}
-            return {**out, **(self._prdc(points, self.real_points, "points") if prdc else {})}
+            return {**out, **(score_prdc(points, self.real_points, "points", self.runtime.device) if prdc else {})}
         name, clf = self.data.name, self.domain
         def features_and_logits(x):
             return clf.features(metrics.to_uint8(x)), clf.logits(metrics.to_uint8(x))
@@ -298,7 +286,7 @@ class Evaluator(Backbones, References):
         mu, sigma = metrics.feature_stats(feats)
         return {f"fd_{name}": metrics.frechet_from_stats(self.domain_ref["mu"], self.domain_ref["sigma"], mu, sigma),
                 f"cs_{name}": metrics.classifier_score(logits.cpu(), multilabel=clf.multilabel)[0],
-                **(self._prdc(feats, self.domain_ref["feats"], name) if prdc else {})}
+                **(score_prdc(feats, self.domain_ref["feats"], name, self.runtime.device) if prdc else {})}
 
     @torch.no_grad()
     def track(self, model, seed):
@@ -363,21 +351,22 @@ class Evaluator(Backbones, References):
             out["semantic_recon"] = metrics.label_agreement(clf.predict(x_test), clf.predict(metrics.to_uint8(rec)))
             out[f"recon_fd_{self.data.name}"] = metrics.frechet_distance(clf.features(x_test),
                                                                          clf.features(metrics.to_uint8(rec)))
-        if self.inception is not None:
-            n, ref, dev = self.ec.inception_samples, self.inception_ref, self.runtime.device
-            f, lg = self._sample_outputs(model, g, n, lambda x: metrics.inception_features(
-                [metrics.to_uint8(x)], self.inception, dev, batch_size=INCEPTION_BATCH[dev.type]), 2, shared=True)
+        bb, dev = self.backbones, self.runtime.device
+        if bb.inception is not None:
+            n, ref = self.ec.inception_samples, bb.inception_ref
+            f, lg = self._sample_outputs(model, g, n, lambda x: bb.inception_features_and_logits(metrics.to_uint8(x)),
+                                         2, shared=True)
             tag = count_tag(n)
             out[f"fid_{tag}"] = metrics.frechet_from_stats(ref["mu"], ref["sigma"], *metrics.feature_stats(f))
             out[f"is_{tag}"] = metrics.inception_score(lg, splits=min(10, len(lg)), seed=FIDELITY_SEED)[0]
             out[f"kid_{tag}"] = metrics.kernel_distance(ref["kid_feats"], f.float(), subset_size=KID_SUBSET,
                                                         seed=FIDELITY_SEED)[0]
-            out.update(self._prdc(f, ref["feats"], tag))
-        if self.dinov2 is not None:
-            n, ref = self.ec.dinov2_samples, self.dinov2_ref
-            (f,) = self._sample_outputs(model, g, n, lambda x: (self._dinov2_features(metrics.to_uint8(x)),), 1,
+            out.update(score_prdc(f, ref["feats"], tag, dev))
+        if bb.dinov2 is not None:
+            n, ref = self.ec.dinov2_samples, bb.dinov2_ref
+            (f,) = self._sample_outputs(model, g, n, lambda x: (bb.dinov2_features(metrics.to_uint8(x)),), 1,
                                         shared=True)
             tag = dinov2_tag(n)
             out[f"fd_{tag}"] = metrics.frechet_from_stats(ref["mu"], ref["sigma"], *metrics.feature_stats(f))
-            out.update(self._prdc(f, ref["feats"], tag))
+            out.update(score_prdc(f, ref["feats"], tag, dev))
         return out

@@ -29,6 +29,7 @@ from ..config import load_config
 from ..core.io import atomic_write_json, atomic_write_text
 from ..core.protocol import DINOV2_BATCH, INCEPTION_BATCH, subset
 from ..core.runtime import Runtime, versions
+from ..core.weights import Weights
 from ..data import load_dataset
 from ..training.run import build_model, check_models, check_sizes, model_args
 from ..training.train import BatchStream, LossReader, step_fn, train
@@ -141,10 +142,11 @@ def loop_vs_plain(cfg, data, runtime, steps):
             "ratio": round(harness / min(before, after), 3)}
 
 
-def inception_speed(data, runtime, n, fid_weights=None):
-    """(images/s, what was timed). Throughput does not depend on the weights, so without the
-    standard file the same architecture is timed with random weights, and says so."""
-    net, reason = metrics.load_inception(fid_weights, runtime.device)
+def inception_speed(data, runtime, n, weights=None):
+    """(images/s, what was timed) of InceptionV3 features, with weights.fid's file if named (`weights`:
+    a core.weights.Weights). Throughput does not depend on the weights, so without the standard file
+    the same architecture is timed with random weights, and says so."""
+    net, reason = metrics.load_inception((weights or Weights()).fid, runtime.device)
     label = "standard weights"
     if net is None:
         import unittest.mock as mock
@@ -171,7 +173,7 @@ def inception_speed(data, runtime, n, fid_weights=None):
 def dinov2_speed(data, runtime, n, weights=None):
     """(images/s, what was timed) of DINOv2 ViT-L/14 features as evaluation takes them. As for
     InceptionV3, without the weights file the same network is timed with random weights, and says so."""
-    net, _ = metrics.load_dinov2(weights, runtime.device, download=False)
+    net, _ = metrics.load_dinov2((weights or Weights()).dinov2, runtime.device, download=False)
     label = "standard weights"
     if net is None:
         import unittest.mock as mock
@@ -221,8 +223,11 @@ def device_slug(runtime, default_path=True):
     return slug if default_path else f"{slug}-{'fast' if runtime.fast else 'plain'}"
 
 
-def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, inception_images=None, default_path=True,
-             profile_steps=0, dinov2_images=None, dinov2_weights=None, eval_timing=True):
+def run_perf(cfg, data, runtime, steps, warmup, out_dir, weights=None, inception_images=None, default_path=True,
+             profile_steps=0, dinov2_images=None, eval_timing=True):
+    """Time cfg's models and, on images, the evaluation's feature networks (with the weights files
+    `weights`, a core.weights.Weights, names); writes <out_dir>/<device>.md and .json and returns the
+    markdown."""
     rows = []
     record = {"device": device_name(runtime), "runtime": runtime.describe(), "versions": versions(),
               "command": shlex.join(["python", "-m", "benchmarks", *sys.argv[1:]]),
@@ -257,12 +262,12 @@ def run_perf(cfg, data, runtime, steps, warmup, out_dir, fid_weights=None, incep
         record["run_loop_vs_plain"] = loop_vs_plain(cfg, data, runtime, steps)
     if len(data.shape) == 3 and eval_timing:  # InceptionV3 reads images; points have none
         n_inc = inception_images or (5000 if runtime.device.type == "cuda" else 128)
-        inc_rate, inc_label = inception_speed(data, runtime, n_inc, fid_weights)
+        inc_rate, inc_label = inception_speed(data, runtime, n_inc, weights)
         record["inception"] = {"images_per_s": round(inc_rate, 1), "setting": inc_label}
         write()
         n_dino = dinov2_images if dinov2_images is not None else (1000 if runtime.device.type == "cuda" else 0)
         if n_dino:  # ViT-L/14 at 224 px: seconds per image on a CPU, so timed by default on a GPU only
-            rate, label = dinov2_speed(data, runtime, n_dino, dinov2_weights)
+            rate, label = dinov2_speed(data, runtime, n_dino, weights)
             record["dinov2"] = {"images_per_s": round(rate, 1), "setting": label}
             write()
     if eval_timing:
@@ -366,7 +371,7 @@ def main_perf(args, runtime):
         print(ops.run_ops(cfg, data, runtime, args.steps, Path(args.out), fresh_model,
                           f"{device_slug(runtime, default_path)}-ops"))
         return 0
-    print(run_perf(cfg, data, runtime, args.steps, args.warmup, Path(args.out), args.fid_weights,
-                   default_path=default_path, profile_steps=args.profile, dinov2_weights=args.dinov2_weights,
-                   eval_timing=args.eval_timing))
+    weights = Weights(fid=args.fid_weights, dinov2=args.dinov2_weights)  # perf times no LPIPS: it has no flag
+    print(run_perf(cfg, data, runtime, args.steps, args.warmup, Path(args.out), weights,
+                   default_path=default_path, profile_steps=args.profile, eval_timing=args.eval_timing))
     return 0
