@@ -10,6 +10,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from torch._inductor.runtime.cache_dir_utils import default_cache_dir as inductor_cache_dir  # noqa: E402
 
 from benchmarks.cli import main  # noqa: E402
 
@@ -44,6 +45,9 @@ def _isolated(tmp_path, monkeypatch, _shared_caches):
     cache.mkdir()
     for name, shared in _shared_caches.items():
         (cache / name).symlink_to(shared, target_is_directory=True)
+    # Compiled graphs (runtime.py keeps Inductor's cache under BIGAN_BENCH_CACHE): PyTorch's
+    # machine-wide folder, so compiling tests reuse what earlier tests and test runs compiled.
+    (cache / "inductor").symlink_to(inductor_cache_dir(), target_is_directory=True)
     monkeypatch.setenv("BIGAN_BENCH_CACHE", str(cache))
     for var in ("BIGAN_BENCH_DATA", "CELEBA_ROOT", "BIGAN_BENCH_LPIPS_WEIGHTS", "BIGAN_BENCH_DINOV2_WEIGHTS"):
         monkeypatch.delenv(var, raising=False)

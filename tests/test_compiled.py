@@ -3,6 +3,7 @@ compiled training steps, each network's forward is really compiled, without grap
 hit of dynamo's recompile limit, and tracking runs the eager code. The `aot_eager` backend
 captures the same forward and backward graphs as inductor, without generating code."""
 import contextlib
+import os
 
 import pytest
 import torch
@@ -132,3 +133,27 @@ def test_training_and_evaluation_precision_switch(digits):
     assert torch.backends.cuda.matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "ieee"
     Runtime("cpu", fast=True)  # leaves the process as the other tests expect it
     assert Runtime("cpu", fast=True, tf32=True).fp32 == "ieee"  # asked for on a CPU: nothing to turn on
+
+
+def test_compiled_graphs_are_cached_in_the_project_cache_unless_the_user_chose_a_folder(monkeypatch, tmp_path):
+    """Every process and seed that compiles reads one Inductor cache under BIGAN_BENCH_CACHE;
+    PyTorch's default (which importing torch._dynamo writes into the variable) is not a choice,
+    a folder the user set is."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir as inductor_default
+
+    from benchmarks.core.runtime import Runtime
+
+    monkeypatch.setenv("BIGAN_BENCH_CACHE", str(tmp_path / "cache"))
+    for before in (None, inductor_default()):
+        if before is None:
+            monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+        else:
+            monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", before)
+        Runtime("cpu", fast=False, compile=True)
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "inductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    Runtime("cpu", fast=False, compile=True)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "untouched"))
+    Runtime("cpu", fast=False, compile=False)  # the plain path compiles nothing: nothing is set
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "untouched")

@@ -36,6 +36,7 @@ Under torchrun (WORLD_SIZE > 1) each network is also wrapped in DistributedDataP
 """
 import contextlib
 import functools
+import os
 import platform
 import random
 
@@ -45,6 +46,7 @@ from torch import nn
 
 from . import parallel
 from .errors import ConfigError
+from .io import default_cache_dir
 
 SYNC_EVERY = 50  # fast path: steps between reads of the losses (and divergence checks)
 
@@ -58,6 +60,18 @@ def fp32_mode(fast, gpu_capability, tf32=None):
 
 
 EVALUATION_FP32 = "ieee"  # the policy's evaluation precision, on every path
+
+
+def _share_compiled_graphs():
+    """Inductor caches what it compiles (FX graphs and AOT autograd graphs, keyed by the graph,
+    its shapes and the versions). Kept in the project's cache folder, every shard process, seed
+    and later run on this machine reuses a graph compiled once, and the cache outlives /tmp's
+    per-user default. A folder the user set (TORCHINDUCTOR_CACHE_DIR) is kept; importing
+    torch._dynamo writes the default into the variable, so the default is not taken for one."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir as inductor_default
+
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in (None, inductor_default()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(default_cache_dir() / "inductor")
 
 
 class Runtime:
@@ -82,6 +96,8 @@ class Runtime:
         # --compile forces compilation on any path and device (to reproduce the GPU path on a CPU).
         self.compile = self.fast and cuda if compile is None else bool(compile)
         self.compile_backend = compile_backend
+        if self.compile:
+            _share_compiled_graphs()
         if self.compile and isinstance(compile_backend, str):
             known = torch._dynamo.list_backends(exclude_tags=())
             if compile_backend not in known:

@@ -39,9 +39,17 @@ class BatchStream:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             perm = torch.randperm(self.n, generator=g)
             flip = torch.rand(self.n, generator=g) < 0.5 if self.hflip else None
-            self._epoch, self._perm = epoch, perm.to(self.device)
-            self._flip = flip.to(self.device) if flip is not None else None
+            self._epoch, self._perm = epoch, self._to_device(perm)
+            self._flip = self._to_device(flip) if flip is not None else None
         return self._perm, self._flip
+
+    def _to_device(self, t):
+        # The order is drawn on the host (a CPU generator: the same order on every device). A copy
+        # from pageable memory waits until the GPU has drained its queue of kernels; from pinned
+        # memory it is queued behind them like a kernel, so the epoch boundary costs no stall.
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
 
     def next(self, k):
         """(indices, flip bits or None) of the next k examples."""
