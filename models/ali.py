@@ -24,7 +24,7 @@ Faithful to the released Theano/Blocks code (IshmaelBelghazi/ALI, `ali/bricks.py
   forward pass; here each comes from a pass of its own over the same batch with the same
   dropout masks (drawn before D runs, `dropout_masks`), so the same logits, and a compiled D
   computes its weight gradients once (models/base.py `frozen`).
-* N(0, I) prior. Adam lr 1e-4, betas (0.5, 0.999), eps 1e-8 (Blocks' Adam); constant LR.
+* N(0, I) prior. Adam lr 1e-4, betas (0.5, 0.999), eps 1e-8 (Blocks' Adam; option adam_eps); constant LR.
   Weights N(0, 0.01), biases 0.
 
 `arch: paper` builds the released nets exactly (`ALIEncoder`, `ALIGenerator`, and `ALIXPath` as the
@@ -229,8 +229,9 @@ class ALIXPath(nn.Module):
 @register("ali")
 class ALI(BidirectionalGAN):
     prior = "normal"
-    option_ranges = {**ADAM, "eps": POSITIVE, "dropout": UNIT}
-    renamed_options = ADAM_BETAS_RENAMED
+    option_ranges = {**ADAM, "adam_eps": POSITIVE, "dropout": UNIT}
+    # Adam's epsilon was `eps` here alone; every model spells Adam's settings adam_*
+    renamed_options = {**ADAM_BETAS_RENAMED, "eps": "adam_eps"}
     # D's input dropout (0.2 in the paper) is ALI's regulariser of the joint discriminator: from
     # none to half the inputs, beside the shared learning rate and beta1.
     search_space = {**OPTIMISER_SPACE, "dropout": Uniform(0.0, 0.5)}
@@ -242,8 +243,8 @@ class ALI(BidirectionalGAN):
                                       "(2 x 2C and 2 x 4C wide for C x-path channels, CelebA's ratios)"}
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=1e-4,
-                 adam_beta1=0.5, adam_beta2=0.999, eps=1e-8, init_std=0.01, dropout=0.2, z_path_mult=2, joint_mult=4,
-                 logodds_init=True, random_hparams=False):
+                 adam_beta1=0.5, adam_beta2=0.999, adam_eps=1e-8, init_std=0.01, dropout=0.2, z_path_mult=2,
+                 joint_mult=4, logodds_init=True, random_hparams=False):
         super().__init__(data_shape=data_shape, z_dim=z_dim)
         self.drawn, lr, adam_beta1, init_std = draw_hparams(random_hparams, lr, adam_beta1, init_std)
         self._cov = arch == "paper" and len(data_shape) == 1
@@ -282,8 +283,8 @@ class ALI(BidirectionalGAN):
         self.register_buffer("logodds_pending", torch.tensor(self._paper and bool(logodds_init)))
         betas = (adam_beta1, adam_beta2)
         self.optimizers = {
-            "d": adam([self.D], lr, betas, eps=eps),
-            "ge": adam([self.G, self.E], lr, betas, eps=eps),
+            "d": adam([self.D], lr, betas, eps=adam_eps),
+            "ge": adam([self.G, self.E], lr, betas, eps=adam_eps),
         }
 
     def posterior(self, x):
