@@ -14,7 +14,7 @@ One module per job, read in this order:
 """
 from .checks import check_arms, check_keys, check_resolved, in_study
 from .load import CONFIG_DIR, available_configs, bundled, config_path, find_yaml, load_config, parse_override
-from .recorded import BACKFILL, RENAMED_OPTIONS, backfilled, config_diff
+from .recorded import BACKFILL, backfilled, config_diff
 from .schema import (ARCH_STYLES, BUDGETS_REQUIRED, COUNTS, DEFAULTS, EVAL_SPLITS, FOLDER_KEYS, FREE, GEN_REFERENCES,
                      MAX_COUNT, SCHEMA, SEED_LIMIT, Arch, Config, Eval, Train)
 
@@ -23,5 +23,5 @@ __all__ = [
     "MAX_COUNT", "SCHEMA", "SEED_LIMIT", "Arch", "Config", "Eval", "Train",
     "check_arms", "check_keys", "check_resolved", "in_study",
     "CONFIG_DIR", "available_configs", "bundled", "config_path", "find_yaml", "load_config", "parse_override",
-    "BACKFILL", "RENAMED_OPTIONS", "backfilled", "config_diff",
+    "BACKFILL", "backfilled", "config_diff",
 ]

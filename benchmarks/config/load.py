@@ -6,6 +6,8 @@ import copy
 import difflib
 from pathlib import Path
 
+from models.registry import upgraded_options  # load_config's `models` parameter hides the package
+
 from ..core import yamlfile
 from ..core.errors import ConfigError
 from .checks import check_keys, check_resolved
@@ -112,6 +114,13 @@ def load_config(name_or_path, budget="quick", overrides=(), models=None, seeds=N
     if seeds is not None:
         cfg["seeds"] = list(seeds)
     check_resolved(cfg, path, budget)
+    # An option written under its old name (a model's renamed_options) is recorded under today's,
+    # so that a run configured either way is the same run.
+    cfg["model_options"] = {name: upgraded_options(name, opts, where=f"model_options.{name}")
+                            for name, opts in cfg["model_options"].items()}
+    for name, arm in cfg["arms"].items():
+        if arm.get("options"):
+            arm["options"] = upgraded_options(arm["model"], arm["options"], where=f"arms.{name}.options")
     cfg["models"], cfg["seeds"] = _unique(cfg["models"]), _unique(cfg["seeds"])
     cfg["benchmark"] = path.stem
     cfg["budget"] = budget

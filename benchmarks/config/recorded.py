@@ -22,20 +22,10 @@ BACKFILL = {("train", "hflip"): False, ("eval", "references"): True, ("eval", "p
             ("eval", "gen_reference"): "train"}
 
 
-# Model options renamed since results were recorded, {model: {old name: new name}}, so that an
-# option name means one thing in every model: Adam's betas were beta1 / beta2 in most models,
-# while BiGAN-QP's beta1 / beta2 weighted its z- and x-cycle losses (it named Adam's adam_beta*).
-_ADAM_BETAS = {"beta1": "adam_beta1", "beta2": "adam_beta2"}
-_QP_WEIGHTS = {"beta1": "z_cycle_weight", "beta2": "x_cycle_weight"}
-RENAMED_OPTIONS = {
-    **dict.fromkeys(("ali", "autoencoder", "bigan", "bigbigan", "gan-posthoc-encoder"), _ADAM_BETAS),
-    **dict.fromkeys(("bigan-qp-simple", "bigan-qp-full", "bigan-qp-simple-nosg", "bigan-qp-full-nosg"), _QP_WEIGHTS),
-}
-
-
 def backfilled(old):
     """A recorded config read as today's code names it: renamed model options under their new
-    names, and the keys added since it was written set to their old behaviour."""
+    names (each model declares its renames, `renamed_options`), and the keys added since it was
+    written set to their old behaviour."""
     old = json.loads(json.dumps(old))
     for (section, key), value in BACKFILL.items():
         if isinstance(old.get(section), dict):
@@ -43,7 +33,7 @@ def backfilled(old):
     args = old.get("model_args")
     model = old.get("base_model", old.get("model"))  # an arm's run records the model it runs
     if isinstance(args, dict):
-        for before, after in RENAMED_OPTIONS.get(model, {}).items():
+        for before, after in models.renamed_options(model).items():
             if before in args and after not in args:
                 args[after] = args.pop(before)
     if isinstance(args, dict) and isinstance(model, str) and model in models.available():

@@ -18,7 +18,7 @@ import difflib
 import re
 
 import models
-from models.registry import HARNESS_ARGS, NAME_PATTERN, check_options
+from models.registry import HARNESS_ARGS, NAME_PATTERN, ModelConfigError, check_options, upgraded_options
 
 from ..config import SEED_LIMIT, in_study
 from ..core import columns
@@ -166,7 +166,14 @@ def check_fields(raw, path, trials=None):
         f.mapping(arm.get("options"), f"arms.{name}.options", "{lr: 0.001}")
         if arm.get("steps") is not None:
             f.integer(arm["steps"], f"arms.{name}.steps", 0, 10**9, 0)
-    out["arms"] = {n: {**a, "options": dict(a.get("options") or {})} for n, a in arms.items()}
+    out["arms"] = {}
+    for n, a in arms.items():
+        try:  # an option under its old name (renamed_options) is read under today's
+            options = upgraded_options(a["model"].partition("@")[0], dict(a.get("options") or {}),
+                                       where=f"arms.{n}.options")
+        except ModelConfigError as e:
+            f.fail(str(e))
+        out["arms"][n] = {**a, "options": options}
     out["references"] = tuple(f.names(raw.get("references"), "references", "[random-init, pca]", empty=True))
 
     for key in ("select_set", "final_set"):
