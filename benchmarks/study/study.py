@@ -49,7 +49,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of a source text, with the rows and metric that test it (reporting/study.py)."""
+    """One claim of a source text, with the rows and metric that test it (reporting/claims.py)."""
     id: str
     text: str
     source: str
@@ -106,7 +106,7 @@ class Study:
     references: tuple  # models run in the final phase at their defaults (untrained encoder, PCA, ...)
     select_set: tuple  # ((config key, value), ...): overrides of the selection phase (cheaper evaluation)
     final_set: tuple  # and of the final phase
-    collapse: dict  # {"metric", "below"} or {"metric", "relative"}: see reporting/study.py _failed
+    collapse: dict  # {"metric", "below"} or {"metric", "relative"}: see reporting/trials.py failed
     claims: tuple = field(default=())
     confirm_top: int = 0
     claim_seeds: tuple = ()  # extra final seeds of the rows a claim compares
