@@ -353,11 +353,11 @@ def test_a_resumed_runs_log_shows_each_step_once(tmp_path):
 def test_the_log_goes_into_the_run_folder_or_under_log_dir_a_sweeps_phases_apart(tmp_path):
     from argparse import Namespace
 
-    from benchmarks.cli import _board_root
+    from benchmarks.cli.run import board_root
 
     out, logs = tmp_path / "runs" / "digits-quick", tmp_path / "logs"
-    assert _board_root(Namespace(tensorboard=False, log_dir=None, command="run"), out) is None
-    assert _board_root(Namespace(tensorboard=True, log_dir=None, command="run"), out) == out  # out/<model>/seed<k>
-    assert _board_root(Namespace(tensorboard=False, log_dir=logs, command="run"), out) == logs
-    assert _board_root(Namespace(tensorboard=True, log_dir=logs, command="sweep"), tmp_path / "study" / "final") \
+    assert board_root(Namespace(tensorboard=False, log_dir=None, command="run"), out) is None
+    assert board_root(Namespace(tensorboard=True, log_dir=None, command="run"), out) == out  # out/<model>/seed<k>
+    assert board_root(Namespace(tensorboard=False, log_dir=logs, command="run"), out) == logs
+    assert board_root(Namespace(tensorboard=True, log_dir=logs, command="sweep"), tmp_path / "study" / "final") \
         == logs / "final"

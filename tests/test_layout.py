@@ -1,7 +1,7 @@
 """The layout is the architecture. benchmarks/ is split into stages in pipeline order, data ->
 training -> evaluation -> reporting, and a stage imports only the stages before it and the floor
 below them all (core: runtime, errors, atomic io, the evaluation protocol, the shared statistics;
-and config). The tools that use the stages (perf, study, api) sit above them and only cli.py wires
+and config). The tools that use the stages (perf, study, api) sit above them and only cli/ wires
 them together. models/ and metrics/ are libraries below the whole harness: they never import it.
 No module imports another in a circle, no private name crosses a module, and results/ holds data
 only. Read from the source with `ast`, so an import inside a function counts as much as one at the
@@ -183,10 +183,10 @@ def test_no_private_name_crosses_a_module():
 
 
 def test_the_graph_sees_relative_and_lazy_imports():
-    """The parser itself: run.py imports data inside a function and core relatively; cli.py imports
-    reporting inside a function; models/registry.py imports the search module."""
+    """The parser itself: run.py imports data inside a function and core relatively; cli/run.py
+    imports reporting inside a function; models/registry.py imports the search module."""
     assert {"core", "config", "data"} <= _imported_parts(PACKAGE / "training" / "run.py")
-    assert "reporting" in _imported_parts(PACKAGE / "cli.py")
+    assert "reporting" in _imported_parts(PACKAGE / "cli" / "run.py")
     graph = _module_graph()
     assert "models.search" in graph["models.registry"] and "benchmarks.cli" in graph["benchmarks.__main__"]
 

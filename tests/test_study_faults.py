@@ -448,7 +448,7 @@ def test_named_inception_weights_of_the_right_architecture_pass_the_check(tmp_pa
     """The check loads the file as the evaluation will; random weights of the right architecture load."""
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
-    from benchmarks import cli
+    from benchmarks.cli import run as cli
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})

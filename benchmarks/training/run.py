@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -448,12 +447,13 @@ def build_model(cfg, name, shape):
     return models.build(base_model(cfg, name), **{**args, "data_shape": tuple(args["data_shape"])})
 
 
-def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, force=False, shard=None, job=None, debug=False,
-                  board_root=None, sweep=False):
+def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, command, force=False, shard=None, job=None,
+                  debug=False, board_root=None, sweep=False):
     """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run failed,
     after the whole matrix). The caller writes the report (the CLI, after this returns).
     `make_evaluator()`: the evaluation stage's scorer of this benchmark (evaluation.evaluate.Evaluator),
-    built here at most once per process, when the first run needs it.
+    built here at most once per process, when the first run needs it. `command`: the command line
+    as the user typed it, which each run records.
     `job` = (i, n) when this process is job i of a `--jobs n` run: its progress bar takes line i.
     `debug`: print a failed run's traceback, not just its reason. `board_root`: a folder to write each
     trained run's TensorBoard log under, as <model>/seed<k> (board.py); None: no log. `sweep`: a phase
@@ -471,11 +471,6 @@ def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, force=False, shar
         out_dir.mkdir(parents=True, exist_ok=True)
     parallel.barrier()
     check_folder(cfg, out_dir, write=runtime.is_main)
-    # Shell-quoted, so a path with a space (or any shell character) runs again as written.
-    argv = ["python", "-m", "benchmarks", *sys.argv[1:]] if sys.argv[0].endswith("__main__.py") else sys.argv
-    command = shlex.join(argv)
-    if runtime.world > 1:
-        command = f"torchrun ({runtime.world} processes) " + command.replace("python ", "", 1)
     built = []
 
     def evaluator():  # built on first use: a benchmark whose runs are all finished needs none
@@ -523,22 +518,17 @@ def jobs_threads(jobs):
 
 
 def run_jobs(argv, jobs, threads=None):
-    """`run ... --jobs N`: N shard processes of this very command on this machine, the CPU cores
+    """`run ... --jobs N`: N shard processes of the command `argv` (the CLI's, without its --jobs)
+    on this machine, the CPU cores
     split between them (small convolutions use two threads poorly; two processes use them
     fully); the caller then writes one report over the whole folder. Returns the worst exit code.
     `threads`: each process's thread count, if not the cores' share of `jobs` (a sweep keeps its
     --jobs share in a phase of fewer runs than jobs, so every run of a study sums alike)."""
-    rest, args = [], iter(argv)
-    for a in args:  # the command without its --jobs
-        if a == "--jobs":
-            next(args, None)
-        elif not a.startswith("--jobs="):
-            rest.append(a)
     threads = str(threads or jobs_threads(jobs))
     # Every thread pool of a shard gets its share: PyTorch's OpenMP, and the BLAS under numpy,
     # scipy and scikit-learn (OpenBLAS reads its own variable; its idle threads spin).
     env = {**os.environ, **{v: threads for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
-    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks", *rest, "--shard", f"{i}/{jobs}",
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks", *argv, "--shard", f"{i}/{jobs}",
                                "--job-of", f"{i}/{jobs}"], env=env, preexec_fn=_die_with_parent)
              for i in range(1, jobs + 1)]
     try:
