@@ -6,23 +6,21 @@ file is checked when it is read, in two passes:
 
 - `check_fields`: each key has its type and range (a mapping, a list of names, seeds in range,
   a share in (0, 1), ...), unknown keys get a did-you-mean hint;
-- `check_whole`: what the fields mean together: every model and arm is registered, every arm's
-  options exist and lie in their model's ranges (a `model@target` arm against its model's own),
-  no arm takes the name of a trial, a control or another row, the seeds are disjoint, both
-  phases' configs resolve (select_set, final_set), and every metric a target, the collapse line
-  or a claim names is a column the phase it is read from writes (core/columns.py).
+- `check_whole` (whole.py): what the fields mean together: every model and arm is registered,
+  every arm's options exist and lie in their model's ranges (a `model@target` arm against its
+  model's own), no arm takes the name of a trial, a control or another row, the seeds are
+  disjoint, both phases' configs resolve (select_set, final_set), and every metric a target, the
+  collapse line or a claim names is a column the phase it is read from writes (core/columns.py).
 
 Each failure is a ConfigError naming the study file, the key and the fix.
 """
 import difflib
 import re
 
-import models
-from models.registry import HARNESS_ARGS, NAME_PATTERN, ModelConfigError, check_options, upgraded_options
+from models.registry import NAME_PATTERN, ModelConfigError, upgraded_options
 
-from ..config import SEED_LIMIT, in_study
-from ..core import columns
-from ..core.errors import USER_ERRORS, ConfigError
+from ..config import SEED_LIMIT
+from ..core.errors import ConfigError
 
 GOALS = ("min", "max")
 CLAIM_KINDS = ("paired", "sweep", "monotone", "interior-minimum")
@@ -145,7 +143,21 @@ def check_fields(raw, path, trials=None):
     out["claim_seeds"] = tuple(f.seeds(raw.get("claim_seeds"), "claim_seeds", "[10, 11, 12]", empty=True))
     out["confirm_top"] = f.integer(raw.get("confirm_top", 0), "confirm_top", 0, out["trials"], 3)
 
-    targets = f.mapping(raw["targets"], "targets", "{generation: {metric: fd_digits, goal: min}}")
+    out["targets"] = _targets(f, raw["targets"])
+    out["arms"] = _arms(f, raw.get("arms"))
+    out["references"] = tuple(f.names(raw.get("references"), "references", "[random-init, pca]", empty=True))
+    for key in ("select_set", "final_set"):
+        out[key] = _overrides(f, raw.get(key), key)
+    out["collapse"] = _collapse(f, raw.get("collapse"))
+    out["claims"] = _claims(f, raw.get("claims"))
+    controls = raw.get("controls")
+    out["controls"] = "" if controls in (None, "") else f.text(controls, "controls", "representation")
+    return out
+
+
+def _targets(f, targets):
+    """{name: {metric, goal}}: what a setting is chosen for, one choice per target."""
+    targets = f.mapping(targets, "targets", "{generation: {metric: fd_digits, goal: min}}")
     if not targets:
         f.fail("targets names no target: a setting is chosen per target, e.g. targets: {generation: {metric: "
                "fd_digits, goal: min}}.")
@@ -155,9 +167,14 @@ def check_fields(raw, path, trials=None):
         if not isinstance(t, dict) or t.get("goal") not in GOALS or not isinstance(t.get("metric"), str):
             f.fail(f"target {name!r} must be {{metric: <column>, goal: min|max}}, got {t!r}.")
         f.unknown(list(t), TARGET_KEYS, f" in target {name!r}")
-    out["targets"] = targets
+    return targets
 
-    arms = f.mapping(raw.get("arms"), "arms", "{bigan-nolr: {model: bigan, options: {lr: 0.001}}}")
+
+def _arms(f, arms):
+    """{name: {model, options, steps?}}, each option under today's name (a model's renamed_options);
+    whether the model takes the options is checked with the models (check_whole)."""
+    arms = f.mapping(arms, "arms", "{bigan-nolr: {model: bigan, options: {lr: 0.001}}}")
+    out = {}
     for name, arm in arms.items():
         if not isinstance(arm, dict) or not isinstance(arm.get("model"), str):
             f.fail(f"arm {name!r} must be a mapping {{model: <model or model@target>, options: {{...}}}} (and "
@@ -166,25 +183,28 @@ def check_fields(raw, path, trials=None):
         f.mapping(arm.get("options"), f"arms.{name}.options", "{lr: 0.001}")
         if arm.get("steps") is not None:
             f.integer(arm["steps"], f"arms.{name}.steps", 0, 10**9, 0)
-    out["arms"] = {}
-    for n, a in arms.items():
-        try:  # an option under its old name (renamed_options) is read under today's
-            options = upgraded_options(a["model"].partition("@")[0], dict(a.get("options") or {}),
-                                       where=f"arms.{n}.options")
+        try:
+            options = upgraded_options(arm["model"].partition("@")[0], dict(arm.get("options") or {}),
+                                       where=f"arms.{name}.options")
         except ModelConfigError as e:
             f.fail(str(e))
-        out["arms"][n] = {**a, "options": options}
-    out["references"] = tuple(f.names(raw.get("references"), "references", "[random-init, pca]", empty=True))
+        out[name] = {**arm, "options": options}
+    return out
 
-    for key in ("select_set", "final_set"):
-        sets = f.mapping(raw.get(key), key, "{eval.track_every: 0}")
-        for k in _flat(sets):
-            owner = next((v for r, v in STUDY_SET.items() if k == r or k.startswith(r + ".")), None)
-            if owner:
-                f.fail(f"{key} may not set {k}: the study sets it ({owner}).")
-        out[key] = tuple(sorted(sets.items()))
 
-    collapse = f.mapping(raw.get("collapse"), "collapse", "{metric: coverage_digits, relative: 0.25}")
+def _overrides(f, sets, key):
+    """A phase's config overrides (select_set, final_set), sorted: never a key the study sets itself."""
+    sets = f.mapping(sets, key, "{eval.track_every: 0}")
+    for k in _flat(sets):
+        owner = next((v for r, v in STUDY_SET.items() if k == r or k.startswith(r + ".")), None)
+        if owner:
+            f.fail(f"{key} may not set {k}: the study sets it ({owner}).")
+    return tuple(sorted(sets.items()))
+
+
+def _collapse(f, collapse):
+    """{metric, below} (a fixed line) or {metric, relative} (a share of the model's best trial), or {}."""
+    collapse = f.mapping(collapse, "collapse", "{metric: coverage_digits, relative: 0.25}")
     if collapse:
         f.unknown(list(collapse), COLLAPSE_KEYS, " in collapse")
         if not isinstance(collapse.get("metric"), str) or ("below" in collapse) == ("relative" in collapse):
@@ -197,9 +217,12 @@ def check_fields(raw, path, trials=None):
         else:
             f.number(collapse["relative"], "collapse.relative", lambda v: 0 < v <= 1,
                      "in (0, 1], the share of the model's best trial", 0.25)
-    out["collapse"] = dict(collapse)
+    return dict(collapse)
 
-    claims = raw.get("claims") or []
+
+def _claims(f, claims):
+    """The claims as checked mappings: each with its own id, a known kind and the fields it needs."""
+    claims = claims or []
     if not isinstance(claims, list):
         f.fail(f"claims must be a list of claims, each {{id, text, source, kind, metric, ...}}; got {claims!r}.")
     ids = []
@@ -214,27 +237,28 @@ def check_fields(raw, path, trials=None):
         if c["id"] in ids:
             f.fail(f"two claims have the id {c['id']!r}; each claim needs its own.")
         ids.append(c["id"])
-        if c.get("kind", "paired") not in CLAIM_KINDS:
-            f.fail(f"{where}.kind must be one of {', '.join(CLAIM_KINDS)}, got {c.get('kind')!r}.")
-        f.text(c.get("metric"), f"{where}.metric", "fd_digits")
-        for key in ("a", "b", "family", "text", "source"):
-            if c.get(key) is not None and not isinstance(c[key], (str, int, float)):
-                f.fail(f"{where}.{key} must be text, got {c[key]!r}.")
-        kind = c.get("kind", "paired")
-        if kind == "paired" and not (c.get("a") and c.get("b")):
-            f.fail(f"{where} is a paired claim: it needs a and b, the rows it compares (a: the design choice, "
-                   "b: without it).")
-        for key in ("models_a", "models_b"):
-            f.names(c.get(key), f"{where}.{key}", "[bigan, ali]", empty=kind != "sweep")
-        for key in ("rows", "adjust"):
-            f.names(c.get(key), f"{where}.{key}", "[lr, adam_beta1]" if key == "adjust" else "[bigan@generation]",
-                    empty=True)
-        if "pivot" in c:
-            f.number(c["pivot"], f"{where}.pivot", lambda v: v > 0, "> 0 (a truncation threshold)", 1.0)
-    out["claims"] = claims
-    controls = raw.get("controls")
-    out["controls"] = "" if controls in (None, "") else f.text(controls, "controls", "representation")
-    return out
+        _claim(f, c, where)
+    return claims
+
+
+def _claim(f, c, where):
+    if c.get("kind", "paired") not in CLAIM_KINDS:
+        f.fail(f"{where}.kind must be one of {', '.join(CLAIM_KINDS)}, got {c.get('kind')!r}.")
+    f.text(c.get("metric"), f"{where}.metric", "fd_digits")
+    for key in ("a", "b", "family", "text", "source"):
+        if c.get(key) is not None and not isinstance(c[key], (str, int, float)):
+            f.fail(f"{where}.{key} must be text, got {c[key]!r}.")
+    kind = c.get("kind", "paired")
+    if kind == "paired" and not (c.get("a") and c.get("b")):
+        f.fail(f"{where} is a paired claim: it needs a and b, the rows it compares (a: the design choice, "
+               "b: without it).")
+    for key in ("models_a", "models_b"):
+        f.names(c.get(key), f"{where}.{key}", "[bigan, ali]", empty=kind != "sweep")
+    for key in ("rows", "adjust"):
+        f.names(c.get(key), f"{where}.{key}", "[lr, adam_beta1]" if key == "adjust" else "[bigan@generation]",
+                empty=True)
+    if "pivot" in c:
+        f.number(c["pivot"], f"{where}.pivot", lambda v: v > 0, "> 0 (a truncation threshold)", 1.0)
 
 
 def _flat(sets, prefix=""):
@@ -245,166 +269,3 @@ def _flat(sets, prefix=""):
             yield from _flat(v, key + ".")
         else:
             yield key
-
-
-def check_whole(study, path, shape_of, phase_configs, final_rows):
-    """What the checked fields mean together (module docstring). `shape_of(dataset)`: the declared
-    shape of a dataset (data.declared_shape), which says whether its columns are those of points
-    or of images (None: both kinds' columns are allowed); `phase_configs`: {"select", "final"}: a
-    function resolving that phase's config (the final one against a provisional selection);
-    `final_rows`: the rows the final phase runs whatever the selection (study.py has both)."""
-    f = Fields(path)
-    for key in ("models", "references"):
-        for m in getattr(study, key):
-            try:
-                models.get(m)
-            except USER_ERRORS as e:
-                f.fail(f"{key}: {e}")
-    targets = {t.name for t in study.targets}
-    for c in study.claims:
-        bad = [m for m in c.models_a + c.models_b if m not in study.models]
-        if bad:
-            f.fail(f"claim {c.id!r} compares the trials of {bad[0]!r}, which the study does not sweep; name models "
-                   f"of its models: {', '.join(study.models)}.")
-    if study.controls and study.controls not in targets:
-        f.fail(f"controls must name a target ({', '.join(sorted(targets))}): each swept model's untrained control is "
-               "the setting chosen for it, at 0 steps.")
-    shared = sorted(set(study.selection_seeds) & set(study.final_seeds + study.claim_seeds))
-    if shared:
-        f.fail(f"seed {shared[0]} is both a selection and a final seed. A chosen setting's final score must not "
-               "include the run it was chosen on: use disjoint seeds, e.g. selection_seeds: [100, 101, 102] and "
-               "final_seeds: [0, 1, ...].")
-    _check_arms(study, f, targets)
-
-    phases = {}
-    for phase, resolve in phase_configs.items():
-        try:
-            phases[phase] = resolve()
-        except USER_ERRORS as e:
-            f.fail(f"the {phase} phase's config (benchmark {study.benchmark!r}, budget {study.budget!r}, with "
-                   f"{phase}_set) does not resolve: {in_study(str(e), f'{phase}_set')}")
-    final_steps = phases["final"].train.steps
-    for name, arm in study.arms.items():
-        if (arm.get("steps") or 0) > final_steps:
-            f.fail(f"arms.{name}.steps = {arm['steps']} is more than the final phase's {final_steps} G/E updates: an "
-                   f"arm trains at most the budget's (steps: 0 is an untrained control).")
-    _check_metrics(study, f, phases, shape_of)
-
-    for c in study.claims:
-        missing = [n for n in (c.a, c.b, *c.rows) if n and not n.startswith("ref:") and n not in final_rows
-                   and n.split("@")[0] not in study.models]
-        missing += [n for n in (c.a, c.b, *c.rows) if "@" in n and n.split("@", 1)[1] not in targets]
-        if missing:
-            f.fail(f"claim {c.id!r} compares {missing[0]!r}, which the final phase does not run: name a swept model "
-                   f"(or model@target, a target of {', '.join(sorted(targets))}), a reference or an arm of the study.")
-
-
-def _check_arms(study, f, targets):
-    """Every arm's model and options, and its name against every other row's."""
-    registered = {n.lower(): n for n in models.available()}
-    controls = {f"{m}-untrained".lower() for m in study.models} if study.controls else set()
-    for name, arm in study.arms.items():
-        model, _, target = arm["model"].partition("@")
-        if not NAME_PATTERN.fullmatch(name):
-            f.fail(f"arm name {name!r} cannot be a results folder name: use letters, digits and . _ - only, starting "
-                   "with a letter or digit, e.g. bigbigan-unary-x.")
-        if TRIAL.fullmatch(name):
-            f.fail(f"arm name {name!r} has the form of a selection trial (<model>.tKK), whose row it would share in "
-                   "the final phase; give the arm a name of its own, e.g. " + name.replace(".t", "-t") + ".")
-        if name.lower() in registered:
-            f.fail(f"arm {name!r} has the name of a registered model ({registered[name.lower()]!r}, letter case "
-                   "aside); give the arm a name of its own.")
-        if name.lower() in controls:
-            f.fail(f"arm {name!r} has the name of a swept model's untrained control (controls: {study.controls}); "
-                   "give the arm a name of its own.")
-        try:
-            models.get(model)
-        except USER_ERRORS as e:
-            f.fail(f"arm {name!r}: {e}")
-        if target and (model not in study.models or target not in targets):
-            f.fail(f"arm {name!r} derives from {arm['model']!r}: name a swept model ({', '.join(study.models)}) and a "
-                   f"target of the study ({', '.join(sorted(targets))}), e.g. {study.models[0]}@{sorted(targets)[0]}.")
-        options, known = arm.get("options") or {}, models.options(model)
-        fixed = sorted(set(options) & set(HARNESS_ARGS))
-        if fixed:
-            f.fail(f"arms.{name}.options may not set {', '.join(fixed)}: the harness gives every model the config's "
-                   "arch (z_dim, width, style), data shape and step budget, and the protocol states them for the "
-                   "whole study; change arch.* in select_set and final_set for every row instead.")
-        unknown = sorted(set(options) - set(known))
-        if unknown and not _takes_any(model):
-            close = difflib.get_close_matches(unknown[0], list(known), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            f.fail(f"arms.{name}.options: model {model!r} has no option {unknown[0]!r}.{hint} Its options: "
-                   f"{', '.join(sorted(set(known) - set(HARNESS_ARGS))) or 'none'}.")
-        try:
-            check_options(models.get(model), model, options, where=f"arms.{name}.options")
-        except USER_ERRORS as e:
-            f.fail(str(e))
-    lowered = {}
-    for name in study.arms:
-        if name.lower() in lowered:
-            f.fail(f"arms {lowered[name.lower()]!r} and {name!r} differ only in letter case; the two would share one "
-                   "results folder on macOS and Windows: rename one.")
-        lowered[name.lower()] = name
-
-
-def _takes_any(model):
-    import inspect
-
-    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(models.get(model).__init__).parameters.values())
-
-
-def _check_metrics(study, f, phases, shape_of):
-    """Every metric the study names is a column of the phase it is read from: targets and the
-    collapse line of the selection runs, sweep claims of the trials, the other claims of the
-    final runs (trend claims of their truncation sweeps)."""
-    select, final = phases["select"], phases["final"]
-    shape = shape_of(select.dataset) if shape_of else None
-    points = None if shape is None else len(shape) == 1
-
-    def check(metric, cfg, phase, where, available=None):
-        cols = available if available is not None else columns.produced(cfg, points)
-        if metric in cols:
-            return
-        other = columns.produced(final if phase == "select" else select, points)
-        if available is not None:  # a truncation claim reads the sweep's scores, truncation.csv
-            f.fail(f"{where}: metric {metric!r} is not a score of the truncation sweep (truncation.csv), which "
-                   f"scores the generated samples only: {', '.join(cols)}.")
-        if metric in other:  # a column of the other phase, left out of this one by its settings
-            hint = (f" The {'final' if phase == 'select' else 'select'} phase writes it, but this phase's settings "
-                    f"({phase}_set) leave it out.")
-        else:
-            close = difflib.get_close_matches(metric, cols, n=1, cutoff=0.6)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-        f.fail(f"{where}: metric {metric!r} is not a column the {phase} phase writes.{hint} Its columns: "
-               f"{', '.join(cols)}.")
-
-    for t in study.targets:
-        check(t.metric, select, "select", f"targets.{t.name}")
-        want = {"↑": "max", "↓": "min"}.get(columns.direction(t.metric))
-        if want and t.goal != want:
-            f.fail(f"targets.{t.name}: {t.metric} is {'higher' if want == 'max' else 'lower'}-is-better, so its goal "
-                   f"is {want}, not {t.goal}.")
-    if study.collapse:
-        check(study.collapse["metric"], select, "select", "collapse")
-    for c in study.claims:
-        where = f"claim {c.id!r}"
-        if c.kind == "sweep":
-            check(c.metric, select, "select", where)
-        elif c.kind == "paired":
-            check(c.metric, final, "final", where)
-            ref = c.b[4:] if c.b.startswith("ref:") else None
-            if ref is not None and ref not in columns.reference_keys(c.metric):
-                # a reference of another column would compare two different quantities (and an
-                # unknown key would only surface after training as "no reference value")
-                f.fail(f"{where}: b {c.b!r} is not a reference of {c.metric}; references.json holds "
-                       f"{', '.join('ref:' + k for k in columns.reference_keys(c.metric))} for it (the ones "
-                       f"the benchmark's data and settings give).")
-        else:
-            kinds = (True, False) if points is None else (points,)
-            sweep = [col for kind in kinds for col in columns.generation_columns(final, kind)]
-            check(c.metric, final, "final", f"{where} (a truncation trend)", available=sweep)
-            if not c.premise and len(final.eval.truncation) < 2:
-                f.fail(f"{where} tests the shape of the truncation sweep, but the final phase has "
-                       f"{len(final.eval.truncation)} threshold(s) (eval.truncation): set at least 2 in final_set, "
-                       "e.g. eval.truncation: [0.5, 1.0, 2.0].")

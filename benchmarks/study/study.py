@@ -30,7 +30,7 @@ import models
 from ..config import CONFIG_DIR, check_arms, find_yaml, load_config
 from ..core import yamlfile
 from ..core.errors import ConfigError
-from . import schema
+from . import schema, whole
 from .schema import CLAIM_KINDS, GOALS, KEYS  # noqa: F401 - what a study file holds, checked by schema.py
 
 STUDY_DIR = CONFIG_DIR / "studies"
@@ -140,7 +140,7 @@ def load_study(name_or_path, trials=None, shape_of=None):
         arms=raw["arms"], references=raw["references"], select_set=raw["select_set"], final_set=raw["final_set"],
         collapse=raw["collapse"], claims=tuple(_claim(c, path) for c in raw["claims"]), confirm_top=raw["confirm_top"],
         claim_seeds=raw["claim_seeds"], controls=raw["controls"])
-    schema.check_whole(study, path, shape_of, {"select": lambda: select_config(study),
+    whole.check_whole(study, path, shape_of, {"select": lambda: select_config(study),
                                                "final": lambda: final_config(study, provisional_selection(study))},
                        set(final_models(study, {})))
     return study
