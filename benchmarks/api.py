@@ -11,7 +11,7 @@ A run is rebuilt the way `run` built it: the recorded model and constructor argu
 the checkpoint of the finished run loaded strictly. Whatever is wrong (not a run folder, an
 unfinished or failed run, a damaged checkpoint, a changed plugin) is a UserError that names the
 fix; the CLI's `sample` and `encode` turn it into exit code 2. Only the CLI and the package's
-__init__ import this module (tests/test_layout.py).
+__init__ import this module (tests/repository/test_layout.py).
 """
 import json
 import math

@@ -1,4 +1,4 @@
-"""Run by tests/test_scale.py under torchrun (and in-process as the single-process reference):
+"""Run by tests/benchmarks/training/test_scale.py under torchrun (and in-process as the single-process reference):
 trains one model on digits for a few steps with `train()` directly, or evaluates one untrained
 (seeded, so identical) model with the Evaluator.
 

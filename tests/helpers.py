@@ -1,7 +1,11 @@
 """Small helpers shared by the model tests."""
+from pathlib import Path
+
 import torch
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository: tests/ sits at its top
 
 
 def batch(kw, n, seed=0):

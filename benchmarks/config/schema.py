@@ -82,7 +82,7 @@ FOLDER_KEYS = ("benchmark", "budget", "dataset", "dataset_options", "arch", "tra
 
 
 # The resolved config, typed: one class per section of SCHEMA, one field per key, in SCHEMA's
-# order (tests/test_recorded_configs.py holds them to it), so that `cfg.train.steps` can be
+# order (tests/benchmarks/config/test_recorded_configs.py holds them to it), so that `cfg.train.steps` can be
 # followed by name from the command line to the training loop. Frozen: a derived config is made
 # with replace(). SCHEMA's lists are tuples here and values keep the type they were written with
 # (validation_share 0 stays an int); to_dict() gives the lists back, so that the JSON records

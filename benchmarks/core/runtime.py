@@ -284,7 +284,7 @@ def _set_optimizer_path(opt, fused):
     if not isinstance(opt, torch.optim.Adam):
         return
     # The plain path takes the multi-tensor (foreach) kernels: on a CPU they give bit-for-bit
-    # the for-loop's results (tests/test_loop_cost.py) with a few ops per step instead of about
+    # the for-loop's results (tests/benchmarks/training/test_loop_cost.py) with a few ops per step instead of about
     # ten per parameter; the fused kernel is faster still but rounds differently.
     for group in opt.param_groups:
         group["fused"], group["foreach"] = (True, False) if fused else (None, True)

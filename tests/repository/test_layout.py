@@ -7,9 +7,9 @@ No module imports another in a circle, no private name crosses a module, and res
 only. Read from the source with `ast`, so an import inside a function counts as much as one at the
 top of a module."""
 import ast
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 PACKAGE = ROOT / "benchmarks"
 LIBRARIES = ("models", "metrics")  # outside benchmarks/; any part of it may import them
 

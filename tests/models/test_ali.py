@@ -8,6 +8,7 @@ import torch.nn.functional as F
 import models
 import models.ali  # noqa: F401  (registers "ali")
 from models.errors import ModelConfigError
+from tests.helpers import ROOT
 from tests.helpers import batch as _batch
 from tests.helpers import hand_simultaneous_step
 from tests.helpers import snapshot as _snapshot
@@ -203,9 +204,8 @@ def test_a_committed_ali_run_written_with_eps_builds_under_todays_names():
     registry (silently: a record is not the user's to fix) they build the ALI they trained."""
     import json
     import warnings
-    from pathlib import Path
 
-    record = Path(__file__).resolve().parents[1] / "results" / "toy2d-ali" / "ali" / "seed0" / "config.json"
+    record = ROOT / "results" / "toy2d-ali" / "ali" / "seed0" / "config.json"
     args = json.loads(record.read_text())["config"]["model_args"]
     assert {"beta1", "beta2", "eps"} <= set(args)  # the old names, as recorded
     with warnings.catch_warnings():

@@ -5,7 +5,6 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,8 @@ from models.base import ADAM, UNIT, BidirectionalGAN, Range
 from models.errors import ModelConfigError
 from models.registry import draw_setting, search_space, space_of
 from models.search import OPTIMISER_SPACE, Choice, LogUniform, Uniform
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 # The built-in models only: other tests register plugin models in the same session.
 BUILTIN = [n for n in models.available() if models.get(n).__module__.startswith("models.")]
 TUNED = [n for n in BUILTIN if search_space(n)]

@@ -2,7 +2,6 @@
 recorded config.json through config.backfilled before comparing it with today's config."""
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
@@ -10,8 +9,7 @@ import models
 from benchmarks.config import (FOLDER_KEYS, SCHEMA, Arch, Config, Eval, Train, backfilled, config_diff,
                                load_config)
 from benchmarks.training.run import model_args
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 def _ident(cfg, name, args):

@@ -1,6 +1,6 @@
 """What one training step computes: D's weight gradients once per D pass that D's update
 differentiates (no backward computes one it drops), and the restructured updates unchanged.
-tests/test_compiled.py counts the same on the compiled fast path."""
+tests/benchmarks/core/test_compiled.py counts the same on the compiled fast path."""
 import pytest
 import torch
 import torch.nn.functional as F

@@ -5,7 +5,6 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,8 +14,8 @@ from benchmarks.core.errors import ConfigError
 from benchmarks.data import load_dataset, splits
 from benchmarks.data.registry import Dataset, Split
 from benchmarks.study import study as studies
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 STUDY = """\
 benchmark: toy2d

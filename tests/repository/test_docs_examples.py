@@ -12,8 +12,7 @@ from benchmarks.core import columns
 from benchmarks.core.errors import ConfigError
 from benchmarks.data import load_dataset, registry
 from benchmarks.reporting.report import metric_columns
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 def blocks(page, language):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from benchmarks.perf import ops
+from tests.helpers import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -100,11 +101,10 @@ def test_the_gpu_check_script_is_valid_bash_and_its_commands_parse(tmp_path):
     `python -m benchmarks` command it runs parses with the project's own parser, and the parts
     leave their log and archive in $OUT."""
     import subprocess
-    from pathlib import Path
 
     from benchmarks.cli import build_parser
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "gpu_check.sh"
+    script = ROOT / "benchmarks" / "perf" / "gpu_check.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     calls = tmp_path / "calls"
     fake = tmp_path / "python"

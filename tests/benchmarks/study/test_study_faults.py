@@ -20,8 +20,8 @@ import torch
 
 from benchmarks.cli import build_parser, main
 from tests.conftest import write_plugin
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ("{train.steps: 2, train.checkpoint_every: 1, eval.truncation: [], eval.probe_labels: [], "
         "eval.references: false, eval.gen_samples: 100, eval.grid_size: 100, eval.probe_max_train: 100, "
         "dataset_options.n_train: 300, dataset_options.n_test: 100, arch.width: 8}")

@@ -21,8 +21,8 @@ from benchmarks.data import load_dataset
 from benchmarks.data.images import read_images
 from benchmarks.evaluation.figures import to_unit
 from benchmarks.core.protocol import subset
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 # digits at the smoke budget (30 steps, tracked every 10), without the evaluation these tests do not read
 SMOKE = ["run", "digits", "--budget", "smoke", "--no-figures", "--set", "eval.truncation=[]",
          "--set", "eval.references=false", "--set", "eval.probe_labels=[]", "--set", "eval.gen_samples=200"]

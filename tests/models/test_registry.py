@@ -6,6 +6,7 @@ import torch
 import models
 from models.errors import ModelConfigError
 from models.base import BidirectionalGAN
+from tests.helpers import ROOT
 
 
 def test_builtins_are_registered():
@@ -141,7 +142,7 @@ def test_models_and_metrics_do_not_import_the_harness():
 
     code = "import sys, models, metrics; print(sorted(m for m in sys.modules if m.split('.')[0] == 'benchmarks'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(Path(__file__).resolve().parents[1]))
+                         cwd=str(ROOT))
     assert out.stdout.strip() == "[]", out.stdout
 
 
@@ -203,7 +204,7 @@ def test_the_readme_skeleton_passes_the_contract_and_builds(monkeypatch):
     import models
     from models import registry
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     block = readme.split("## Adding a model", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.setattr(models, "register", lambda name: (lambda cls: cls))  # not into the shared registry
     namespace = {}
@@ -218,7 +219,7 @@ def test_the_example_plugin_lists_trains_and_scores(tmp_path, cli):
     import json
     import shutil
 
-    plugin = shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "wgan_gp_bigan.py", tmp_path / "copied.py")
+    plugin = shutil.copy(ROOT / "examples" / "wgan_gp_bigan.py", tmp_path / "copied.py")
     code, out, _ = cli("list-models", "--plugin", plugin)
     assert code == 0 and "wgan-gp-bigan" in out and "Wasserstein critic" in out
     code, out, err = cli("run", "digits", "--budget", "smoke", "--models", "wgan-gp-bigan", "--plugin", plugin,

@@ -3,7 +3,7 @@ and leaves them empty (never zero) with a reason when they are not."""
 import json
 from pathlib import Path
 
-from tests.test_inception import random_weights  # noqa: F401 - a fixture
+from tests.metrics.test_inception import random_weights  # noqa: F401 - a fixture
 
 COLUMNS = ("fd_digits", "cs_digits", "recon_mse", "latent_cycle_mse", "semantic_recon", "probe_acc",
            "probe_pool_acc", "knn_acc", "precision_digits", "recall_digits", "density_digits", "coverage_digits",
@@ -28,7 +28,7 @@ def test_digits_smoke_writes_every_metric(cli):
         assert "probe_acc_100" not in m and "n = 100 left out" in m["protocol"]["probe_acc_labels"]
         assert 0 <= m["probe_acc_1_sd"] < 0.5 and "5 fixed label draws" in m["protocol"]["probe_acc_10"]
     assert "Inception metrics skipped" in err
-    assert "LPIPS (recon_lpips_vgg16) left empty: skipped on a CPU" in err  # tests/test_backbones.py fills it
+    assert "LPIPS (recon_lpips_vgg16) left empty: skipped on a CPU" in err  # tests/metrics/test_backbones.py fills it
     assert m["protocol"]["recon_lpips_vgg16"].startswith("empty: skipped on a CPU") and "recon_lpips_vgg16" not in m
     refs = json.loads(Path("r/references.json").read_text())["values"]
     assert {"raw_probe_acc_1", "raw_probe_acc_10", "real_precision_digits", "real_coverage_digits"} <= set(refs)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "examples" / "README.md"]
 CODE = sorted(p for top in ("benchmarks", "models", "metrics", "tests", "examples") for p in (ROOT / top).rglob("*.py")
               if p != Path(__file__).resolve())  # this file's made-up page names missing files on purpose

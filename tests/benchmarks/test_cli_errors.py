@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import write_plugin
 from tests.fixtures import make_celeba, make_fashion_mnist
+from tests.helpers import ROOT
 
 # One model, tables only, no truncation sweep or tracking curve (tested in test_run_figures.py):
 # these tests are about the command line and the data, and the suite stays fast.
@@ -75,12 +76,11 @@ def test_folders_recorded_before_a_key_existed_still_match_todays_config(folder)
     the committed folders of today must match too."""
     from benchmarks.config import backfilled, config_diff, load_config
 
-    root = Path(__file__).parents[1]
-    old = json.loads((root / "tests/records" / f"{folder}-before-probe-labels.json").read_text())["config"]
+    old = json.loads((ROOT / "tests/records" / f"{folder}-before-probe-labels.json").read_text())["config"]
     assert "probe_labels" not in old["eval"]
     cfg = json.loads(json.dumps(load_config(old["benchmark"], old["budget"]).folder_record()))
     assert config_diff(backfilled(old), cfg) == []
-    now = json.loads((root / "results" / folder / "benchmark.json").read_text())["config"]
+    now = json.loads((ROOT / "results" / folder / "benchmark.json").read_text())["config"]
     assert config_diff(backfilled(now), cfg) == []
 
 
@@ -114,7 +114,7 @@ def test_report_on_missing_folder(cli):
 
 def test_exit_code_from_a_real_process():
     p = subprocess.run([sys.executable, "-m", "benchmarks", "run", "nonexistent-benchmark"],
-                       capture_output=True, text=True, cwd=Path(__file__).parents[1])
+                       capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 2 and "Traceback" not in p.stderr and "Unknown benchmark" in p.stderr
 
 
@@ -231,7 +231,7 @@ def test_a_second_writer_of_a_run_stops_at_once(tmp_path, cli):
     with a clean log (every step once)."""
     import time
 
-    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     argv = ("run", "digits", *SMOKE, "--out", str(tmp_path / "r"), "--set", "train.steps=60",
             "--set", "train.log_every=1", "--set", "eval.references=false")
     first = subprocess.Popen([sys.executable, "-m", "benchmarks", *argv], cwd=tmp_path, env=env,

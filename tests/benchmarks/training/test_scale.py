@@ -12,8 +12,7 @@ import torch
 
 from benchmarks.core.errors import ConfigError
 from benchmarks.training.run import parse_shard, shard_matrix
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 30])

@@ -10,6 +10,8 @@ import models
 from models.errors import ModelConfigError
 from models.bigbigan import d_hinge_loss, eg_loss, ema_schedule, resolve_size
 from models.biggan_blocks import z_chunks
+from tests.helpers import ROOT
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -184,13 +186,12 @@ def test_left_out_unary_heads_train_under_two_process_data_parallel(tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     from tests import ddp_worker
 
     unary = "model_options.bigbigan.unary=none"
     ddp_worker.run(tmp_path / "single", "bigbigan", 2, fast=False, overrides=[unary])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                           "-m", "tests.ddp_worker", str(tmp_path / "ddp"), "bigbigan", "2", "plain", unary],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

@@ -1,4 +1,4 @@
-"""The LPIPS and DINOv2 back ends, offline, as tests/test_inception.py does Inception: randomly
+"""The LPIPS and DINOv2 back ends, offline, as tests/metrics/test_inception.py does Inception: randomly
 initialised state dicts of the real architectures (VGG16's convolutions with LPIPS's linear layers;
 DINOv2's smallest ViT, S/14, standing in for L/14, in the layout of the released DINOv2 files),
 the weights' resolution order, and the harness's columns: filled when the weights are found, empty
@@ -16,7 +16,7 @@ import metrics
 from benchmarks.config import BACKFILL, backfilled, load_config
 from benchmarks.core.errors import ConfigError
 from metrics import dinov2, lpips
-from tests.test_inception import _no_network
+from tests.metrics.test_inception import _no_network
 
 SMALL = "dinov2-vit-s-14"  # the architecture of the tests' random file
 # torch-fidelity's model -> DINOv2's (embed_dim, depth, num_heads) (Oquab et al. 2023, table 17)

@@ -13,8 +13,8 @@ import pytest
 from benchmarks.cli import build_parser, main
 from benchmarks.core.errors import ConfigError
 from benchmarks.training.run import parse_shard, shard_matrix
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SLURM = ROOT / "examples" / "slurm"
 
 

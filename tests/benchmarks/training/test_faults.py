@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from metrics import cache
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 ARGS = ("run", "digits", "--budget", "smoke", "--no-figures", "--models", "autoencoder,pca",
         "--set", "eval.references=false", "--set", "train.checkpoint_every=10")
 FILES = ("metrics.json", "config.json", "checkpoint.pt", "losses.csv")
