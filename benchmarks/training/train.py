@@ -344,7 +344,19 @@ def save_checkpoint(path, step, model, runtime, stream, watch, step_flops, log, 
 
 
 def spend_record(model, step_flops, steps, per_step, watch, compiled):
-    """What the first `steps` steps spent: the record `train` returns, less its status."""
+    """What the first `steps` steps spent: the record `train` returns, less its status.
+
+    FLOPs are the matmul and convolution FLOPs PyTorch's FlopCounterMode counts (2 per
+    multiply-add), forward and backward, counted once, eagerly, on the first step of each phase
+    the model declares (`model.phase(step)`; one phase, "train", by default) and charged to every
+    step of that phase; a phase in `model.idle_phases` trains nothing and costs 0, and the
+    model's `analytic_flops()` (work the counter cannot see) are added once.
+
+    The record: g_steps, d_steps, images_seen, train_flops (the sum over phases), flops_by_phase
+    ({phase: FLOPs}, with the analytic extras), flops_per_step (train_flops / g_steps: the mean
+    cost of one G/E step with its D steps), train_seconds (the steps alone: compilation, tracking
+    and checkpoint writes are not in it), compile_seconds (torch.compile's time, apart) and the
+    compiled networks."""
     by_phase = flops_by_phase(model, step_flops, steps)
     total = sum(by_phase.values()) if by_phase is not None else None
     return {"g_steps": steps, "d_steps": model.d_updates(steps), "images_seen": steps * per_step,
@@ -352,6 +364,43 @@ def spend_record(model, step_flops, steps, per_step, watch, compiled):
             "train_flops": total, "flops_by_phase": by_phase,
             "train_seconds": round(watch.seconds, 3), "compile_seconds": round(watch.compile_seconds, 3),
             COMPILE_APART: True, "compiled": ",".join(compiled)}
+
+
+def resume(ckpt_path, model, runtime, stream):
+    """(the step to start at, the stopwatch, {phase: FLOPs of one step}) of a run: from its
+    checkpoint, whose model, optimiser, random and data-order states are restored, or from step 0."""
+    if not ckpt_path.exists():
+        return 0, Stopwatch(), {}
+    state = load_checkpoint(ckpt_path)
+    model.load_state_dict(state["model"])
+    model.load_optimizer_state(state["optim"])
+    runtime.set_rng_state(state["rng"])
+    stream.consumed = state["consumed"]
+    watch = Stopwatch(training_seconds(state) or 0.0, state.get("compile_seconds", 0.0))
+    return state["step"], watch, saved_step_flops(model, state)
+
+
+def record_blow_up(step, losses, log, board):
+    """The losses of the step that diverged, in the loss log (main process) and TensorBoard: the
+    checkpoint keeps the last finite state, the log shows the blow-up."""
+    if log is not None:
+        log.append(step, losses)
+        log.flush()
+    if board is not None:
+        board.scalars("loss", step, losses)
+
+
+def track_scores(step, model, monitor, track, board, runtime):
+    """A tracking point: the monitor's scores of the model now, logged (track.csv, TensorBoard)
+    by the main process, eagerly and at evaluation's precision; every process waits for it."""
+    if track is not None:
+        with runtime.evaluation():
+            scores = monitor(model)
+            track.append(step, scores)
+            if board is not None:
+                board.scalars("track", step, scores)
+                board.pictures(step, model)
+    parallel.barrier()  # only the main process has a monitor
 
 
 def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, position=0, board=None):
@@ -362,52 +411,30 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
     given (main process only), is the run's TensorBoard log (board.py): it gets the logged losses,
     the tracked scores, and pictures at each tracking point and at the end.
 
-    FLOPs are the matmul and convolution FLOPs PyTorch's FlopCounterMode counts (2 per
-    multiply-add), forward and backward, counted once, eagerly, on the first step of each phase
-    the model declares (`model.phase(step)`; one phase, "train", by default) and charged to every
-    step of that phase; a phase in `model.idle_phases` trains nothing and costs 0, and the
-    model's `analytic_flops()` (work the counter cannot see) are added once.
-
-    Returns the spend record: status ("ok" or "diverged"), g_steps, d_steps, images_seen,
-    train_flops (the sum over phases), flops_by_phase ({phase: FLOPs}, with the analytic
-    extras), flops_per_step (train_flops / g_steps: the mean cost of one G/E step with its D
-    steps), train_seconds (the steps alone: compilation, tracking and checkpoint writes are
-    not in it), compile_seconds (torch.compile's time, apart), the compiled networks, and
-    diverged_at/diverged_on for a diverged run."""
-    tc = cfg.train
-    steps, batch_size = tc.steps, tc.batch_size
-    per_step = model.batches_per_step * batch_size
+    Returns the spend record (spend_record), with the status ("ok" or "diverged") and, for a
+    diverged run, diverged_at/diverged_on."""
+    tc, main = cfg.train, runtime.is_main
+    steps, per_step = tc.steps, model.batches_per_step * tc.batch_size  # per_step: real examples a step takes
     ckpt_path = run_dir / "checkpoint.pt"
     data = runtime.place(train_x)
     stream = BatchStream(len(train_x), seed, device=data.device, hflip=tc.hflip)
-    start, watch, step_flops = 0, Stopwatch(), {}  # step_flops: {phase: FLOPs of one step}
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        model.load_state_dict(state["model"])
-        model.load_optimizer_state(state["optim"])
-        runtime.set_rng_state(state["rng"])
-        start, stream.consumed = state["step"], state["consumed"]
-        watch = Stopwatch(training_seconds(state) or 0.0, state.get("compile_seconds", 0.0))
-        step_flops = saved_step_flops(model, state)
+    start, watch, step_flops = resume(ckpt_path, model, runtime, stream)
     compiled = runtime.prepare(model)
     if compiled:
         watch.count_compilation(runtime)
-    main = runtime.is_main
     log = LossLog(run_dir / "losses.csv", start) if main else None
     track = LossLog(run_dir / "track.csv", start) if monitor and main else None
-    track_every = cfg.eval.track_every
     reader = LossReader(runtime, f"{type(model).__name__}.train_step")
     train_step = step_fn(model, data, stream, runtime, reader, per_step)
     if board is not None:
         board.begin(start)
-
     model.train()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=desc, dynamic_ncols=True, leave=False,
                disable=not main, position=position)  # parallel jobs: one line each
     watch.start()
     for step in bar:
         counted_step(train_step, step, model, step_flops, runtime)
-        due_track = track_every and (step + 1) % track_every == 0
+        due_track = cfg.eval.track_every and (step + 1) % cfg.eval.track_every == 0
         due_ckpt = (step + 1) % tc.checkpoint_every == 0 and step + 1 < steps
         # The losses stay on the device between reads: a window ends every sync_every steps and
         # before tracking, a checkpoint and the end, so that none of them comes after a blow-up.
@@ -416,25 +443,14 @@ def train(model, train_x, cfg, run_dir, runtime, seed, desc="", monitor=None, po
             if diverged is not None:
                 s, out, bad = diverged
                 watch.stop()
-                if main:
-                    log.append(s, out)
-                    log.flush()  # the checkpoint keeps the last finite state; the log shows the blow-up
-                if board is not None:
-                    board.scalars("loss", s, out)
                 bar.close()
+                record_blow_up(s, out, log, board)
                 runtime.release(model)
                 return {"status": "diverged", "diverged_at": s, "diverged_on": ",".join(bad),
                         **spend_record(model, step_flops, s, per_step, watch, compiled)}
         if due_track:
             with watch.paused():
-                if track is not None:
-                    with runtime.evaluation():  # eager code at evaluation's precision
-                        scores = monitor(model)
-                        track.append(step, scores)
-                        if board is not None:
-                            board.scalars("track", step, scores)
-                            board.pictures(step, model)
-                parallel.barrier()  # every process stops here (only the main one has a monitor)
+                track_scores(step, model, monitor, track, board, runtime)
         if due_ckpt and main:
             with watch.paused():
                 save_checkpoint(ckpt_path, step + 1, model, runtime, stream, watch, step_flops, log, track)
