@@ -1,5 +1,5 @@
 """BiGAN Bench. `python -m benchmarks` (or `bigan-bench`) is the command line; `load_run` and
-`load_study` read finished runs and studies back as Python objects (api.py).
+`load_study` read finished runs and studies back as Python objects (api/).
 
 The API is imported on first use, so that `import benchmarks` (every command starts with it)
 stays as light as it was.

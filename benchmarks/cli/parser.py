@@ -141,7 +141,7 @@ def _other_commands(sub):
 
 
 def _use_commands(sub):
-    """sample and encode: a finished run's model, used without writing Python (api.py)."""
+    """sample and encode: a finished run's model, used without writing Python (api/)."""
     sa = sub.add_parser("sample", help="draw samples from a finished run's generator into a picture grid")
     sa.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run: DIR/<model>/seed<k>")
     sa.add_argument("--n", type=int, default=64, help="samples to draw (default 64)")

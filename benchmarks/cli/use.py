@@ -1,5 +1,5 @@
 """`report`, `perf`, `sample` and `encode`: tables of finished folders, throughput, and a finished
-run's model used without writing Python (api.py)."""
+run's model used without writing Python (api/)."""
 import json
 from pathlib import Path
 
