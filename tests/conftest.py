@@ -13,6 +13,7 @@ import torch  # noqa: E402
 from torch._inductor.runtime.cache_dir_utils import default_cache_dir as inductor_cache_dir  # noqa: E402
 
 from benchmarks.cli import main  # noqa: E402
+from tests.helpers import link_shared_caches  # noqa: E402
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
@@ -41,10 +42,7 @@ def _isolated(tmp_path, monkeypatch, _shared_caches):
     domain classifiers and the model-free reference scores are shared within the session: each
     is computed once per dataset (its cache key names the data and the recipe), where every
     evaluating test would otherwise recompute it."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for name, shared in _shared_caches.items():
-        (cache / name).symlink_to(shared, target_is_directory=True)
+    cache = link_shared_caches(tmp_path / "cache", _shared_caches)
     # Compiled graphs (runtime.py keeps Inductor's cache under BIGAN_BENCH_CACHE): PyTorch's
     # machine-wide folder, so compiling tests reuse what earlier tests and test runs compiled.
     (cache / "inductor").symlink_to(inductor_cache_dir(), target_is_directory=True)
@@ -66,6 +64,28 @@ def cli(capsys):
     return run
 
 
-def write_plugin(path, body):
-    path.write_text("import math\nimport torch\nimport models\nfrom models.bigan import BiGAN\n\n" + body)
+@pytest.fixture
+def one_thread():
+    """For tiny nets, which are op-overhead bound: one thread is faster than two, and far faster
+    than two threads on a busy 2-core machine (OpenMP barriers). A module opts in with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    """A state dict of torch-fidelity's FeatureExtractorInceptionV3 architecture, randomly
+    initialised: the constructor always loads weights, so it is built once with loading stubbed."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
+        mp.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, strict=True: None)
+        torch.manual_seed(0)
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    path = tmp_path_factory.mktemp("weights") / "random-inception.pth"
+    torch.save(net.state_dict(), path)
     return path

@@ -16,7 +16,7 @@
 #   5. BiGAN-QP's critic under TF32: its losses with TF32, again with TF32 (the run-to-run floor),
 #      and with --no-tf32, compared step by step
 #   6. `sweep digits --jobs 4`, as far as the time left allows
-# The CelebA folder is written by tests.fixtures.make_celeba (generated faces in CelebA's layout).
+# The CelebA folder is written by tests.helpers.make_celeba (generated faces in CelebA's layout).
 #
 # The lent machine brings PyTorch, timm, scikit-learn and the rest, but not torch-fidelity: carry its
 # wheel in wheels/ (ignored by git), fetched here once with
@@ -74,7 +74,7 @@ if ! $PY -c "import torch_fidelity" 2>/dev/null; then
 fi
 { nvidia-smi; $PY -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(), \
 torch.cuda.get_device_capability())"; git log --oneline -1 2>/dev/null; } > "$WORK/env.txt" 2>&1
-part data 60 $PY -c "from tests.fixtures import make_celeba; make_celeba('$CELEBA', 2000)"
+part data 60 $PY -c "from tests.helpers import make_celeba; make_celeba('$CELEBA', 2000)"
 
 MODELS=bigan,ali,bigan-qp-simple,bigan-qp-simple-nosg,bigan-qp-full,bigan-qp-full-nosg,gan-posthoc-encoder,autoencoder,pca,random-init
 part perf-models 190 $PY -m benchmarks perf celeba64 --data-root "$CELEBA" --models "$MODELS" --steps 20 --warmup 5 --profile 5 --no-eval --out "$WORK/perf-models"

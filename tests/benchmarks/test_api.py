@@ -21,7 +21,7 @@ from benchmarks.data import load_dataset
 from benchmarks.data.images import read_images
 from benchmarks.evaluation.figures import to_unit
 from benchmarks.core.protocol import subset
-from tests.helpers import ROOT
+from tests.helpers import ROOT, link_shared_caches
 
 # digits at the smoke budget (30 steps, tracked every 10), without the evaluation these tests do not read
 SMOKE = ["run", "digits", "--budget", "smoke", "--no-figures", "--set", "eval.truncation=[]",
@@ -46,9 +46,7 @@ def trained(tmp_path_factory, _shared_caches):
 
     root = tmp_path_factory.mktemp("api")
     (root / "api_plugin.py").write_text(PLUGIN)
-    (root / "cache").mkdir()
-    for name, shared in _shared_caches.items():
-        (root / "cache" / name).symlink_to(shared, target_is_directory=True)
+    link_shared_caches(root / "cache", _shared_caches)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BIGAN_BENCH_CACHE", str(root / "cache"))
         with pytest.MonkeyPatch.context() as blocked:  # an import of tensorboard would raise ImportError
@@ -161,7 +159,7 @@ def test_pictures_of_other_sizes_are_prepared_as_the_dataset_prepares_its_own(tm
     assert [f.name for f in files] == ["big.png", "white.jpg"] and x.dtype == torch.uint8
     assert (x[0].float() - digits.test.x[0].float()).abs().mean() < 20  # averaged to 8x8 and upsampled back
     assert x[1].min() == 255
-    from tests.fixtures import celeba_image
+    from tests.helpers import celeba_image
 
     (tmp_path / "c").mkdir()
     celeba_image(1).save(tmp_path / "c" / "face.png")

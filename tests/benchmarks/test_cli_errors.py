@@ -6,22 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_plugin
-from tests.fixtures import make_celeba, make_fashion_mnist
-from tests.helpers import ROOT
+from tests.helpers import ROOT, assert_user_error, make_celeba, make_fashion_mnist, write_plugin
 
 # One model, tables only, no truncation sweep or tracking curve (tested in test_run_figures.py):
 # these tests are about the command line and the data, and the suite stays fast.
 SMOKE = ("--budget", "smoke", "--models", "bigan", "--no-figures", "--set", "eval.truncation=[]",
          "--set", "eval.track_every=0")
-
-
-def assert_user_error(result, *needles):
-    code, _, err = result
-    assert code == 2, err
-    assert "Traceback" not in err and "\nerror: " in "\n" + err
-    for n in needles:
-        assert n in err, (n, err)
 
 
 def test_unknown_model(cli):

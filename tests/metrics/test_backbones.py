@@ -16,7 +16,7 @@ import metrics
 from benchmarks.config import BACKFILL, backfilled, load_config
 from benchmarks.core.errors import ConfigError
 from metrics import dinov2, lpips
-from tests.metrics.test_inception import _no_network
+from tests.helpers import no_network
 
 SMALL = "dinov2-vit-s-14"  # the architecture of the tests' random file
 # torch-fidelity's model -> DINOv2's (embed_dim, depth, num_heads) (Oquab et al. 2023, table 17)
@@ -104,7 +104,7 @@ def test_the_files_and_names_are_torch_fidelitys_and_torchvisions():
 
 
 def test_lpips_loads_a_given_folder_offline_and_scores_pairs(lpips_weights, monkeypatch):
-    _no_network(monkeypatch)
+    no_network(monkeypatch)
     net, reason = metrics.load_lpips(lpips_weights)
     assert reason is None and net.backbone.startswith("lpips-vgg16-w") and not net.training
     assert net.weights_sha256[lpips.VGG16_FILE] == metrics.inception.file_sha256(lpips_weights / lpips.VGG16_FILE)
@@ -124,7 +124,7 @@ def test_lpips_loads_a_given_folder_offline_and_scores_pairs(lpips_weights, monk
 
 
 def test_dinov2_loads_a_given_file_offline_and_streams_features(dinov2_weights, small_dinov2, monkeypatch):
-    _no_network(monkeypatch)
+    no_network(monkeypatch)
     net, reason = metrics.load_dinov2(dinov2_weights)
     assert reason is None and net.backbone.startswith("dinov2vits14-w") and not net.training
     assert type(net).__module__ == "torch_fidelity.feature_extractor_dinov2"  # torch-fidelity's own extractor
@@ -227,7 +227,7 @@ def test_timms_dinov2_computes_what_upstreams_hub_model_does(tmp_path, monkeypat
 
 @pytest.mark.parametrize("backend", ["lpips", "dinov2"])
 def test_weights_resolution_order_and_missing_weights(backend, lpips_weights, dinov2_weights, tmp_path, monkeypatch):
-    _no_network(monkeypatch, socket_error=OSError)
+    no_network(monkeypatch, socket_error=OSError)
     hub = tmp_path / "hub"
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
     if backend == "lpips":
@@ -341,7 +341,7 @@ def test_without_weights_the_columns_are_empty_with_a_reason(cli, tmp_path, monk
     stderr. On a CPU without named weights the reason is the CPU's cost."""
     from benchmarks.evaluation.backbones import Backbones
 
-    _no_network(monkeypatch, socket_error=OSError)
+    no_network(monkeypatch, socket_error=OSError)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     for var in (lpips.ENV_WEIGHTS, dinov2.ENV_WEIGHTS):
         monkeypatch.delenv(var, raising=False)

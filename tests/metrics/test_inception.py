@@ -1,6 +1,5 @@
 """Generation-metric back ends, offline: the Inception path with a random state dict of the real
 architecture, the reference-statistics cache, and the per-dataset domain classifier."""
-import socket
 from dataclasses import replace
 
 import pytest
@@ -9,40 +8,10 @@ import torch
 import metrics
 from benchmarks.data import load_dataset
 from metrics import domain, inception
+from tests.helpers import no_network
 
 
-# --- Inception -------------------------------------------------------------------------------
-
-def _no_network(monkeypatch, socket_error=AssertionError):
-    """Downloads always fail loudly; sockets raise `socket_error` (OSError = an offline machine)."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("the network was touched")
-
-    def offline(*args, **kwargs):
-        raise socket_error("network unreachable (test)")
-
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
-    monkeypatch.setattr(fe, "load_state_dict_from_url", refuse)
-    monkeypatch.setattr(socket, "create_connection", offline)
-    monkeypatch.setattr(socket.socket, "connect", offline)
-
-
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory):
-    """A state dict of torch-fidelity's FeatureExtractorInceptionV3 architecture, randomly
-    initialised: the constructor always loads weights, so it is built once with loading stubbed."""
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
-        mp.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, strict=True: None)
-        torch.manual_seed(0)
-        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    path = tmp_path_factory.mktemp("weights") / "random-inception.pth"
-    torch.save(net.state_dict(), path)
-    return path
-
+# --- Inception (the random weights: conftest's random_weights) -------------------------------
 
 def test_to_uint8_inverts_the_data_scaling_and_clamps():
     u = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
@@ -52,7 +21,7 @@ def test_to_uint8_inverts_the_data_scaling_and_clamps():
 
 
 def test_inception_loads_a_given_file_offline_and_streams_features(random_weights, monkeypatch):
-    _no_network(monkeypatch)
+    no_network(monkeypatch)
     net, reason = metrics.load_inception(random_weights)
     assert reason is None and net.weights_sha256 == inception.file_sha256(random_weights)
     assert net.backbone.startswith("incv3compat-w")
@@ -70,7 +39,7 @@ def test_inception_loads_a_given_file_offline_and_streams_features(random_weight
 
 
 def test_weights_resolution_order_and_missing_weights(random_weights, tmp_path, monkeypatch):
-    _no_network(monkeypatch, socket_error=OSError)
+    no_network(monkeypatch, socket_error=OSError)
     hub = tmp_path / "hub"
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
     monkeypatch.delenv(inception.ENV_WEIGHTS, raising=False)

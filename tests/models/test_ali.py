@@ -8,9 +8,8 @@ import torch.nn.functional as F
 import models
 import models.ali  # noqa: F401  (registers "ali")
 from models.errors import ModelConfigError
-from tests.helpers import ROOT
+from tests.helpers import ROOT, hand_simultaneous_step
 from tests.helpers import batch as _batch
-from tests.helpers import hand_simultaneous_step
 from tests.helpers import snapshot as _snapshot
 
 KW = dict(data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=100)

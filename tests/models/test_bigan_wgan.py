@@ -15,12 +15,7 @@ KW = dict(data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=10)  # digits-si
 NAMES = ["bigan-wgan", "bigan-wgan-nogp"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread is faster
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -13,14 +13,7 @@ from models.biggan_blocks import z_chunks
 from tests.helpers import ROOT
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tiny nets are op-overhead bound: one thread is faster than two, and far faster
-    than two threads on a busy 2-core machine (OpenMP barriers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread is faster
 
 
 KW = dict(data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=100, size="tiny")

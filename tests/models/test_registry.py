@@ -82,7 +82,7 @@ def test_options_report_defaults():
 
 
 def test_plugin_model_runs_through_the_harness(tmp_path, cli):
-    from tests.conftest import write_plugin
+    from tests.helpers import write_plugin
 
     plugin = write_plugin(tmp_path / "my_model.py", '''
 @models.register("plugin-gan")
@@ -99,7 +99,7 @@ class PluginGAN(BiGAN):
 
 
 def test_plugin_by_module_name(tmp_path, cli, monkeypatch):
-    from tests.conftest import write_plugin
+    from tests.helpers import write_plugin
 
     write_plugin(tmp_path / "pkg_plugin_mod.py", '@models.register("module-gan")\nclass M(BiGAN):\n    pass\n')
     monkeypatch.syspath_prepend(str(tmp_path))

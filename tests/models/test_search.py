@@ -24,12 +24,7 @@ TUNED = [n for n in BUILTIN if search_space(n)]
 BUILD = dict(data_shape=(1, 16, 16), z_dim=8, width=8, total_steps=10, arch="shared")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread is faster
 
 
 def test_builtins_cover_the_suite():

@@ -8,7 +8,7 @@ from PIL import Image
 from benchmarks.data import Dataset, available_datasets, load_dataset, register_dataset
 from benchmarks.data import celeba, fashion_mnist, registry
 from benchmarks.core.errors import ConfigError, DataError
-from tests.fixtures import CELEBA_ATTRS, fashion_mnist_arrays, make_celeba, make_fashion_mnist
+from tests.helpers import CELEBA_ATTRS, fashion_mnist_arrays, make_celeba, make_fashion_mnist
 
 
 # ---------------------------------------------------------------- registry

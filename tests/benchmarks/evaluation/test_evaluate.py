@@ -3,7 +3,6 @@ and leaves them empty (never zero) with a reason when they are not."""
 import json
 from pathlib import Path
 
-from tests.metrics.test_inception import random_weights  # noqa: F401 - a fixture
 
 COLUMNS = ("fd_digits", "cs_digits", "recon_mse", "latent_cycle_mse", "semantic_recon", "probe_acc",
            "probe_pool_acc", "knn_acc", "precision_digits", "recall_digits", "density_digits", "coverage_digits",
@@ -44,7 +43,7 @@ def test_digits_smoke_writes_every_metric(cli):
         assert f"](plots/{figure})" in report and Path(f"r/plots/{figure}").stat().st_size > 1000
 
 
-def test_inception_columns_fill_in_with_a_weights_file(cli, random_weights):  # noqa: F811
+def test_inception_columns_fill_in_with_a_weights_file(cli, random_weights):
     code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan", "--out", "r", "--no-figures",
                        "--fid-weights", random_weights, "--set", "eval.inception_samples=8",
                        "--set", "train.steps=5")

@@ -9,12 +9,7 @@ from benchmarks.perf import ops
 from tests.helpers import ROOT
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread is faster
 
 
 def test_views_and_allocations_launch_no_kernel():

@@ -19,8 +19,7 @@ import pytest
 import torch
 
 from benchmarks.cli import build_parser, main
-from tests.conftest import write_plugin
-from tests.helpers import ROOT
+from tests.helpers import ROOT, assert_user_error, link_shared_caches, write_plugin
 
 TINY = ("{train.steps: 2, train.checkpoint_every: 1, eval.truncation: [], eval.probe_labels: [], "
         "eval.references: false, eval.gen_samples: 100, eval.grid_size: 100, eval.probe_max_train: 100, "
@@ -40,15 +39,6 @@ select_set: {TINY}
 final_set: {TINY}
 collapse: {{metric: high_quality, below: 0.0}}
 """
-
-
-def assert_rc2(result, *needles):
-    code, _, err = result
-    assert code == 2, err
-    assert "Traceback" not in err and "\nerror: " in "\n" + err, err
-    for n in needles:
-        assert n in err, (n, err)
-    return err
 
 
 def commands(text):
@@ -72,9 +62,7 @@ def study_file(text=MINI, name="mini.yaml"):
 def _swept(tmp_path_factory, _shared_caches):
     """MINI swept once: select (2 trials), confirm (1 run), final (1 run), and its report."""
     root = tmp_path_factory.mktemp("study-faults")
-    (root / "cache").mkdir()
-    for name, shared in _shared_caches.items():
-        (root / "cache" / name).symlink_to(shared, target_is_directory=True)
+    link_shared_caches(root / "cache", _shared_caches)
     (root / "mini.yaml").write_text(MINI)
     argv = ["sweep", str(root / "mini.yaml"), "--out", str(root / "study"), "--no-figures"]
     with pytest.MonkeyPatch.context() as mp:
@@ -106,14 +94,14 @@ def swept(_swept):
 ])
 def test_wrong_typed_study_fields_are_refused(cli, old, new, message):
     assert old in MINI
-    assert_rc2(cli("sweep", study_file(MINI.replace(old, new, 1)), "--out", "o"), message)
+    assert_user_error(cli("sweep", study_file(MINI.replace(old, new, 1)), "--out", "o"), message)
     assert not Path("o").exists()
 
 
 def test_a_study_or_config_that_is_not_utf8_is_refused(cli):
     Path("bad.yaml").write_bytes(MINI.encode() + b"# \xff\xfe\n")
-    assert_rc2(cli("sweep", "bad.yaml", "--out", "o"), "Study bad.yaml is not UTF-8 text (byte 0xff")
-    assert_rc2(cli("run", "bad.yaml", "--out", "o"), "Config bad.yaml is not UTF-8 text (byte 0xff")
+    assert_user_error(cli("sweep", "bad.yaml", "--out", "o"), "Study bad.yaml is not UTF-8 text (byte 0xff")
+    assert_user_error(cli("run", "bad.yaml", "--out", "o"), "Config bad.yaml is not UTF-8 text (byte 0xff")
     assert not Path("o").exists()
 
 
@@ -135,7 +123,7 @@ def test_a_study_or_config_that_is_not_utf8_is_refused(cli):
     ("claims:\n  - {id: t, kind: monotone, metric: high_quality}\n", "has 0 threshold(s) (eval.truncation)"),
 ])
 def test_the_study_is_checked_whole_before_anything_trains(cli, extra, message):
-    assert_rc2(cli("sweep", study_file(MINI + extra), "--out", "o"), message)
+    assert_user_error(cli("sweep", study_file(MINI + extra), "--out", "o"), message)
     assert not Path("o").exists()
 
 
@@ -156,7 +144,7 @@ def test_the_study_is_checked_whole_before_anything_trains(cli, extra, message):
 ])
 def test_a_mistake_in_a_later_phase_is_found_before_the_first(cli, old, new, message):
     assert old in MINI
-    err = assert_rc2(cli("sweep", study_file(MINI.replace(old, new, 1)), "--out", "o"), message)
+    err = assert_user_error(cli("sweep", study_file(MINI.replace(old, new, 1)), "--out", "o"), message)
     assert "--set" not in err  # sweep has none: a study sets config keys in select_set and final_set
     assert not Path("o").exists()
 
@@ -174,7 +162,7 @@ def test_a_mistake_in_a_later_phase_is_found_before_the_first(cli, old, new, mes
     ("  small: {model: bigan@reconstruction, options: {z_dim: 1}}\n", "arms.small.options may not set z_dim"),
 ])
 def test_arms_that_would_share_or_misstate_a_row_are_refused(cli, arms, message):
-    assert_rc2(cli("sweep", study_file(MINI + "arms:\n" + arms), "--out", "o"), message)
+    assert_user_error(cli("sweep", study_file(MINI + "arms:\n" + arms), "--out", "o"), message)
     assert not Path("o").exists()
 
 
@@ -182,8 +170,9 @@ def test_a_run_config_refuses_the_same_arms(cli):
     from benchmarks.config import load_config
     from benchmarks.core.errors import ConfigError
 
-    assert_rc2(cli("run", "toy2d", "--budget", "smoke", "--set", "arms={fast: {model: bigan, options: {lr: -1}}}",
-                   "--set", "models=[fast]", "--out", "o"), "arms.fast.options.lr must be > 0")
+    assert_user_error(cli("run", "toy2d", "--budget", "smoke", "--set",
+                          "arms={fast: {model: bigan, options: {lr: -1}}}", "--set", "models=[fast]", "--out", "o"),
+                      "arms.fast.options.lr must be > 0")
     assert not Path("o").exists()
 
     for arms, message in (("{Bigan-x: {model: bigan}, bigan-X: {model: bigan}}", "differs from"),
@@ -198,10 +187,10 @@ def test_a_study_edited_between_phases_is_refused_with_the_difference(cli, swept
     before = tree(swept)
     for old, new, diff in (("validation_share: 0.2", "validation_share: 0.3", "validation_share: 0.2 -> 0.3"),
                            ("train.steps: 2, ", "train.steps: 3, ", "select_set.train.steps: 2 -> 3")):
-        err = assert_rc2(cli("sweep", study_file(MINI.replace(old, new, 1), "edited.yaml"), "--out", swept, "--phase",
-                             "final"), "holds another study's runs", diff, "Nothing was changed")
+        err = assert_user_error(cli("sweep", study_file(MINI.replace(old, new, 1), "edited.yaml"), "--out", swept,
+                                    "--phase", "final"), "holds another study's runs", diff, "Nothing was changed")
         assert all(c.command == "sweep" and c.out != swept for c in commands(err))
-    assert_rc2(cli("sweep", "mini.yaml", "--out", swept, "--trials", "3"), "trials: 2 -> 3")
+    assert_user_error(cli("sweep", "mini.yaml", "--out", swept, "--trials", "3"), "trials: 2 -> 3")
     assert tree(swept) == before
 
 
@@ -219,8 +208,8 @@ def test_a_resume_with_another_thread_count_is_refused(cli, swept, monkeypatch):
     assert _runs(swept) == runs
     next((swept / "final").glob("*/seed1/metrics.json")).unlink()  # a final run to finish
     before = tree(swept)
-    err = assert_rc2(cli("sweep", "mini.yaml", "--out", swept, "--jobs", "2"),
-                     f"threads per run: {torch.get_num_threads()} -> 4", "Run it with the recorded threads")
+    err = assert_user_error(cli("sweep", "mini.yaml", "--out", swept, "--jobs", "2"),
+                            f"threads per run: {torch.get_num_threads()} -> 4", "Run it with the recorded threads")
     [fix] = commands(err)
     assert fix.command == "sweep" and 8 // fix.jobs == torch.get_num_threads()  # a --jobs share of the 8 cores
     assert tree(swept) == before
@@ -241,20 +230,20 @@ def test_a_sweep_keeps_its_thread_share_in_a_phase_of_fewer_runs(cli, swept, mon
 
 
 def test_shards_wait_for_the_whole_selection(cli, swept):
-    err = assert_rc2(cli("sweep", study_file(), "--out", "fresh", "--shard", "1/2"),
-                     "--phase all with --shard", "Run the phases one after another")
+    err = assert_user_error(cli("sweep", study_file(), "--out", "fresh", "--shard", "1/2"),
+                            "--phase all with --shard", "Run the phases one after another")
     assert [c.phase for c in commands(err)] == ["select", "confirm", "final"]
     assert all(c.shard == "1/2" for c in commands(err))
     assert not Path("fresh").exists()
-    assert_rc2(cli("sweep", "mini.yaml", "--out", "fresh", "--phase", "final"), "Run the select phase first")
+    assert_user_error(cli("sweep", "mini.yaml", "--out", "fresh", "--phase", "final"), "Run the select phase first")
     assert not Path("fresh").exists()
     confirmed = next(p for p in (swept / "select").glob("*/seed5"))
     shutil.rmtree(confirmed)  # one shard of the confirmation has not finished
     before = tree(swept)
-    err = assert_rc2(cli("sweep", "mini.yaml", "--out", swept, "--phase", "final", "--shard", "2/2"),
-                     "Run the confirm phase first")
+    err = assert_user_error(cli("sweep", "mini.yaml", "--out", swept, "--phase", "final", "--shard", "2/2"),
+                            "Run the confirm phase first")
     assert [(c.phase, c.shard) for c in commands(err)] == [("confirm", "2/2")]
-    assert_rc2(cli("sweep", "mini.yaml", "--out", swept, "--shard", "1/2"), "--phase all with --shard")
+    assert_user_error(cli("sweep", "mini.yaml", "--out", swept, "--shard", "1/2"), "--phase all with --shard")
     assert tree(swept) == before
 
 
@@ -273,35 +262,35 @@ def test_committed_results_are_never_written(cli):
     if not (committed / "selection.json").is_file():
         pytest.skip("the committed study folder is not in this checkout")
     status, before = _git_status(), tree(committed)
-    err = assert_rc2(cli("sweep", "toy2d", "--phase", "final", "--out", committed), "is committed to git",
-                     "Nothing was changed")
+    err = assert_user_error(cli("sweep", "toy2d", "--phase", "final", "--out", committed), "is committed to git",
+                            "Nothing was changed")
     assert [c.out for c in commands(err)] == [Path("runs/study-toy2d")]
-    err = assert_rc2(cli("report", ROOT / "results" / "toy2d"), "is committed to git")
+    err = assert_user_error(cli("report", ROOT / "results" / "toy2d"), "is committed to git")
     assert [c.out for c in commands(err)] == [Path("runs/toy2d-report")]
-    err = assert_rc2(cli("report", committed), "is a study folder", "committed to git")
+    err = assert_user_error(cli("report", committed), "is a study folder", "committed to git")
     sweep, report = commands(err)  # both fixes write outside the committed folder
     assert sweep.out == Path("runs/study-toy2d") and report.out == Path("runs/study-toy2d-final-report")
     new = ROOT / "results" / "a-new-folder"  # nor added to: a new folder among the committed ones
-    assert_rc2(cli("report", ROOT / "results" / "toy2d", "--out", new), f"is inside {ROOT / 'results'}")
-    assert_rc2(cli("sweep", "toy2d", "--out", new), f"is inside {ROOT / 'results'}")
+    assert_user_error(cli("report", ROOT / "results" / "toy2d", "--out", new), f"is inside {ROOT / 'results'}")
+    assert_user_error(cli("sweep", "toy2d", "--out", new), f"is inside {ROOT / 'results'}")
     assert not new.exists() and tree(committed) == before and _git_status() == status
 
 
 def test_sweep_refuses_a_folder_that_is_not_its_own(cli, swept):
     run_folder, before = swept / "select", tree(swept)
-    err = assert_rc2(cli("sweep", "mini.yaml", "--out", run_folder, "--no-figures"),
-                     "is a results folder of `run`", "its files are left as they are")
+    err = assert_user_error(cli("sweep", "mini.yaml", "--out", run_folder, "--no-figures"),
+                            "is a results folder of `run`", "its files are left as they are")
     assert commands(err)[0].out == Path(f"{run_folder}-study")
     Path("mine").mkdir()
     (Path("mine") / "notes.txt").write_text("someone's")
-    assert_rc2(cli("sweep", "mini.yaml", "--out", "mine"), "is not a study folder")
+    assert_user_error(cli("sweep", "mini.yaml", "--out", "mine"), "is not a study folder")
     Path("afile").write_text("x")
-    assert_rc2(cli("sweep", "mini.yaml", "--out", "afile"), "is a file, not a folder")
+    assert_user_error(cli("sweep", "mini.yaml", "--out", "afile"), "is a file, not a folder")
     assert tree(swept) == before and tree("mine") == {"notes.txt": b"someone's"}
 
 
 def test_report_names_the_sweep_that_rewrites_a_study_folder(cli, swept):
-    err = assert_rc2(cli("report", swept), "is a study folder")
+    err = assert_user_error(cli("report", swept), "is a study folder")
     sweep, report = commands(err)
     assert sweep.command == "sweep" and sweep.out == swept and report.dirs == [swept / "final"]
 
@@ -318,8 +307,8 @@ def test_sweep_force_retrains_only_the_damaged_runs(cli, swept):
     (trial / "checkpoint.pt").write_bytes(checkpoint[:1000])
     (trial / "metrics.json").unlink()  # unfinished: it would resume from the damaged checkpoint
     kept = {k: v for k, v in _runs(swept).items() if not k.startswith("select/bigan.t01/")}
-    assert_rc2(cli("sweep", "mini.yaml", "--out", swept, "--no-figures"), "checkpoint.pt cannot be read",
-               "rerun with --force")
+    assert_user_error(cli("sweep", "mini.yaml", "--out", swept, "--no-figures"), "checkpoint.pt cannot be read",
+                      "rerun with --force")
     code, _, err = cli("sweep", "mini.yaml", "--out", swept, "--no-figures", "--force")
     assert code == 0, err
     assert "[bigan.t01 seed 0] retrained (--force)" in err and err.count("retrained (--force)") == 1
@@ -331,8 +320,8 @@ def test_an_unreadable_run_record_names_sweeps_own_fix(cli, swept):
     final = next((swept / "final").glob("*/seed1"))
     (final / "config.json").write_text('{"conf')
     kept = {k: v for k, v in _runs(swept).items() if not k.startswith(f"final/{final.parent.name}/")}
-    err = assert_rc2(cli("sweep", "mini.yaml", "--out", swept, "--no-figures"), "config.json is unreadable",
-                     "run the same sweep command with --force")
+    err = assert_user_error(cli("sweep", "mini.yaml", "--out", swept, "--no-figures"), "config.json is unreadable",
+                            "run the same sweep command with --force")
     assert "--models" not in err and "--seeds" not in err
     code, _, err = cli("sweep", "mini.yaml", "--out", swept, "--no-figures", "--force")
     assert code == 0 and err.count("retrained (--force)") == 1, err
@@ -348,8 +337,8 @@ def test_an_edited_plugin_under_sweep_names_sweeps_own_fix(cli, tmp_path):
     code, _, err = cli("sweep", "mini.yaml", "--out", "o", "--phase", "select", "--plugin", plugin, "--no-figures")
     assert code == 0, err
     plugin.write_text(plugin.read_text() + "# edited\n")
-    err = assert_rc2(cli("sweep", "mini.yaml", "--out", "o", "--phase", "select", "--plugin", plugin),
-                     "plugin_source", "run the same sweep command with --force")
+    err = assert_user_error(cli("sweep", "mini.yaml", "--out", "o", "--phase", "select", "--plugin", plugin),
+                            "plugin_source", "run the same sweep command with --force")
     assert "--models" not in err
 
 
@@ -369,8 +358,8 @@ def test_a_damaged_selection_of_an_incomplete_study_is_refused(cli, swept):
     shutil.rmtree(next((swept / "select").glob("*/seed5")))  # the confirmation is incomplete
     (swept / "selection.json").write_text("[]")
     before = tree(swept)
-    err = assert_rc2(cli("sweep", "mini.yaml", "--out", swept, "--phase", "select"), "selection.json is damaged",
-                     "Delete it")
+    err = assert_user_error(cli("sweep", "mini.yaml", "--out", swept, "--phase", "select"), "selection.json is damaged",
+                            "Delete it")
     assert [c.phase for c in commands(err)] == ["final"]
     assert tree(swept) == before
 
@@ -389,20 +378,20 @@ BOMB = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]\n" for i i
 ])
 def test_a_study_file_that_would_cost_without_bound_is_refused_at_once(cli, text, message):
     t0 = time.perf_counter()
-    assert_rc2(cli("sweep", study_file(text), "--out", "o"), message)
+    assert_user_error(cli("sweep", study_file(text), "--out", "o"), message)
     assert time.perf_counter() - t0 < 30 and not Path("o").exists()
 
 
 def test_bounds_on_trials_and_on_set_values(cli):
     t0 = time.perf_counter()
-    assert_rc2(cli("sweep", study_file(), "--trials", "1000000000", "--out", "o"),
-               "--trials 1000000000 is out of range")
+    assert_user_error(cli("sweep", study_file(), "--trials", "1000000000", "--out", "o"),
+                      "--trials 1000000000 is out of range")
     assert time.perf_counter() - t0 < 30
     value = "[" + ", ".join(["&a [" + ", ".join(["1"] * 400) + "]", *(["*a"] * 400)]) + "]"
-    assert_rc2(cli("run", "toy2d", "--budget", "smoke", "--set", f"eval.truncation={value}", "--out", "o"),
-               "expand to more than 100,000 values")
-    assert_rc2(cli("run", "toy2d", "--budget", "smoke", "--set", "eval.probe_labels=[10000001]", "--out", "o"),
-               "each at most 1000000")
+    assert_user_error(cli("run", "toy2d", "--budget", "smoke", "--set", f"eval.truncation={value}", "--out", "o"),
+                      "expand to more than 100,000 values")
+    assert_user_error(cli("run", "toy2d", "--budget", "smoke", "--set", "eval.probe_labels=[10000001]", "--out", "o"),
+                      "each at most 1000000")
     assert not Path("o").exists()
 
 
@@ -419,7 +408,7 @@ def test_bounds_on_trials_and_on_set_values(cli):
 ])
 def test_a_search_space_that_does_not_fit_its_option_is_refused_at_registration(cli, tmp_path, body, message):
     plugin = write_plugin(tmp_path / "space.py", "from models.search import Choice, Uniform\n\n" + body)
-    assert_rc2(cli("list-models", "--plugin", plugin), message)
+    assert_user_error(cli("list-models", "--plugin", plugin), message)
 
 
 # --- 9. weights the user names must load ------------------------------------------------------
@@ -438,26 +427,18 @@ def test_named_weights_that_do_not_load_are_refused_before_training(cli, tmp_pat
                               ("--dinov2-weights", noise / dinov2.weights_file(), "DINOv2 weights"),
                               ("--fid-weights", tmp_path, "is not a file"),
                               ("--fid-weights", tmp_path / "missing.pth", "is not a file")):
-        assert_rc2(cli(*base, flag, given), said, f"Name the right file or folder with {flag}")
-    assert_rc2(cli("sweep", study_file(), "--out", "o", "--fid-weights", noise / lpips.VGG16_FILE),
-               "Inception weights", "could not be loaded")
+        assert_user_error(cli(*base, flag, given), said, f"Name the right file or folder with {flag}")
+    assert_user_error(cli("sweep", study_file(), "--out", "o", "--fid-weights", noise / lpips.VGG16_FILE),
+                      "Inception weights", "could not be loaded")
     assert not Path("o").exists()
 
 
-def test_named_inception_weights_of_the_right_architecture_pass_the_check(tmp_path, monkeypatch):
+def test_named_inception_weights_of_the_right_architecture_pass_the_check(random_weights, monkeypatch):
     """The check loads the file as the evaluation will; random weights of the right architecture load."""
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-
     from benchmarks.cli import run as cli
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
-        mp.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, strict=True: None)
-        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    torch.save(net.state_dict(), tmp_path / "inception.pth")
     monkeypatch.setattr(cli, "_WEIGHTS_LOADED", set())
-    args = SimpleNamespace(job_of=None, fid_weights=str(tmp_path / "inception.pth"), lpips_weights=None,
-                           dinov2_weights=None)
+    args = SimpleNamespace(job_of=None, fid_weights=str(random_weights), lpips_weights=None, dinov2_weights=None)
     cli.check_weights(args)
     assert ("--fid-weights", args.fid_weights) in cli._WEIGHTS_LOADED
 
@@ -505,11 +486,11 @@ def test_every_command_a_sweep_message_suggests_is_a_sweep_the_parser_takes(cli,
     of the same study, and none names run's --models or --seeds."""
     Path("runlike").mkdir()
     Path("runlike/benchmark.json").write_text("{}")
-    errs = [assert_rc2(cli("sweep", "mini.yaml", "--out", "fresh", "--shard", "1/2")),
-            assert_rc2(cli("sweep", "mini.yaml", "--out", "fresh", "--phase", "final")),
-            assert_rc2(cli("sweep", "mini.yaml", "--out", "fresh", "--phase", "confirm", "--shard", "2/3")),
-            assert_rc2(cli("sweep", "mini.yaml", "--out", "runlike")),
-            assert_rc2(cli("sweep", "mini.yaml", "--out", swept, "--trials", "1"))]
+    errs = [assert_user_error(cli("sweep", "mini.yaml", "--out", "fresh", "--shard", "1/2")),
+            assert_user_error(cli("sweep", "mini.yaml", "--out", "fresh", "--phase", "final")),
+            assert_user_error(cli("sweep", "mini.yaml", "--out", "fresh", "--phase", "confirm", "--shard", "2/3")),
+            assert_user_error(cli("sweep", "mini.yaml", "--out", "runlike")),
+            assert_user_error(cli("sweep", "mini.yaml", "--out", swept, "--trials", "1"))]
     for err in errs:
         parsed = commands(err)
         assert parsed and all(c.command == "sweep" and c.study == "mini.yaml" for c in parsed), err

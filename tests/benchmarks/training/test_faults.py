@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from metrics import cache
-from tests.helpers import ROOT
+from tests.helpers import ROOT, assert_user_error, link_shared_caches
 
 ARGS = ("run", "digits", "--budget", "smoke", "--no-figures", "--models", "autoencoder,pca",
         "--set", "eval.references=false", "--set", "train.checkpoint_every=10")
@@ -36,23 +36,13 @@ def same_weights(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def assert_rc2(result, *needles):
-    code, _, err = result
-    assert code == 2, err
-    assert "Traceback" not in err, err
-    for n in needles:
-        assert n in err, (n, err)
-
-
 @pytest.fixture(scope="module")
 def _reference_dir(tmp_path_factory, _shared_caches):
     """The uninterrupted runs, trained once per module; each test gets a copy."""
     from benchmarks.cli import main
 
     root = tmp_path_factory.mktemp("faults")
-    (root / "cache").mkdir()
-    for name, shared in _shared_caches.items():
-        (root / "cache" / name).symlink_to(shared, target_is_directory=True)
+    link_shared_caches(root / "cache", _shared_caches)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BIGAN_BENCH_CACHE", str(root / "cache"))
         assert main([*ARGS, "--out", str(root / "ref")]) == 0
@@ -80,7 +70,7 @@ def test_truncated_metrics_json_is_evaluated_again_from_the_checkpoint(cli, refe
 def test_truncated_config_json_is_refused_with_the_narrow_fix(cli, reference):
     path = Path("ref/autoencoder/seed0/config.json")
     path.write_bytes(path.read_bytes()[:30])
-    assert_rc2(cli(*ARGS, "--out", "ref"), "config.json is unreadable", "--force --models autoencoder --seeds 0")
+    assert_user_error(cli(*ARGS, "--out", "ref"), "config.json is unreadable", "--force --models autoencoder --seeds 0")
     assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
     assert cli(*ARGS, "--out", "ref", "--force", "--models", "autoencoder")[0] == 0
     saved = torch.load(__import__("io").BytesIO(reference[("autoencoder", "checkpoint.pt")]), weights_only=False)
@@ -163,7 +153,7 @@ def test_full_disk_is_a_user_error_and_the_rerun_resumes_exactly(cli, reference)
 
     with pytest.MonkeyPatch.context() as mp:
         _patch_writer(mp, second_checkpoint)
-        assert_rc2(cli(*ARGS, "--out", "full"), "No space left on device", "checkpoint.pt", "Free space")
+        assert_user_error(cli(*ARGS, "--out", "full"), "No space left on device", "checkpoint.pt", "Free space")
     assert torch.load("full/autoencoder/seed0/checkpoint.pt", weights_only=False)["step"] == 10
     assert cli(*ARGS, "--out", "full")[0] == 0
     assert same_weights(weights("full"), weights("ref"))
@@ -173,17 +163,17 @@ def test_full_disk_is_a_user_error_and_the_rerun_resumes_exactly(cli, reference)
 
 def test_full_disk_while_reporting_keeps_the_runs(cli, reference, monkeypatch):
     _patch_writer(monkeypatch, lambda p: _os_error(errno.ENOSPC, p) if p.name == "table.md" else None)
-    assert_rc2(cli("report", "ref"), "No space left on device", "table.md")
+    assert_user_error(cli("report", "ref"), "No space left on device", "table.md")
     assert snapshot("ref") == reference
 
 
 def test_unwritable_output_folder_is_a_user_error(cli, reference):
-    assert_rc2(cli(*ARGS, "--out", "/proc/bigan-bench-results"), "cannot write", "/proc/bigan-bench-results",
-               "choose another --out")
+    assert_user_error(cli(*ARGS, "--out", "/proc/bigan-bench-results"), "cannot write", "/proc/bigan-bench-results",
+                      "choose another --out")
     # A read-only folder (root ignores chmod, so the writer is made to see EROFS).
     with pytest.MonkeyPatch.context() as mp:
         _patch_writer(mp, lambda p: _os_error(errno.EROFS, p))
-        assert_rc2(cli("report", "ref"), "Read-only file system", "Make the folder writable")
+        assert_user_error(cli("report", "ref"), "Read-only file system", "Make the folder writable")
     assert snapshot("ref") == reference
 
 
@@ -212,7 +202,7 @@ def test_truncated_checkpoint_of_an_unfinished_run_is_refused_and_kept(cli, refe
     (run / "metrics.json").unlink()
     data = (run / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(data[:1000])
-    assert_rc2(cli(*ARGS, "--out", "ref"), "checkpoint.pt cannot be read", "--force")
+    assert_user_error(cli(*ARGS, "--out", "ref"), "checkpoint.pt cannot be read", "--force")
     assert (run / "checkpoint.pt").read_bytes() == data[:1000]  # left in place for the user to decide
     assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
 
@@ -233,7 +223,7 @@ def test_metrics_json_of_the_wrong_shape_is_evaluated_again(cli, reference, text
 @pytest.mark.parametrize("text", ["[]", "null", '{"config": 5}', '{"config": {}, "resumed": 3}'])
 def test_config_json_of_the_wrong_shape_is_refused_with_the_narrow_fix(cli, reference, text):
     Path("ref/autoencoder/seed0/config.json").write_text(text)
-    assert_rc2(cli(*ARGS, "--out", "ref"), "config.json is unreadable", "--force --models autoencoder --seeds 0")
+    assert_user_error(cli(*ARGS, "--out", "ref"), "config.json is unreadable", "--force --models autoencoder --seeds 0")
     assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
 
 

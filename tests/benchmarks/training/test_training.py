@@ -8,7 +8,7 @@ import models
 from benchmarks.config import load_config
 from benchmarks.core.runtime import Runtime
 from benchmarks.training.train import BatchStream, flop_counter, train
-from tests.conftest import write_plugin
+from tests.helpers import write_plugin
 
 # What these tests check is the training harness: the report figures (test_report.py), the
 # truncation sweep, the tracking curve and the reference rows (test_run_figures.py,
