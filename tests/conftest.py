@@ -53,6 +53,16 @@ def _isolated(tmp_path, monkeypatch, _shared_caches):
 
 
 @pytest.fixture
+def private_references(_isolated, tmp_path):
+    """For a test that damages a references cache entry: an empty references cache of the test's
+    own in place of the shared one, so no other test reads the damaged entry (nor prints its
+    warning). The domain cache, which such a test only reads, stays shared."""
+    link = tmp_path / "cache" / "references"
+    link.unlink()
+    link.mkdir()
+
+
+@pytest.fixture
 def cli(capsys):
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""
 
