@@ -73,6 +73,7 @@ def _as_png_grid(samples):
     return grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+@pytest.mark.slow
 def test_a_loaded_run_reconstructs_and_samples_as_the_run_recorded(run_dir):
     run = load_run(run_dir, device="cpu")
     assert not run.model.training and run.device == torch.device("cpu") and run.name == "bigan" and run.seed == 0
@@ -88,6 +89,7 @@ def test_a_loaded_run_reconstructs_and_samples_as_the_run_recorded(run_dir):
         run.sample(8, truncation=0.5)
 
 
+@pytest.mark.slow
 def test_truncated_samples_keep_z_inside_the_threshold(trained):
     run = load_run(trained / "api-test-ae" / "seed0", device="cpu")  # an autoencoder: a Gaussian prior
     g = torch.Generator().manual_seed(0)
@@ -99,6 +101,7 @@ def test_truncated_samples_keep_z_inside_the_threshold(trained):
     assert not torch.equal(run.sample(300, seed=0, truncation=0.5), run.sample(300, seed=0))
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs(run_dir, tmp_path):
     text = (ROOT / "README.md").read_text()
     section = text[text.index("## Reading the results"):]
@@ -110,6 +113,7 @@ def test_the_readme_example_runs(run_dir, tmp_path):
     assert scope["codes"].shape == (450, 32) and scope["images"].shape[1:] == (1, 16, 16)
 
 
+@pytest.mark.slow
 def test_sample_writes_the_runs_grid(cli, run_dir):
     code, out, err = cli("sample", run_dir, "--out", "grid.png")
     assert code == 0, err
@@ -129,6 +133,7 @@ def _write_pngs(folder, x):
         Image.fromarray(img[0].numpy()).save(folder / f"{i:04d}.png")
 
 
+@pytest.mark.slow
 def test_encode_writes_codes_with_the_runs_probe_accuracy(cli, run_dir, tmp_path):
     run = load_run(run_dir, device="cpu")
     data = run.data()
@@ -181,6 +186,7 @@ def test_pictures_of_other_sizes_are_prepared_as_the_dataset_prepares_its_own(tm
         read_images(tmp_path / "missing", "digits", (1, 16, 16))
 
 
+@pytest.mark.slow
 def test_tensorboard_log_holds_the_losses_scores_and_pictures(trained):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -200,6 +206,7 @@ def test_tensorboard_log_holds_the_losses_scores_and_pictures(trained):
         assert [e.step for e in pictures] == [9, 19, 29] and pictures[0].width > 16
 
 
+@pytest.mark.slow
 def test_without_tensorboard_no_log_is_written(trained):
     # The fixture trained this run with tensorboard unimportable: it trained, and wrote no log.
     assert json.loads((trained / "bigan" / "seed0" / "metrics.json").read_text())["status"] == "ok"
@@ -217,6 +224,7 @@ def _copy(run_dir, tmp_path):
     return Path(shutil.copytree(run_dir, tmp_path / "copy" / "bigan" / "seed0"))
 
 
+@pytest.mark.slow
 def test_bad_folders_and_damaged_runs_are_refused_with_the_fix(cli, run_dir, trained, tmp_path):
     with pytest.raises(UserError, match="is not a folder"):
         load_run(tmp_path / "nowhere")
@@ -245,6 +253,7 @@ def test_bad_folders_and_damaged_runs_are_refused_with_the_fix(cli, run_dir, tra
     assert code == 2 and "not finished" in err
 
 
+@pytest.mark.slow
 def test_a_plugin_run_loads_from_its_plugin_and_is_refused_once_the_plugin_changed(trained):
     plugin, run_dir = trained.parent / "api_plugin.py", trained / "api-test-ae" / "seed0"
     run = load_run(run_dir, device="cpu", plugins=[plugin])
@@ -261,6 +270,7 @@ def test_a_plugin_run_loads_from_its_plugin_and_is_refused_once_the_plugin_chang
         plugin.write_text(PLUGIN)
 
 
+@pytest.mark.slow
 def test_a_run_of_a_changed_plugin_is_refused(run_dir, tmp_path):
     copy = _copy(run_dir, tmp_path)
     record = json.loads((copy / "config.json").read_text())
@@ -275,6 +285,7 @@ def test_a_run_of_a_changed_plugin_is_refused(run_dir, tmp_path):
         load_run(copy)
 
 
+@pytest.mark.slow
 def test_load_study_gives_each_chosen_setting_with_its_runs(run_dir, tmp_path):
     study = tmp_path / "study"
     shutil.copytree(run_dir, study / "final" / "bigan" / "seed0")
@@ -305,6 +316,7 @@ def test_load_study_gives_each_chosen_setting_with_its_runs(run_dir, tmp_path):
         load_study(tmp_path)
 
 
+@pytest.mark.slow
 def test_an_untrained_arm_is_its_initialisation_under_the_runs_seed(run_dir, tmp_path):
     import models
     from benchmarks.core.runtime import Runtime

@@ -47,6 +47,7 @@ def test_plugin_that_fails_to_import(cli, tmp_path):
     assert_user_error(cli("run", "digits", "--plugin", tmp_path / "missing.py"), "does not exist")
 
 
+@pytest.mark.slow
 def test_output_folder_of_another_config_is_refused_and_kept(cli):
     assert cli("run", "digits", *SMOKE, "--out", "r")[0] == 0
     before = Path("r/bigan/seed0/metrics.json").read_text()
@@ -102,6 +103,7 @@ def test_report_on_missing_folder(cli):
     assert_user_error(cli("report", "nowhere"), "does not exist")
 
 
+@pytest.mark.slow
 def test_exit_code_from_a_real_process():
     p = subprocess.run([sys.executable, "-m", "benchmarks", "run", "nonexistent-benchmark"],
                        capture_output=True, text=True, cwd=ROOT)
@@ -118,6 +120,7 @@ def test_every_config_resolves_every_budget(cfg):
     assert len(load_config(cfg, budget="smoke").seeds) == 1
 
 
+@pytest.mark.slow
 def test_celeba_smoke_on_generated_folder(cli, tmp_path, monkeypatch):
     root = tmp_path / "celeba"
     make_celeba(root, n=40)
@@ -128,6 +131,7 @@ def test_celeba_smoke_on_generated_folder(cli, tmp_path, monkeypatch):
     assert m["status"] == "ok" and 0 <= m["probe_acc"] <= 1
 
 
+@pytest.mark.slow
 def test_fashion_mnist_smoke_on_fixture(cli, tmp_path):
     root = tmp_path / "fm"
     make_fashion_mnist(root)
@@ -216,6 +220,7 @@ def test_model_config_errors_stop_before_any_data_or_folder(cli, override, messa
     assert not Path("r").exists()
 
 
+@pytest.mark.slow
 def test_a_second_writer_of_a_run_stops_at_once(tmp_path, cli):
     """Two commands on one folder: the second exits 2 naming the first's PID; the first finishes
     with a clean log (every step once)."""

@@ -307,6 +307,7 @@ def _fewer_test_images(monkeypatch, n):
     monkeypatch.setattr(data_module, "load_dataset", fewer)
 
 
+@pytest.mark.slow
 def test_the_columns_fill_in_with_weights(cli, lpips_weights, dinov2_weights, small_dinov2, monkeypatch):
     """A digits run with both weights given: recon_lpips_vgg16 and the DINOv2 columns, their
     protocol notes and references. LPIPS at the digits' own 16 px here (64 in the harness), to keep

@@ -171,6 +171,7 @@ def test_a_bad_unary_is_refused():
         build(unary="xz")
 
 
+@pytest.mark.slow
 def test_left_out_unary_heads_train_under_two_process_data_parallel(tmp_path):
     """DistributedDataParallel (no find_unused_parameters) fails at the next forward when a
     backward reaches only part of D: with both unary heads left out, two processes still train,

@@ -74,6 +74,7 @@ def test_random_hyperparameters_are_drawn_from_the_seed_and_used():
     assert models.build("ali", **PKW).drawn == {}
 
 
+@pytest.mark.slow
 def test_toy2d_ali_smoke_records_both_mode_rules_and_the_draw(cli):
     code, _, err = cli("run", "toy2d-ali", "--budget", "smoke", "--out", "r", "--no-figures")
     assert code == 0, err

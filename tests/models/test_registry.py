@@ -81,6 +81,7 @@ def test_options_report_defaults():
     assert opts["z_dim"] is None  # supplied by the harness
 
 
+@pytest.mark.slow
 def test_plugin_model_runs_through_the_harness(tmp_path, cli):
     from tests.helpers import write_plugin
 
@@ -134,6 +135,7 @@ def test_builtin_file_passed_as_plugin_is_not_a_clash(cli):
     assert models.get("bigan-qp-simple") is models.bigan_qp.BiGANQPSimple  # the first registration stays
 
 
+@pytest.mark.slow
 def test_models_and_metrics_do_not_import_the_harness():
     """models/ and metrics/ are usable without benchmarks/: a fresh interpreter imports both
     and no benchmarks module is loaded."""
@@ -215,6 +217,7 @@ def test_the_readme_skeleton_passes_the_contract_and_builds(monkeypatch):
     assert set(model.optimizers) == {"d", "ge"} and model.encode(torch.zeros(2, 1, 16, 16)).shape == (2, 4)
 
 
+@pytest.mark.slow
 def test_the_example_plugin_lists_trains_and_scores(tmp_path, cli):
     import json
     import shutil

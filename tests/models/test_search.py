@@ -40,6 +40,7 @@ def test_trial_zero_is_the_defaults():
         assert draw_setting(name, 0) == {}
 
 
+@pytest.mark.slow
 def test_the_same_trial_draws_the_same_setting_here_and_in_a_fresh_process():
     """Seeded from the name by sha256, not Python's hash(), which a fresh interpreter salts anew."""
     here = {name: [draw_setting(name, k) for k in range(6)] for name in BUILTIN}
@@ -79,6 +80,7 @@ def test_a_bad_trial_is_refused(bad):
         draw_setting("bigan", bad)
 
 
+@pytest.mark.slow
 def test_every_draw_passes_the_option_checks_and_builds():
     for name in BUILTIN:
         cls = models.get(name)

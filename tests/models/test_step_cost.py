@@ -34,6 +34,7 @@ def _count(name, fast):
     return counter.count, expected_d_weight_grads(name, model, STEPS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", _with_d())
 def test_one_d_backward_per_d_update_on_the_eager_paths(name):
     plain, expected = _count(name, fast=False)

@@ -14,6 +14,7 @@ from benchmarks.training.run import build_model
 LINEAR = {"pca"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config,budget,shape", [("digits", "quick", (1, 16, 16)),
                                                   ("fashion-mnist", "quick", (1, 32, 32)),
                                                   ("celeba64", "full", (3, 64, 64))])

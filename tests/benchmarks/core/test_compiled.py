@@ -33,6 +33,7 @@ def _forward_code(net):
     return type(net).forward.__code__
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", models.available())
 def test_every_model_trains_compiled_on_the_fast_path(name, digits, tmp_path):
     # Each phase's first step runs eager (its FLOPs are counted there): the post-hoc encoder gets two
@@ -81,6 +82,7 @@ def test_every_model_trains_compiled_on_the_fast_path(name, digits, tmp_path):
     assert all("forward" not in vars(m) for m in model.modules())
 
 
+@pytest.mark.slow
 def test_compile_caches_start_fresh_for_each_model(digits):
     """Models share code objects (the shared blocks' forwards); without a reset per model their
     cache entries add up until the recompile limit silently turns compilation off."""

@@ -3,12 +3,14 @@ and leaves them empty (never zero) with a reason when they are not."""
 import json
 from pathlib import Path
 
+import pytest
 
 COLUMNS = ("fd_digits", "cs_digits", "recon_mse", "latent_cycle_mse", "semantic_recon", "probe_acc",
            "probe_pool_acc", "knn_acc", "precision_digits", "recall_digits", "density_digits", "coverage_digits",
            "recon_fd_digits", "probe_acc_1", "probe_acc_10")
 
 
+@pytest.mark.slow
 def test_digits_smoke_writes_every_metric(cli):
     code, out, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan,ali", "--out", "r")
     assert code == 0, err
@@ -43,6 +45,7 @@ def test_digits_smoke_writes_every_metric(cli):
         assert f"](plots/{figure})" in report and Path(f"r/plots/{figure}").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_inception_columns_fill_in_with_a_weights_file(cli, random_weights):
     code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan", "--out", "r", "--no-figures",
                        "--fid-weights", random_weights, "--set", "eval.inception_samples=8",
@@ -65,6 +68,7 @@ def test_a_named_missing_weights_file_stops_before_training(cli, tmp_path):
     assert not Path("r/bigan/seed0/metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_toy2d_writes_mode_coverage(cli):
     code, _, err = cli("run", "toy2d", "--budget", "smoke", "--models", "bigan,bigan-qp-full", "--out", "r",
                        "--no-figures")
@@ -84,13 +88,12 @@ def test_toy2d_writes_mode_coverage(cli):
     assert 0.5 < refs["real_precision_points"] <= 1 and 0.5 < refs["real_recall_points"] <= 1
 
 
+@pytest.mark.slow
 def test_references_follow_the_protocol_not_a_shared_cache_entry(cli, private_references):
     """Two protocols on the same data (another probe subset) get their own references, each folder's
     agree with its own probe note, and a damaged cache entry is recomputed, not trusted (in a
     references cache of this test's own: the shared one is read by every evaluating test)."""
     import os
-
-    import pytest
 
     for out, extra in (("a", []), ("b", ["--set", "eval.probe_max_train=200"])):
         code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "pca", "--out", out, "--no-figures",

@@ -38,6 +38,7 @@ def _rows(path):
     return list(csv.DictReader(open(path)))
 
 
+@pytest.mark.slow
 def test_images_get_latent_figures_truncation_sweep_and_a_curve(cli):
     code, _, err = cli("run", "digits", "--budget", "smoke", "--models", "bigan,bigan-qp-simple", "--out", "r",
                        "--no-figures")
@@ -53,6 +54,7 @@ def test_images_get_latent_figures_truncation_sweep_and_a_curve(cli):
     assert not Path("r/bigan/seed0/truncation.csv").exists()  # BiGAN's prior is uniform: nothing to truncate
 
 
+@pytest.mark.slow
 def test_tracking_is_outside_training(cli):
     """The curve costs evaluation time, never training: losses are the same with and without it."""
     args = ("run", "digits", "--budget", "smoke", "--no-figures", "--models", "bigan", "--set", "train.steps=12")

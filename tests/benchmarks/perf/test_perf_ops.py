@@ -19,6 +19,7 @@ def test_views_and_allocations_launch_no_kernel():
     assert ops.launches_kernel("aten::add_") and ops.launches_kernel("aten::_foreach_add_")
 
 
+@pytest.mark.slow
 def test_a_step_of_known_ops_is_counted_inside_and_outside_the_compiled_regions():
     """One compiled Linear (forward region, backward region) and eager glue around it."""
     lin = torch.nn.Linear(4, 3)
@@ -39,6 +40,7 @@ def test_a_step_of_known_ops_is_counted_inside_and_outside_the_compiled_regions(
     assert counts["ops"] == counts["aten_in_regions"] + counts["aten_outside"] + counts.get("fused_kernels", 0)
 
 
+@pytest.mark.slow
 def test_perf_ops_writes_a_table_per_model_plain_and_compiled(cli, tmp_path):
     code, out, err = cli("perf", "digits", "--ops", "--compile", "--compile-backend", "aot_eager", "--steps", "1",
                          "--models", "autoencoder,pca,random-init", "--out", tmp_path)
@@ -67,6 +69,7 @@ def test_gpu_busy_is_the_union_of_device_intervals_over_the_profiled_span():
     assert ops.device_busy([event(cpu, 0, 40)], 2) is None  # a CPU: no device events
 
 
+@pytest.mark.slow
 def test_perf_profiles_both_loops_when_asked(cli, tmp_path):
     code, out, err = cli("perf", "toy2d", "--models", "autoencoder", "--steps", "2", "--warmup", "1", "--profile", "2",
                          "--out", tmp_path)

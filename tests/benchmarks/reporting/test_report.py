@@ -88,6 +88,7 @@ def test_means_intervals_counts_and_best_marks(tmp_path, cli):
     assert r"\textbf{0.2 [0, 0.4484]}" in (tmp_path / "r/table.tex").read_text()
 
 
+@pytest.mark.slow
 def test_flops_columns_are_blank_when_runs_lack_them_and_averaged_when_present(tmp_path, cli):
     write_fixture(tmp_path / "old")
     assert cli("report", tmp_path / "old")[0] == 0
@@ -105,6 +106,7 @@ def test_flops_columns_are_blank_when_runs_lack_them_and_averaged_when_present(t
 SEPARABLE = {"best": [0.10, 0.11, 0.12], "close": [0.09, 0.12, 0.13], "worst": [0.50, 0.51, 0.52]}
 
 
+@pytest.mark.slow
 def test_a_clearly_better_model_wins_and_overlapping_models_share_a_rank(tmp_path, cli):
     runs = {m: [("ok", v, 0.5, 10.0 + i) for i, v in enumerate(vals)] for m, vals in SEPARABLE.items()}
     write_fixture(tmp_path / "r", runs)
@@ -136,6 +138,7 @@ def test_a_clearly_better_model_wins_and_overlapping_models_share_a_rank(tmp_pat
     assert "| recon_mse | best | worst |" in (tmp_path / "r/pairwise.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_model_with_ten_times_the_parameters_is_marked(tmp_path, cli):
     runs = {m: RUNS["good-gan"] for m in ("a-gan", "b-gan", "c-gan", "huge-gan", "reference")}
     # "reference" has no E and no G: left out of the medians, never marked
@@ -170,6 +173,7 @@ def test_every_promised_figure_is_a_real_png(tmp_path, cli):
     assert "6 runs (1 diverged, 1 failed, 4 ok)" in report and "## Protocol" in report
 
 
+@pytest.mark.slow
 def test_several_folders_merge_and_only_our_stale_figures_go(tmp_path, cli):
     write_fixture(tmp_path / "a", {"good-gan": RUNS["good-gan"]}, extra={"good-gan": {"kl_modes": 0.5}})
     write_fixture(tmp_path / "b", {"shaky-gan": RUNS["shaky-gan"]})
@@ -201,6 +205,7 @@ def test_no_figures_writes_the_tables_and_drops_figures_that_no_longer_match(tmp
 
 # --- report reads folders defensively (a folder it may write into, folders it may merge) ---------
 
+@pytest.mark.slow
 def test_report_never_writes_into_a_folder_of_someone_elses(tmp_path, cli):
     write_fixture(tmp_path / "r")
     mine = tmp_path / "mine"
@@ -232,6 +237,7 @@ def test_folders_of_different_configs_are_not_merged(tmp_path, cli):
     assert not (tmp_path / "m").exists() and (tmp_path / "digits/benchmark.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_each_run_counts_once_however_many_paths_reach_it(tmp_path, cli):
     import shutil
 
@@ -282,6 +288,7 @@ def test_every_model_of_an_eleven_row_benchmark_gets_its_own_colour(tmp_path, mo
     assert sorted(colours) == models and len(set(colours.values())) == len(models)
 
 
+@pytest.mark.slow
 def test_compile_seconds_apart_in_records_of_every_age(tmp_path, cli):
     """train_seconds are the steps alone: a record written before compilation was counted apart
     (its train_seconds included compile_seconds) reports the difference, a new one its own value,

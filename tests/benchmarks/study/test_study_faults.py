@@ -183,6 +183,7 @@ def test_a_run_config_refuses_the_same_arms(cli):
         load_config("toy2d", "smoke", overrides=["model_options.bigan.width=4"])
 
 
+@pytest.mark.slow
 def test_a_study_edited_between_phases_is_refused_with_the_difference(cli, swept):
     before = tree(swept)
     for old, new, diff in (("validation_share: 0.2", "validation_share: 0.3", "validation_share: 0.2 -> 0.3"),
@@ -194,6 +195,7 @@ def test_a_study_edited_between_phases_is_refused_with_the_difference(cli, swept
     assert tree(swept) == before
 
 
+@pytest.mark.slow
 def test_a_resume_with_another_thread_count_is_refused(cli, swept, monkeypatch):
     """Runs trained with one thread per run and with two score differently in their last digits;
     the folder records how many, and a resume that would train under another --jobs share is
@@ -215,6 +217,7 @@ def test_a_resume_with_another_thread_count_is_refused(cli, swept, monkeypatch):
     assert tree(swept) == before
 
 
+@pytest.mark.slow
 def test_a_sweep_keeps_its_thread_share_in_a_phase_of_fewer_runs(cli, swept, monkeypatch):
     """--jobs 4: every run of every phase trains with the 4-job share of the cores, also a phase of
     2 runs (2 shard processes with that share, not 2 with twice as many threads) and of 1 run (a
@@ -229,6 +232,7 @@ def test_a_sweep_keeps_its_thread_share_in_a_phase_of_fewer_runs(cli, swept, mon
     assert calls == [(2, threads), (1, threads), (1, threads)]  # select, confirm, final
 
 
+@pytest.mark.slow
 def test_shards_wait_for_the_whole_selection(cli, swept):
     err = assert_user_error(cli("sweep", study_file(), "--out", "fresh", "--shard", "1/2"),
                             "--phase all with --shard", "Run the phases one after another")
@@ -276,6 +280,7 @@ def test_committed_results_are_never_written(cli):
     assert not new.exists() and tree(committed) == before and _git_status() == status
 
 
+@pytest.mark.slow
 def test_sweep_refuses_a_folder_that_is_not_its_own(cli, swept):
     run_folder, before = swept / "select", tree(swept)
     err = assert_user_error(cli("sweep", "mini.yaml", "--out", run_folder, "--no-figures"),
@@ -289,6 +294,7 @@ def test_sweep_refuses_a_folder_that_is_not_its_own(cli, swept):
     assert tree(swept) == before and tree("mine") == {"notes.txt": b"someone's"}
 
 
+@pytest.mark.slow
 def test_report_names_the_sweep_that_rewrites_a_study_folder(cli, swept):
     err = assert_user_error(cli("report", swept), "is a study folder")
     sweep, report = commands(err)
@@ -301,6 +307,7 @@ def _runs(folder):
     return {k: v for k, v in tree(folder).items() if k.endswith(("metrics.json", "checkpoint.pt", "losses.csv"))}
 
 
+@pytest.mark.slow
 def test_sweep_force_retrains_only_the_damaged_runs(cli, swept):
     trial = swept / "select" / "bigan.t01" / "seed0"
     checkpoint = (trial / "checkpoint.pt").read_bytes()
@@ -316,6 +323,7 @@ def test_sweep_force_retrains_only_the_damaged_runs(cli, swept):
     assert json.loads((trial / "metrics.json").read_text())["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_an_unreadable_run_record_names_sweeps_own_fix(cli, swept):
     final = next((swept / "final").glob("*/seed1"))
     (final / "config.json").write_text('{"conf')
@@ -344,6 +352,7 @@ def test_an_edited_plugin_under_sweep_names_sweeps_own_fix(cli, tmp_path):
 
 # --- 6. a damaged selection.json -------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["[]", '{"bigan": 5}', '{"bigan": {"reconstruction": {"row": 3}}}', "cut"])
 def test_a_damaged_selection_is_computed_again(cli, swept, damage):
     path = swept / "selection.json"
@@ -354,6 +363,7 @@ def test_a_damaged_selection_is_computed_again(cli, swept, damage):
     assert json.loads(path.read_text()) == json.loads(good)
 
 
+@pytest.mark.slow
 def test_a_damaged_selection_of_an_incomplete_study_is_refused(cli, swept):
     shutil.rmtree(next((swept / "select").glob("*/seed5")))  # the confirmation is incomplete
     (swept / "selection.json").write_text("[]")
@@ -481,6 +491,7 @@ def test_every_reference_a_committed_run_wrote_is_one_a_claim_can_name():
 
 # --- every fix a message names is a command line the CLI takes --------------------------------
 
+@pytest.mark.slow
 def test_every_command_a_sweep_message_suggests_is_a_sweep_the_parser_takes(cli, swept):
     """The refusals of a study: each suggested command parses with the CLI's own parser, is a sweep
     of the same study, and none names run's --models or --seeds."""
@@ -498,6 +509,7 @@ def test_every_command_a_sweep_message_suggests_is_a_sweep_the_parser_takes(cli,
     assert not Path("fresh").exists()
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_of_a_swept_run_names_a_sweep_to_retrain_it(swept):
     """load_run's fix for a study's run is the sweep that made it, with --force (which retrains
     the damaged run only), without the --jobs shard's own options."""

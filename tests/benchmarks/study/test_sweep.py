@@ -72,6 +72,7 @@ def _metrics(folder):
     return out
 
 
+@pytest.mark.slow
 def test_same_command_draws_the_same_settings(study_file):
     """Trial k of model m comes from a generator seeded by (m, k): two loads, and a fresh process,
     give the same trials; trial 0 is the defaults."""
@@ -85,6 +86,7 @@ def test_same_command_draws_the_same_settings(study_file):
     assert json.loads(fresh.stdout) == json.loads(json.dumps(arms, sort_keys=True))
 
 
+@pytest.mark.slow
 def test_sweep_runs_both_phases_and_resumes_to_the_same_results(cli, study_file, tmp_path):
     out = tmp_path / "study"
     code, _, err = cli("sweep", study_file, "--out", out, "--no-figures")
@@ -146,6 +148,7 @@ class _Untouchable:
         raise AssertionError("the test split was read (len)")
 
 
+@pytest.mark.slow
 def test_selection_never_reads_the_test_split(cli, study_file, tmp_path, monkeypatch):
     import benchmarks.data as data_module
 
@@ -291,6 +294,7 @@ def test_final_phase_intervals_stay_inside_the_metrics_range():
     assert line.endswith("| 10 | 416 [0, 1013] | 2 of 10 ⚠ fragile |"), line  # unclipped: [-181, 1013]
 
 
+@pytest.mark.slow
 def test_a_truncation_trend_is_tested_per_model_row_with_seeds_as_replicates(tmp_path):
     """interior-minimum: per model row (not per run against a coin), FD at the pivot against no
     truncation ("improves as the threshold falls") and at the lowest threshold against the pivot

@@ -55,6 +55,7 @@ def reference(_reference_dir):
     return snapshot("ref")
 
 
+@pytest.mark.slow
 def test_truncated_metrics_json_is_evaluated_again_from_the_checkpoint(cli, reference):
     assert cli(*ARGS, "--out", "ref")[0] == 0  # nothing to do
     path = Path("ref/autoencoder/seed0/metrics.json")
@@ -67,6 +68,7 @@ def test_truncated_metrics_json_is_evaluated_again_from_the_checkpoint(cli, refe
     assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
 
 
+@pytest.mark.slow
 def test_truncated_config_json_is_refused_with_the_narrow_fix(cli, reference):
     path = Path("ref/autoencoder/seed0/config.json")
     path.write_bytes(path.read_bytes()[:30])
@@ -77,6 +79,7 @@ def test_truncated_config_json_is_refused_with_the_narrow_fix(cli, reference):
     assert same_weights(weights("ref"), saved["model"])
 
 
+@pytest.mark.slow
 def test_truncated_benchmark_json_is_recorded_again(cli, reference):
     Path("ref/benchmark.json").write_text('{"conf')
     code, out, err = cli("report", "ref")
@@ -113,6 +116,7 @@ def test_damaged_loss_log_of_an_unfinished_run_keeps_its_readable_rows(cli, monk
     assert steps == [s for s in range(30) if s != 9]  # step 9 was the damaged row
 
 
+@pytest.mark.slow
 def test_leftover_temp_files_are_removed_and_ignored(cli, reference):
     run = Path("ref/autoencoder/seed0")
     (run / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")
@@ -142,6 +146,7 @@ def _os_error(code, path):
     return OSError(code, os.strerror(code), str(path))
 
 
+@pytest.mark.slow
 def test_full_disk_is_a_user_error_and_the_rerun_resumes_exactly(cli, reference):
     """ENOSPC on the second checkpoint write: rc 2 naming the path and the fix; the first
     checkpoint and every finished run are intact; the rerun ends where an uninterrupted run does."""
@@ -161,12 +166,14 @@ def test_full_disk_is_a_user_error_and_the_rerun_resumes_exactly(cli, reference)
     assert new["recon_mse"] == old["recon_mse"] and new["probe_acc"] == old["probe_acc"]
 
 
+@pytest.mark.slow
 def test_full_disk_while_reporting_keeps_the_runs(cli, reference, monkeypatch):
     _patch_writer(monkeypatch, lambda p: _os_error(errno.ENOSPC, p) if p.name == "table.md" else None)
     assert_user_error(cli("report", "ref"), "No space left on device", "table.md")
     assert snapshot("ref") == reference
 
 
+@pytest.mark.slow
 def test_unwritable_output_folder_is_a_user_error(cli, reference):
     assert_user_error(cli(*ARGS, "--out", "/proc/bigan-bench-results"), "cannot write", "/proc/bigan-bench-results",
                       "choose another --out")
@@ -177,6 +184,7 @@ def test_unwritable_output_folder_is_a_user_error(cli, reference):
     assert snapshot("ref") == reference
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_resumes_exactly(tmp_path, cli, reference):
     """kill -9 of a run (after its first checkpoint, so possibly mid-write of the next): the rerun
     of the same command finishes with the weights of the uninterrupted reference."""
@@ -197,6 +205,7 @@ def test_kill_9_mid_run_resumes_exactly(tmp_path, cli, reference):
     assert not list(Path("k/autoencoder/seed0").glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_of_an_unfinished_run_is_refused_and_kept(cli, reference):
     run = Path("ref/autoencoder/seed0")
     (run / "metrics.json").unlink()
@@ -209,6 +218,7 @@ def test_truncated_checkpoint_of_an_unfinished_run_is_refused_and_kept(cli, refe
 
 # --- records, caches and figures of the wrong shape (issue 26) -------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ["[1, 2]", "null", "5", "{}"])
 def test_metrics_json_of_the_wrong_shape_is_evaluated_again(cli, reference, text):
     path = Path("ref/autoencoder/seed0/metrics.json")
@@ -220,6 +230,7 @@ def test_metrics_json_of_the_wrong_shape_is_evaluated_again(cli, reference, text
     assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ["[]", "null", '{"config": 5}', '{"config": {}, "resumed": 3}'])
 def test_config_json_of_the_wrong_shape_is_refused_with_the_narrow_fix(cli, reference, text):
     Path("ref/autoencoder/seed0/config.json").write_text(text)
@@ -227,6 +238,7 @@ def test_config_json_of_the_wrong_shape_is_refused_with_the_narrow_fix(cli, refe
     assert snapshot("ref", ("pca",)) == {k: v for k, v in reference.items() if k[0] == "pca"}
 
 
+@pytest.mark.slow
 def test_benchmark_json_of_the_wrong_shape_is_recorded_again(cli, reference):
     Path("ref/benchmark.json").write_text('{"config": [1]}')
     code, _, err = cli(*ARGS, "--out", "ref")
@@ -235,6 +247,7 @@ def test_benchmark_json_of_the_wrong_shape_is_recorded_again(cli, reference):
     assert snapshot("ref") == reference
 
 
+@pytest.mark.slow
 def test_damaged_run_figures_are_skipped_with_a_warning(cli, reference):
     """A cut-off and an empty run picture: `report` and `run` on the finished folder exit 0, name
     each damaged file, and draw the montage from the pictures that can be read."""

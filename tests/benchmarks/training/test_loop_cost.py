@@ -77,6 +77,7 @@ def test_incremental_log_writes_the_whole_file_as_before(tmp_path):
     assert [r["step"] for r in csv.DictReader(open(tmp_path / "losses.csv"))] == ["0", "1", "2", "3", "4", "5"]
 
 
+@pytest.mark.slow
 def test_perf_on_points_times_the_run_loop_against_a_hand_written_bigan(cli, tmp_path):
     code, out, err = cli("perf", "toy2d", "--models", "bigan", "--steps", "3", "--warmup", "1",
                          "--out", tmp_path / "perf")

@@ -31,6 +31,7 @@ def test_bad_shard_is_a_config_error(text):
         parse_shard(text)
 
 
+@pytest.mark.slow
 def test_a_shard_runs_only_its_part_and_report_merges_shard_folders(cli):
     common = ("toy2d", "--budget", "smoke", "--no-figures", "--models", "autoencoder", "--seeds", "0,1",
               "--set", "train.steps=5", "--set", "eval.truncation=[]")
@@ -53,6 +54,7 @@ ARGS = ("toy2d", "--budget", "smoke", "--no-figures", "--models", "bigan", "--de
         "--set", "eval.track_every=8", "--set", "eval.track_samples=200")  # tracking: rank 0 alone evaluates
 
 
+@pytest.mark.slow
 def test_two_process_data_parallel_run_matches_one_process(tmp_path, cli):
     code, _, err = cli("run", *ARGS, "--out", "single")
     assert code == 0, err
@@ -82,6 +84,7 @@ def test_two_process_data_parallel_run_matches_one_process(tmp_path, cli):
     assert (precision["fp32_matmul"], precision["fp32_conv"], precision["autocast"]) == ("ieee", "ieee", None)
 
 
+@pytest.mark.slow
 def test_compiled_networks_under_two_process_data_parallel(tmp_path):
     """Compiled networks inside DDP, on CPU/gloo: networks without batch norm are compiled, the
     others stay eager, and the fp32 losses equal a single-process eager run's (bf16 rounding
@@ -108,6 +111,7 @@ def test_compiled_networks_under_two_process_data_parallel(tmp_path):
             assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-3, abs=1e-4), (ra["step"], k)
 
 
+@pytest.mark.slow
 def test_every_process_shares_the_sample_metrics_and_matches_one_process(tmp_path):
     """Under torchrun each process decodes its share of the generated batches (uneven: 3 and 2)
     and the shares are gathered in draw order, so FD, the classifier score and the truncation
@@ -129,6 +133,7 @@ def test_every_process_shares_the_sample_metrics_and_matches_one_process(tmp_pat
     assert sweep[0] == sweep[1] and sweep[0].count("\n") == 7  # header and 6 thresholds, written once
 
 
+@pytest.mark.slow
 def test_jobs_report_once_and_default_folder_is_runs(tmp_path):
     """--jobs 2 without --out: two shard processes write runs/toy2d-smoke (git ignores runs/,
     so a run never touches the committed results/), and the compact table is printed once."""
@@ -143,6 +148,7 @@ def test_jobs_report_once_and_default_folder_is_runs(tmp_path):
     assert "runs/" in (ROOT / ".gitignore").read_text().splitlines()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
 def test_jobs_shards_die_with_their_parent(tmp_path):
     """kill -9 of a --jobs parent takes its shard processes down too (no orphan keeps writing)."""

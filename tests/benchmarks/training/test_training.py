@@ -41,6 +41,7 @@ def test_batch_stream_flips_are_per_example_and_epoch_and_leave_the_order_alone(
     assert torch.equal(again.next(300)[1], flip[700:1000])  # resume continues the same flips
 
 
+@pytest.mark.slow
 def test_budget_accounting_follows_the_declared_schedule(tmp_path, cli):
     plugin = write_plugin(tmp_path / "sched.py", '''
 @models.register("three-batch-gan")
@@ -62,6 +63,7 @@ class ThreeBatch(BiGAN):
         assert int(r["params_g"]) > 0 and int(r["params_e"]) > 0 and int(r["params_d"]) > 0
 
 
+@pytest.mark.slow
 def test_bigan_end_to_end_writes_summary_with_real_numbers(cli):
     code, out, err = cli("run", "digits", *SMOKE, "--models", "bigan", "--out", "r")
     assert code == 0, err
@@ -93,6 +95,7 @@ class InterruptGAN(BiGAN):
 '''
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, cli, monkeypatch):
     plugin = write_plugin(tmp_path / "interrupt.py", INTERRUPT.replace("NAME", "interrupt-gan"))
     args = ("run", "digits", *SMOKE, "--models", "interrupt-gan", "--plugin", plugin,
@@ -138,6 +141,7 @@ def test_resume_with_changed_config_is_refused(tmp_path, cli, monkeypatch):
     assert (tmp_path / "a/interrupt-gan-2/seed0/checkpoint.pt").read_bytes() == ckpt
 
 
+@pytest.mark.slow
 def test_diverged_run_is_marked_and_the_benchmark_goes_on(tmp_path, cli):
     plugin = write_plugin(tmp_path / "nan.py", '''
 @models.register("nan-gan")
@@ -159,6 +163,7 @@ class NanGAN(BiGAN):
     assert any(ln.startswith("nan-gan") and "0/1" in ln for ln in out.splitlines())
 
 
+@pytest.mark.slow
 def test_crashing_model_is_recorded_as_failed(tmp_path, cli):
     plugin = write_plugin(tmp_path / "crash.py", '''
 @models.register("crash-gan")
@@ -175,6 +180,7 @@ class CrashGAN(BiGAN):
     assert code == 1 and "[crash-gan seed 0] failed" in err  # retried, not skipped
 
 
+@pytest.mark.slow
 def test_finished_runs_are_skipped_unless_forced(cli):
     assert cli("run", "digits", *SMOKE, "--models", "bigan", "--out", "r")[0] == 0
     first = open("r/bigan/seed0/metrics.json").read()
@@ -189,6 +195,7 @@ def test_finished_runs_are_skipped_unless_forced(cli):
 
 
 
+@pytest.mark.slow
 def test_a_model_option_added_since_a_run_started_takes_its_default(cli):
     """Runs recorded before a model gained an option are still the same runs (options are added
     with the old behaviour as default); a recorded value that differs is still refused."""
