@@ -82,6 +82,7 @@ def test_perf_profiles_both_loops_when_asked(cli, tmp_path):
     assert code == 2 and "--profile" in err
 
 
+@pytest.mark.slow
 def test_dinov2_throughput_with_random_weights(monkeypatch):
     """Timed as evaluation takes the features; ViT-S/14 stands in for ViT-L/14 here (the same code, faster)."""
     import metrics
