@@ -14,7 +14,7 @@ from benchmarks.core import parallel
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
 from benchmarks.evaluation.evaluate import Evaluator
-from benchmarks.training.run import build_model
+from benchmarks.training.build import build_model
 from benchmarks.core.runtime import Runtime
 from benchmarks.training.train import train
 

@@ -108,7 +108,7 @@ def check_model_source(path, base, cfg, record, plugins):
                "plugins=[...]) (or --plugin to `sample` and `encode`)" if given else
                "pass the plugin that registers it: load_run(..., plugins=[...]), or --plugin")
         raise UserError(f"Run {path} is of model {base!r}, which is not registered: {how}.")
-    from ..training.run import plugin_source
+    from ..training.build import plugin_source
 
     changes = config_diff({"plugin_source": cfg.get("plugin_source")},
                           {"plugin_source": plugin_source(base).get("plugin_source")})

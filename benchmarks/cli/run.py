@@ -41,7 +41,9 @@ def run_config(args, cfg, out, argv):
     from ..core import parallel
     from ..data import declared_shape, load_dataset, splits
     from ..evaluation.evaluate import Evaluator
-    from ..training.run import check_models, jobs_threads, parse_shard, run_benchmark, run_jobs
+    from ..training.build import check_models
+    from ..training.run import run_benchmark
+    from ..training.shards import jobs_threads, parse_shard, run_jobs
 
     shard = parse_shard(args.shard) if args.shard else None
     boards = board_root(args, out)

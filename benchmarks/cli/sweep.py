@@ -21,7 +21,8 @@ def cmd_sweep(args):
     from ..reporting.study import locked_study_report
     from ..study import record as studyrec
     from ..study import study as studies
-    from ..training.run import check_folder, check_models
+    from ..training.build import check_models
+    from ..training.run import check_folder
 
     study = studies.load_study(args.study, trials=args.trials, shape_of=declared_shape)
     out = args.out or Path("runs") / f"study-{study.name}"
@@ -138,7 +139,7 @@ def study_threads(args):
     (run_jobs), else this process's own PyTorch thread count (OMP_NUM_THREADS or the cores)."""
     import torch
 
-    from ..training.run import jobs_threads
+    from ..training.shards import jobs_threads
 
     cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     return ("cuda" if cuda else "cpu"), (jobs_threads(args.jobs) if args.jobs > 1 else torch.get_num_threads())
@@ -186,7 +187,7 @@ def _trains(args, study, out, phases):
     """Whether this command would train any run: a run of its phases (its shard of them) without
     a finished record (ok or diverged). A phase after one with runs to train trains too."""
     from ..reporting.folders import collect
-    from ..training.run import parse_shard, shard_matrix
+    from ..training.shards import parse_shard, shard_matrix
 
     shard = parse_shard(args.shard) if args.shard else None
     for phase in phases:
@@ -206,7 +207,7 @@ def _trains(args, study, out, phases):
 
 def _threads_fix(args, out, threads):
     """The command line that trains with `threads` threads per run on this machine."""
-    from ..training.run import jobs_threads
+    from ..training.shards import jobs_threads
 
     cores = os.cpu_count() or 1
     jobs = next((j for j in range(2, cores + 1) if jobs_threads(j) == threads), None)

@@ -154,7 +154,7 @@ def check_arms(arms):
     and, with `steps`, trained for N G/E updates instead of the budget's (0: an untrained control
     of the model's own architecture; the model is built for the budget's steps all the same). The
     name is its results folder, so it follows a model name's rules; the model and its options
-    are checked with the models (training.run.check_models), once plugins have registered theirs."""
+    are checked with the models (training.build.check_models), once plugins have registered theirs."""
     for name, arm in arms.items():
         if not NAME_PATTERN.fullmatch(name):
             raise ConfigError(f"Arm name {name!r} cannot be a results folder name: use letters, digits and . _ - "

@@ -31,7 +31,7 @@ from ..core.protocol import DINOV2_BATCH, INCEPTION_BATCH, subset
 from ..core.runtime import Runtime, versions
 from ..core.weights import Weights
 from ..data import load_dataset
-from ..training.run import build_model, check_models, check_sizes, model_args
+from ..training.build import build_model, check_models, check_sizes, model_args
 from ..training.train import BatchStream, LossReader, step_fn, train
 from . import ops, plain_bigan
 

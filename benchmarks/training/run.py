@@ -4,18 +4,12 @@ Each run lives in DIR/<model>/seed<k>/ with its resolved config, loss log, check
 figures and metrics.json. Finished runs are skipped, interrupted ones resume, a diverged or
 crashed run is recorded and the benchmark goes on.
 """
-import hashlib
 import json
-import math
-import os
 import shutil
-import subprocess
 import sys
 import time
 import traceback
 
-import models
-from models.registry import HARNESS_ARGS, check_options
 
 from ..config import backfilled, config_diff, in_study
 from ..core import parallel
@@ -24,9 +18,9 @@ from ..core.io import atomic_write_json, atomic_write_text
 from ..core.lock import Busy, FolderLock
 from ..core.runtime import versions
 from .board import RECON_IMAGES, Board
+from .build import base_model, build_model, check_models, check_sizes, model_args, plugin_source
+from .shards import shard_matrix
 from .train import train
-
-FIXED_MODEL_ARGS = ("data_shape", "total_steps", "arch")
 
 
 def _jsonable(obj):
@@ -50,40 +44,6 @@ def _shape(obj):
     if isinstance(obj, dict):
         return f"a mapping of {', '.join(map(repr, sorted(obj)[:5]))}" if obj else "an empty mapping"
     return f"a {type(obj).__name__}"
-
-
-def base_model(cfg, name):
-    """The registered model a row of the matrix runs: `name` itself, or the model of arm `name`."""
-    arm = cfg.arms.get(name)
-    return arm["model"] if arm else name
-
-
-def model_args(cfg, name, shape):
-    """The full, resolved constructor arguments of one model (or arm) in this benchmark: the
-    model's defaults, the harness's arguments, the config's model_options for the model, and an
-    arm's own options last."""
-    base = base_model(cfg, name)
-    opts = cfg.model_options.get(base, {}) or {}
-    arm_opts = (cfg.arms.get(name) or {}).get("options") or {}
-    for where, given in ((f"model_options.{base}", opts), (f"arms.{name}.options", arm_opts)):
-        clash = sorted(set(given) & set(FIXED_MODEL_ARGS))
-        if clash:
-            raise ConfigError(f"{where} may not set {', '.join(clash)}: the harness fixes them for every model.")
-    args = {**models.options(base), "data_shape": list(shape), "z_dim": cfg.arch.z_dim,
-            "width": cfg.arch.width, "arch": cfg.arch.style, "total_steps": cfg.train.steps, **opts,
-            **arm_opts}
-    return args
-
-
-def plugin_source(name):
-    """{"plugin_source": hash} for a model from a --plugin file or module (outside models/), so a
-    run of an edited plugin is refused like a changed config; {} for a built-in model, whose
-    code is recorded by the git commit. `name` is a registered model's."""
-    module = sys.modules[models.get(name).__module__]
-    path = getattr(module, "__file__", None)
-    if module.__name__.split(".")[0] == "models" or not path:
-        return {}
-    return {"plugin_source": hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]}
 
 
 def check_folder(cfg, out_dir, write=True):
@@ -303,150 +263,6 @@ def _execute(name, seed, cfg, data, runtime, run_dir, evaluator, arm, position, 
     return row
 
 
-def parse_shard(text, env=None):
-    """'i/n' (1 <= i <= n) -> (i, n); 'slurm': this SLURM array task's shard (slurm_shard), read
-    from `env` (default os.environ)."""
-    if text == "slurm":
-        return slurm_shard(os.environ if env is None else env)
-    try:
-        i, n = (int(t) for t in text.split("/"))
-    except ValueError:
-        i = n = 0
-    if not 1 <= i <= n:
-        raise ConfigError(f"--shard {text!r} must be i/n with 1 <= i <= n, e.g. --shard 2/4 for the second of four.")
-    return i, n
-
-
-def slurm_shard(env):
-    """(i, n) of this task of a SLURM job array: the array's indices, in order, are shards 1..n.
-    SLURM sets SLURM_ARRAY_TASK_ID in every task, with the array's SLURM_ARRAY_TASK_MIN, _MAX,
-    _STEP (a range with a step, --array=0-14:2) and _COUNT; so --array=0-7 and --array=1-8 both
-    give shards 1/8 to 8/8, as `--shard I/N` would by hand."""
-    def read(name):
-        value = env.get(name)
-        if value is None:
-            return None
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"--shard slurm: {name}={value!r} is not an integer; SLURM sets it to one.") from None
-
-    task, low, high = read("SLURM_ARRAY_TASK_ID"), read("SLURM_ARRAY_TASK_MIN"), read("SLURM_ARRAY_TASK_MAX")
-    if task is None:
-        raise ConfigError("--shard slurm takes the shard from the SLURM job array (SLURM_ARRAY_TASK_ID), but this "
-                          "process is not a task of one: submit it with `sbatch --array=1-N` (examples/slurm/), "
-                          "or give the shard by hand, e.g. --shard 2/4.")
-    if low is None or high is None:
-        raise ConfigError("--shard slurm: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_MIN and _MAX are not, so "
-                          "the array's size is unknown; give the shard by hand, e.g. --shard "
-                          f"{task}/<number of tasks>.")
-    step = read("SLURM_ARRAY_TASK_STEP") or 1
-    n = (high - low) // step + 1
-    count = read("SLURM_ARRAY_TASK_COUNT")
-    if count is not None and count != n or (task - low) % step or not low <= task <= high:
-        raise ConfigError(f"--shard slurm: the array's indices are not the range {low}-{high}:{step} "
-                          f"(task {task}, {count} tasks), so its tasks do not map to shards in order; submit the "
-                          "array as one range, e.g. --array=1-8, or give --shard I/N by hand.")
-    return (task - low) // step + 1, n
-
-
-def shard_matrix(model_names, seeds, shard=None, row_seeds=None):
-    """The (model, seed) pairs one shard runs: pair k of the model-major matrix goes to shard
-    k mod n + 1, so n shards cover the matrix exactly once and each gets every model it can.
-    `row_seeds`: {model: extra seeds} that some rows run beyond `seeds` (a study's claim rows)."""
-    extra = row_seeds or {}
-    pairs = [(m, s) for m in model_names for s in dict.fromkeys([*seeds, *extra.get(m, ())])]
-    if shard is None:
-        return pairs
-    i, n = shard
-    return [p for k, p in enumerate(pairs) if k % n == i - 1]
-
-
-def check_models(cfg, shape=None):
-    """Before data is loaded or anything written: every model is known, its options are
-    mappings of names it takes, and, when the data shape is known, it builds with the
-    harness's arguments and has the networks it declares. A ModelConfigError (or an unknown
-    option) stops the benchmark here; any other exception from a model's __init__ is left for
-    its runs to record as failed, so the other models still run. An arm that changes only options
-    of its model's search space (a sweep's trial) is not built again: the model builds with any
-    value of those in their ranges (models.registry.check_search_space), and building is costly."""
-    for name in list(cfg.model_options) + [arm["model"] for arm in cfg.arms.values()]:
-        models.get(name)
-    for name in cfg.models:
-        if name not in cfg.arms:
-            models.get(name)
-    for name in dict.fromkeys([base_model(cfg, n) for n in cfg.models] + list(cfg.arms)):
-        where = f"arms.{name}.options" if name in cfg.arms else f"model_options.{name}"
-        base = base_model(cfg, name)
-        given = (cfg.arms[name].get("options") if name in cfg.arms else cfg.model_options.get(name)) or {}
-        unknown = sorted(set(given) - set(models.options(base)))
-        if unknown:
-            raise ConfigError(f"{where}: model {base!r} has no option {', '.join(unknown)}; its options are: "
-                              f"{', '.join(sorted(set(models.options(base)) - set(HARNESS_ARGS))) or 'none'}.")
-        check_options(models.get(base), base, given, where=where)  # named as given: an arm's as the arm's
-        tuned_only = name in cfg.arms and set(given) <= set(models.search_space(base))  # its model is built
-        if shape is not None and not tuned_only:
-            try:
-                build_model(cfg, name, shape)
-            except USER_ERRORS:
-                raise
-            except (Exception, SystemExit):  # noqa: BLE001 - the run records it (failed, with error.txt)
-                pass
-
-
-# What a size may cost, as shares of this machine's memory: a batch's float32 inputs at most a
-# sixteenth (the networks' activations and gradients take several times the inputs), every
-# generated sample's retained outputs together at most a quarter (the data and models need the rest).
-BATCH_SHARE, SAMPLES_SHARE = 16, 4
-SAMPLE_BYTES = 1024  # what the metrics keep of one generated sample (decoded a batch at a time): domain
-# features and logits, or a toy2d point with its distances to the mode centres
-INCEPTION_BYTES = 2048 * 4 + 1008 * 8  # and with Inception: its pool features (float32) and logits (float64)
-DINOV2_BYTES = 1024 * 4  # and with DINOv2: its ViT-L/14 features (float32)
-
-
-def check_sizes(cfg, data):
-    """Once the data is loaded and before anything is written: the batch and sample sizes fit
-    the data and this machine's memory (config.MAX_COUNT has refused the absurd ones already)."""
-    tc, ec, n = cfg.train, cfg.eval, len(data.train.x)
-    if tc.batch_size > n:
-        raise ConfigError(f"train.batch_size = {tc.batch_size} is larger than the {data.name} training split "
-                          f"({n} examples): use at most {n}, e.g. --set train.batch_size={min(n, 64)}.")
-    memory = physical_memory()
-    if memory is None:
-        return
-    gb = lambda b: f"{b / 2**30:.1f} GB"  # noqa: E731
-    one = 4 * math.prod(data.shape)
-    for key, value in (("train.batch_size", tc.batch_size), ("eval.eval_batch_size", ec.eval_batch_size),
-                       ("eval.grid_size", ec.grid_size)):  # the grid is decoded as one batch
-        if value * one * BATCH_SHARE > memory:
-            raise ConfigError(f"{key} = {value} does not fit this machine: one batch of {data.name} inputs alone takes "
-                              f"{gb(value * one)}, and the networks several times more, against {gb(memory)} of "
-                              f"memory; use at most {memory // (one * BATCH_SHARE)}.")
-    per = {k: SAMPLE_BYTES for k in ("gen_samples", "truncation_samples", "track_samples")}
-    per["inception_samples"] = SAMPLE_BYTES + INCEPTION_BYTES
-    per["dinov2_samples"] = SAMPLE_BYTES + DINOV2_BYTES
-    for k, b in per.items():
-        count = getattr(ec, k)  # by name, as the message names it
-        if count * b * SAMPLES_SHARE > memory:
-            raise ConfigError(f"eval.{k} = {count} does not fit this machine: the metrics keep about {gb(count * b)} "
-                              f"of outputs for that many samples, more than a quarter of its {gb(memory)} of memory; "
-                              f"use at most {memory // (b * SAMPLES_SHARE)}.")
-
-
-def physical_memory():
-    """This machine's memory in bytes, or None where the OS does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def build_model(cfg, name, shape):
-    """Model `name` built as every run of this benchmark builds it (model_args), at data shape `shape`."""
-    args = model_args(cfg, name, shape)
-    return models.build(base_model(cfg, name), **{**args, "data_shape": tuple(args["data_shape"])})
-
-
 def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, command, force=False, shard=None, job=None,
                   debug=False, board_root=None, sweep=False):
     """Run the (model x seed) matrix, or one shard of it; returns the exit code (1 when a run failed,
@@ -502,42 +318,3 @@ def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, command, force=Fa
     return 1 if failed else 0
 
 
-def _die_with_parent():
-    """In a --jobs shard process (Linux): SIGTERM when the parent dies, even by kill -9, so no
-    orphan keeps training into the folder a rerun would then collide with."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
-def jobs_threads(jobs):
-    """The threads each of `jobs` shard processes trains with: this machine's cores shared out."""
-    return max(1, (os.cpu_count() or 1) // jobs)
-
-
-def run_jobs(argv, jobs, threads=None):
-    """`run ... --jobs N`: N shard processes of the command `argv` (the CLI's, without its --jobs)
-    on this machine, the CPU cores
-    split between them (small convolutions use two threads poorly; two processes use them
-    fully); the caller then writes one report over the whole folder. Returns the worst exit code.
-    `threads`: each process's thread count, if not the cores' share of `jobs` (a sweep keeps its
-    --jobs share in a phase of fewer runs than jobs, so every run of a study sums alike)."""
-    threads = str(threads or jobs_threads(jobs))
-    # Every thread pool of a shard gets its share: PyTorch's OpenMP, and the BLAS under numpy,
-    # scipy and scikit-learn (OpenBLAS reads its own variable; its idle threads spin).
-    env = {**os.environ, **{v: threads for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
-    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks", *argv, "--shard", f"{i}/{jobs}",
-                               "--job-of", f"{i}/{jobs}"], env=env, preexec_fn=_die_with_parent)
-             for i in range(1, jobs + 1)]
-    try:
-        codes = [p.wait() for p in procs]
-    except BaseException:  # Ctrl-C or a kill of this process: take the shards down with it
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait()
-        raise
-    bad = [c for c in codes if c]
-    return (bad[0] if bad[0] > 0 else 1) if bad else 0  # a shard killed by a signal has a negative code

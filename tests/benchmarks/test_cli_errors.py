@@ -273,7 +273,7 @@ def test_sizes_beyond_the_data_or_memory_are_refused(cli, override, message):
 
 
 def test_sizes_are_bounded_by_this_machines_memory(cli, monkeypatch):
-    monkeypatch.setattr("benchmarks.training.run.physical_memory", lambda: 2**20)  # a 1 MiB machine
+    monkeypatch.setattr("benchmarks.training.build.physical_memory", lambda: 2**20)  # a 1 MiB machine
     assert_user_error(cli("run", "digits", *SMOKE, "--out", "r"), "does not fit this machine", "use at most")
     assert not Path("r").exists()
 

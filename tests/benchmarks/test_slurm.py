@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.cli import build_parser, main
 from benchmarks.core.errors import ConfigError
-from benchmarks.training.run import parse_shard, shard_matrix
+from benchmarks.training.shards import parse_shard, shard_matrix
 from tests.helpers import ROOT
 
 SLURM = ROOT / "examples" / "slurm"

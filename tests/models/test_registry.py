@@ -193,7 +193,7 @@ def test_built_model_must_have_its_declared_networks():
 def test_harness_arguments_are_declared_once():
     """run passes exactly HARNESS_ARGS (plus the config's model_options) to every model."""
     from benchmarks.config import load_config
-    from benchmarks.training.run import model_args
+    from benchmarks.training.build import model_args
 
     cfg = load_config("digits", budget="smoke")
     assert set(model_args(cfg, "bigan", (1, 16, 16))) - set(models.options("bigan")) == set()

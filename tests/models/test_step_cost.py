@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import models
 from benchmarks.config import load_config
 from benchmarks.core.runtime import Runtime
-from benchmarks.training.run import build_model
+from benchmarks.training.build import build_model
 from tests.helpers import DWeightGrads, batch, expected_d_weight_grads, hand_simultaneous_step
 
 STEPS = 2

@@ -9,7 +9,7 @@ import pytest
 
 import models
 from benchmarks.config import load_config
-from benchmarks.training.run import build_model
+from benchmarks.training.build import build_model
 
 LINEAR = {"pca"}
 

@@ -8,7 +8,7 @@ import pytest
 import models
 from benchmarks.config import (FOLDER_KEYS, SCHEMA, Arch, Config, Eval, Train, backfilled, config_diff,
                                load_config)
-from benchmarks.training.run import model_args
+from benchmarks.training.build import model_args
 from tests.helpers import ROOT
 
 

@@ -16,7 +16,7 @@ import models
 from benchmarks.core import parallel
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
-from benchmarks.training.run import build_model
+from benchmarks.training.build import build_model
 from benchmarks.core.runtime import Runtime, fp32_mode
 from benchmarks.training.train import train
 from tests.helpers import DWeightGrads, expected_d_weight_grads

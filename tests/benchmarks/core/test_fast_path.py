@@ -10,7 +10,7 @@ import torch
 import models
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
-from benchmarks.training.run import build_model, model_args
+from benchmarks.training.build import build_model, model_args
 from benchmarks.core.runtime import Runtime
 from benchmarks.training.train import train
 

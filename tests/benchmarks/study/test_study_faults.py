@@ -200,7 +200,7 @@ def test_a_resume_with_another_thread_count_is_refused(cli, swept, monkeypatch):
     """Runs trained with one thread per run and with two score differently in their last digits;
     the folder records how many, and a resume that would train under another --jobs share is
     refused. One that trains nothing (it only rewrites the report) is not."""
-    from benchmarks.training import run
+    from benchmarks.training import shards as run
 
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     monkeypatch.setattr(run, "run_jobs", lambda argv, jobs, threads=None: 0)  # a shard would find nothing to do
@@ -222,7 +222,7 @@ def test_a_sweep_keeps_its_thread_share_in_a_phase_of_fewer_runs(cli, swept, mon
     """--jobs 4: every run of every phase trains with the 4-job share of the cores, also a phase of
     2 runs (2 shard processes with that share, not 2 with twice as many threads) and of 1 run (a
     shard process, not this one with every core)."""
-    from benchmarks.training import run
+    from benchmarks.training import shards as run
 
     threads, calls = torch.get_num_threads(), []
     monkeypatch.setattr("os.cpu_count", lambda: 4 * threads)  # the share is the threads swept with

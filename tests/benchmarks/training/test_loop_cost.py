@@ -11,7 +11,7 @@ import torch
 
 from benchmarks.config import load_config
 from benchmarks.data import load_dataset
-from benchmarks.training.run import build_model
+from benchmarks.training.build import build_model
 from benchmarks.core.runtime import Runtime
 from benchmarks.training.train import LossLog, train
 

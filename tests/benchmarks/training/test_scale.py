@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmarks.core.errors import ConfigError
-from benchmarks.training.run import parse_shard, shard_matrix
+from benchmarks.training.shards import parse_shard, shard_matrix
 from tests.helpers import ROOT
 
 
