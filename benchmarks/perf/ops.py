@@ -30,7 +30,9 @@ from tqdm.auto import tqdm
 
 from ..core.io import atomic_write_json, atomic_write_text
 from ..core.runtime import Runtime, versions
-from ..training.train import BatchStream, LossReader, step_fn
+from ..training.batches import BatchStream
+from ..training.losses import LossReader
+from ..training.train import step_fn
 
 REGION_PREFIXES = ("Torch-Compiled Region", "CompiledFunctionBackward")  # a compiled forward call; a compiled backward
 NO_KERNEL = {"empty", "empty_strided", "empty_like", "resolve_conj", "resolve_neg", "lift_fresh", "set_"}

@@ -32,7 +32,9 @@ from ..core.runtime import Runtime, versions
 from ..core.weights import Weights
 from ..data import load_dataset
 from ..training.build import build_model, check_models, check_sizes, model_args
-from ..training.train import BatchStream, LossReader, step_fn, train
+from ..training.batches import BatchStream
+from ..training.losses import LossReader
+from ..training.train import step_fn, train
 from . import ops, plain_bigan
 
 

@@ -1,15 +1,12 @@
 """The training loop: drives any registered model under the budget, never looks at a loss.
 
-It owns what every run shares: the per-seed data order, progress, the loss log, atomic
-checkpoints with resume, divergence detection and the accounting of what was spent.
+It owns what every run shares: the per-seed data order (batches.py), progress, the loss log
+(losses.py), atomic checkpoints with resume, divergence detection and the accounting of what was
+spent.
 """
 import collections
 import contextlib
-import csv
-import io
 import math
-import numbers
-import sys
 import time
 
 import torch
@@ -18,58 +15,10 @@ from tqdm.auto import tqdm
 
 from ..core import parallel
 from ..core.errors import UserError
-from ..core.io import atomic_torch_save, atomic_write_text
+from ..core.io import atomic_torch_save
 from ..core.records import COMPILE_APART, training_seconds
-
-
-class BatchStream:
-    """A deterministic order over the training set for one seed: epoch e is a permutation
-    (and, with `hflip`, a left-right flip bit per example) drawn from (seed, e). The whole
-    state is the number of examples consumed, so every model sees the same examples in the
-    same order, and a resumed run continues exactly. The epoch's tensors move to `device`
-    once, so cutting a batch costs no host-to-device copy."""
-
-    def __init__(self, n, seed, consumed=0, device="cpu", hflip=False):
-        self.n, self.seed, self.consumed = n, seed, consumed
-        self.device, self.hflip = torch.device(device), hflip
-        self._epoch, self._perm, self._flip = None, None, None
-
-    def _epoch_order(self, epoch):
-        if epoch != self._epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            perm = torch.randperm(self.n, generator=g)
-            flip = torch.rand(self.n, generator=g) < 0.5 if self.hflip else None
-            self._epoch, self._perm = epoch, self._to_device(perm)
-            self._flip = self._to_device(flip) if flip is not None else None
-        return self._perm, self._flip
-
-    def _to_device(self, t):
-        # The order is drawn on the host (a CPU generator: the same order on every device). A copy
-        # from pageable memory waits until the GPU has drained its queue of kernels; from pinned
-        # memory it is queued behind them like a kernel, so the epoch boundary costs no stall.
-        if self.device.type == "cuda":
-            return t.pin_memory().to(self.device, non_blocking=True)
-        return t.to(self.device)
-
-    def next(self, k):
-        """(indices, flip bits or None) of the next k examples."""
-        epoch, pos = divmod(self.consumed, self.n)
-        if pos + k <= self.n:  # the common case, within one epoch: views, no concatenation
-            perm, flip = self._epoch_order(epoch)
-            idx = perm[pos:pos + k]
-            self.consumed += k
-            return idx, (flip[idx] if flip is not None else None)
-        idx, flips = [], []
-        while k > 0:
-            epoch, pos = divmod(self.consumed, self.n)
-            take = min(k, self.n - pos)
-            perm, flip = self._epoch_order(epoch)
-            idx.append(perm[pos:pos + take])
-            if flip is not None:
-                flips.append(flip[perm[pos:pos + take]])
-            self.consumed += take
-            k -= take
-        return torch.cat(idx), (torch.cat(flips) if flips else None)
+from .batches import BatchStream
+from .losses import LossLog, LossReader
 
 
 class _NoModuleTracker:
@@ -90,112 +39,6 @@ def flop_counter():
     if hasattr(counter, "mod_tracker"):
         counter.mod_tracker = _NoModuleTracker()
     return counter
-
-
-def check_losses(out, who):
-    """The train_step contract: a dict of scalar losses (floats, or tensors of one element) under
-    string names. Host-side metadata only, so it costs no device synchronisation."""
-    fix = (f"{who} must return a dict of scalar losses for the log, e.g. "
-           "{'loss_d': loss_d.detach(), 'loss_ge': loss_ge.detach()}")
-    if not isinstance(out, dict) or not out:
-        raise TypeError(f"{fix}; it returned {type(out).__name__}{'' if out is None else ' ' + repr(out)[:80]}.")
-    for k, v in out.items():
-        if not isinstance(k, str):
-            raise TypeError(f"{fix}; key {k!r} is a {type(k).__name__}, not a string.")
-        if torch.is_tensor(v):
-            if v.numel() != 1:
-                raise TypeError(f"{fix}; {k!r} is a tensor of shape {tuple(v.shape)}: reduce it (.mean()).")
-        elif not isinstance(v, numbers.Real) or isinstance(v, bool):
-            raise TypeError(f"{fix}; {k!r} is a {type(v).__name__}.")
-
-
-class LossReader:
-    """Loss values as the model returns them (device tensors, or floats from a plug-in),
-    read to the host in one transfer per window: the training step never waits for the GPU.
-    Under data parallelism the values are averaged over the processes: the global batch's."""
-
-    def __init__(self, runtime, who="train_step"):
-        self.runtime, self.pending, self.who = runtime, [], who
-
-    def add(self, step, out):
-        check_losses(out, self.who)  # at once, not at the next read (every sync_every steps)
-        self.pending.append((step, out))
-
-    def read(self):
-        """[(step, {name: float})] for the pending steps, oldest first."""
-        if not self.pending:
-            return []
-        dev = self.runtime.device
-        with torch.no_grad():  # one conversion call per value: the plain path reads every step
-            flat = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=dev).reshape(())
-                                for _, out in self.pending for v in out.values()])
-        values = self.runtime.mean_over_processes(flat).tolist()
-        rows, i = [], 0
-        for step, out in self.pending:
-            rows.append((step, dict(zip(out, values[i:i + len(out)]))))
-            i += len(out)
-        self.pending = []
-        return rows
-
-
-class LossLog:
-    """Loss rows in memory, written to `losses.csv` (atomically, the whole file) at each
-    checkpoint, so the file on disk always matches the last checkpoint; on resume, rows past it
-    are dropped, and so are unreadable ones (a damaged file), with a warning."""
-
-    def __init__(self, path, resume_step):
-        self.path, self.rows = path, []
-        self._fields, self._text, self._rendered = None, "", 0  # the CSV text of rows[:_rendered]
-        if path.exists():
-            self.rows, bad = _read_log(path, resume_step)
-            if bad:
-                print(f"warning: {path}: {bad} unreadable row(s) dropped; the log keeps the readable ones",
-                      file=sys.stderr)
-        self.flush()
-
-    def append(self, step, values):
-        self.rows.append({"step": step, **{k: f"{v:.6g}" for k, v in values.items()}})
-
-    def flush(self):
-        # The rows already written are kept as CSV text, so a flush renders only the new ones
-        # (rendering every row at every checkpoint grows with the run); a new column re-renders all.
-        new = self.rows[self._rendered:]
-        keys = {k for r in new for k in r} | set(self._fields or ())
-        fields = ["step"] + sorted(keys - {"step"})
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fields)
-        if fields != self._fields:
-            self._fields, self._text, new = fields, "", self.rows
-            w.writeheader()
-        w.writerows(new)
-        self._text += buf.getvalue()
-        self._rendered = len(self.rows)
-        atomic_write_text(self.path, self._text)
-
-
-def _read_log(path, before):
-    """(rows with step < before, count of unreadable rows) of a loss or tracking log."""
-    try:
-        text = path.read_text()
-        lines = text.splitlines(keepends=True)
-        cut = bool(lines) and not text.endswith("\n")  # a last row without its newline was cut off
-        rows = list(csv.DictReader(lines[:-1] if cut else lines))
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return [], 1
-    kept, bad = [], int(cut)
-    for r in rows:
-        try:
-            ok = None not in r and None not in r.values() and int(r["step"]) >= 0  # None: a cut-off row
-            for k, v in r.items():
-                if k != "step" and v != "":  # "": a column the row's step did not log
-                    float(v)
-        except (KeyError, ValueError, TypeError, AttributeError):
-            ok = False
-        if not ok:
-            bad += 1
-        elif int(r["step"]) < before:
-            kept.append(r)
-    return kept, bad
 
 
 def step_fn(model, data, stream, runtime, reader, per_step):

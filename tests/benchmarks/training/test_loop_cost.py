@@ -13,7 +13,8 @@ from benchmarks.config import load_config
 from benchmarks.data import load_dataset
 from benchmarks.training.build import build_model
 from benchmarks.core.runtime import Runtime
-from benchmarks.training.train import LossLog, train
+from benchmarks.training.losses import LossLog
+from benchmarks.training.train import train
 
 STEPS = 30  # over 2000 toy2d smoke examples: epoch boundaries, inside a batch for BiGAN-QP's 300 rows
 

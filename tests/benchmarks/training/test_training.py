@@ -7,7 +7,8 @@ import torch
 import models
 from benchmarks.config import load_config
 from benchmarks.core.runtime import Runtime
-from benchmarks.training.train import BatchStream, flop_counter, train
+from benchmarks.training.batches import BatchStream
+from benchmarks.training.train import flop_counter, train
 from tests.helpers import write_plugin
 
 # What these tests check is the training harness: the report figures (test_report.py), the
