@@ -1,4 +1,5 @@
-"""Each claim of the source texts tested on a study's runs, and the per-target ranking.
+"""Each claim of the source texts tested on a study's runs, with its verdict (the per-target
+ranking is ranking.py's).
 
 A claim is tested with the design's power: rows that ran the same seeds are compared paired by
 seed (Wilcoxon's signed-rank test, Hodges-Lehmann shift); a model-free reference side carries its
@@ -11,15 +12,16 @@ direction, "contradicted" when significant the other way, "not resolved at this 
 "outside its scope" when the benchmark does not meet the claim's premise.
 """
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.stats as st
 
+from ..core.columns import direction
 from . import stats
-from .report import bounds, direction, markdown_table
+from .failures import failure_row
+from .tables import markdown_table
 from .trials import collapsed, finite, screened, trials_of
 
 ALPHA = 0.05
@@ -108,60 +110,6 @@ def _group_runs(sel, names):
     return pd.concat([trials_of(sel, m) for m in names]) if names else sel.iloc[:0]
 
 
-def _covariates(study, runs, names):
-    """The trials' options the failure regression adjusts for: learning rates on a log10 scale,
-    the rest as drawn; an option some trial's model lacks is left out."""
-    options = study.trial_options()
-    table = {}
-    for opt in names:
-        v = np.array([float(x) if isinstance(x := options.get(run, {}).get(opt), (int, float))
-                      and not isinstance(x, bool) else math.nan for run in runs["model"]])
-        if np.isfinite(v).all():
-            table[f"log10({opt})" if opt.startswith("lr") else opt] = np.log10(v) if opt.startswith("lr") else v
-    return pd.DataFrame(table, index=runs.index)
-
-
-def _failure_row(claim, study, ga, gb, fa, fb, what):
-    """The share of trials of group a and group b that fail (`fa`, `fb`: booleans per trial),
-    compared by a logistic regression of failure on the group, adjusted for the trials' learning
-    rate and Adam beta1 (statsmodels; the group's odds ratio with its Wald test and interval).
-    Where the regression cannot be fitted (no failure at all, or the group separates them
-    perfectly), Fisher's exact test of the 2x2 table with its conditional odds-ratio interval."""
-    import statsmodels.api as sm
-
-    runs = pd.concat([ga, gb])
-    y = np.concatenate([fa, fb]).astype(float)
-    group = np.r_[np.ones(len(fa)), np.zeros(len(fb))]
-    cov = _covariates(study, runs, claim.adjust)
-    out = {"compared": f"{'+'.join(claim.models_a)} vs {'+'.join(claim.models_b)}", "metric": f"{what} ↓",
-           "mean_a": fa.mean(), "mean_b": fb.mean(), "n": f"{len(fa)} vs {len(fb)} trials", "p_floor": 0.0,
-           "p_a_better": math.nan, "note": ""}
-    if y.sum() == 0 or y.sum() == len(y):
-        return {**out, "test": "none", "effect": math.nan, "p": math.nan, "a_better": False, "interval": None,
-                "note": f"not testable: {'no' if y.sum() == 0 else 'every'} trial of either group "
-                        f"{what.split(' (')[0]}"}
-    X = sm.add_constant(pd.DataFrame({"group a": group, **{k: cov[k].to_numpy() for k in cov}}), has_constant="add")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # a separation or non-convergence warning: use the exact test
-            fit = sm.Logit(y, X).fit(disp=0, maxiter=200)
-        if not fit.mle_retvals.get("converged", False) or not np.isfinite(fit.bse["group a"]):
-            raise ValueError("no convergence")
-        coef, p = float(fit.params["group a"]), float(fit.pvalues["group a"])
-        return {**out, "test": f"logistic regression, adjusted for {', '.join(cov) or 'nothing'}",
-                "effect": math.exp(coef), "p": p, "a_better": coef < 0,
-                "interval": lambda a: tuple(float(math.exp(v)) for v in fit.conf_int(alpha=a).loc["group a"]),
-                "note": "effect: odds ratio of failing, a against b"}
-    except Exception:  # noqa: BLE001 - statsmodels signals separation in several ways
-        table = [[int(fa.sum()), int(len(fa) - fa.sum())], [int(fb.sum()), int(len(fb) - fb.sum())]]
-        odds = st.contingency.odds_ratio(table)
-        p = float(st.fisher_exact(table).pvalue)
-        return {**out, "test": "Fisher exact (the regression could not be fitted)", "effect": float(odds.statistic),
-                "p": p, "a_better": fa.mean() < fb.mean(),
-                "interval": lambda a: tuple(float(v) for v in odds.confidence_interval(1 - a)),
-                "note": "effect: conditional odds ratio of failing, a against b; unadjusted"}
-
-
 def _sweep(claim, study, sel):
     """Models_a's screened trials against models_b's: how often they diverge or crash, how often
     they collapse (each a logistic regression adjusted for the learning rate and beta1, so a
@@ -171,13 +119,13 @@ def _sweep(claim, study, sel):
     ga, gb = _group_runs(sel, claim.models_a), _group_runs(sel, claim.models_b)
     if not len(ga) or not len(gb):
         return []
-    rows = [_failure_row(claim, study, ga, gb, (ga["status"] != "ok").to_numpy(), (gb["status"] != "ok").to_numpy(),
+    rows = [failure_row(claim, study, ga, gb, (ga["status"] != "ok").to_numpy(), (gb["status"] != "ok").to_numpy(),
                          "share of trials that diverge or crash")]
     if study.collapse:
         whole = pd.concat([ga, gb])
         down = collapsed(whole, study.collapse)
         ok_a, ok_b = ga[ga["status"] == "ok"], gb[gb["status"] == "ok"]
-        rows.append(_failure_row(claim, study, ok_a, ok_b, down.loc[ok_a.index].to_numpy(),
+        rows.append(failure_row(claim, study, ok_a, ok_b, down.loc[ok_a.index].to_numpy(),
                                  down.loc[ok_b.index].to_numpy(),
                                  f"share of finished trials that collapse ({_collapse_text(study)})"))
     va = finite(ga.loc[ga["status"] == "ok", claim.metric]) if claim.metric in ga else pd.Series(dtype=float)
@@ -314,40 +262,6 @@ def verdict(p_holm, row):
     return UNRESOLVED
 
 
-def ranking_table(study, chosen, final):
-    """Per target: each model's chosen row on the test split, best mean first, with a compact
-    letter display of the groups the paired tests cannot separate (signed-rank on common seeds,
-    Holm over the target's pairs): models that share a letter are not distinguishable here."""
-    out = []
-    for t in study.targets:
-        higher = direction(t.metric) == "↑"
-        values = {}
-        for m in study.models:
-            pick = (chosen.get(m) or {}).get(t.name)
-            v = seed_values(final, pick["row"], t.metric) if pick else {}
-            if len(v) >= 2:
-                values[m] = (pick["row"], v)
-        pairs = [(a, b) for i, a in enumerate(values) for b in list(values)[i + 1:]]
-        ps = []
-        for a, b in pairs:
-            va, vb = values[a][1], values[b][1]
-            common = sorted(set(va) & set(vb))
-            d = np.array([va[s] - vb[s] for s in common])
-            ps.append(math.nan if len(d) < 2 else (0.0 if np.ptp(d) == 0 and d[0] else
-                                                  1.0 if np.ptp(d) == 0 else stats.signed_rank(d)[1]))
-        adjusted = stats.holm(ps)
-        separated = {frozenset(pair) for pair, p in zip(pairs, adjusted) if p < ALPHA}
-        means = {m: float(np.mean(list(v.values()))) for m, (_, v) in values.items()}
-        letters = stats.letter_groups(list(values), means, separated, higher)
-        for rank, m in enumerate(sorted(values, key=lambda n: -means[n] if higher else means[n]), start=1):
-            v = list(values[m][1].values())
-            mean, _, n, lo, hi = stats.t_interval(v, bounds=bounds(t.metric))
-            out.append({"target": t.name, "metric": t.metric, "rank": rank, "model": m, "row": values[m][0],
-                        "seeds": n, "mean": mean, "low": lo, "high": hi, "group": letters[m],
-                        "pairs_in_family": len([p for p in ps if math.isfinite(p)])})
-    return pd.DataFrame(out)
-
-
 def num(v, digits=3):
     if isinstance(v, str):
         return v
@@ -372,18 +286,6 @@ def claims_markdown(df):
     return markdown_table(head, rows)
 
 
-def ranking_markdown(table):
-    parts = []
-    for (target, metric), part in table.groupby(["target", "metric"], sort=False):
-        rows = [[str(r["rank"]), r["model"], r["row"], str(r["seeds"]),
-                 f"{num(r['mean'], 4)} [{num(r['low'], 4)}, {num(r['high'], 4)}]", r["group"]]
-                for _, r in part.iterrows()]
-        parts += [f"### {target}: {metric} {direction(metric)}\n",
-                  markdown_table(["rank", "model", "row", "seeds", f"test {metric} [95 % over seeds]", "group"], rows),
-                  ""]
-    return "\n".join(parts)
-
-
 CLAIMS_HOW = (
     "Each row tests one claim of a source text on this benchmark: row a (the design choice the claim "
     "credits) against row b (without it), on the metric named. Paired rows compare the same seeds: the "
@@ -400,8 +302,3 @@ CLAIMS_HOW = (
     "which is not evidence that the claim is false; *outside its scope*: the claim presupposes what this "
     "benchmark does not have. A side written `model@target` is the setting chosen for that target on "
     "validation; `<model>-untrained` is that model's own networks at initialisation.")
-
-RANKING_HOW = (
-    "Each model at the setting chosen for the target on validation, scored on the test split over its final "
-    "seeds, best mean first. Models sharing a letter are not separated by the paired signed-rank tests "
-    "(Holm over the target's pairs): within a letter the answer is \"any of these\".")

@@ -1,23 +1,23 @@
 """Figures of a results folder, drawn from what the runs wrote (metrics.json, losses.csv,
-track.csv, truncation.csv and the run-time pictures), so `report` rebuilds them without models.
+track.csv, truncation.csv and the run-time pictures, the files read by run_files.py), so `report`
+rebuilds them without models.
 
 Every function takes the per-run table of `report.collect` and writes PNGs under `out`; it
 returns [(file name, one sentence on how to read it)] for report.md, empty when the folder holds
 nothing to draw (a partial folder, a benchmark without that figure).
 """
 import math
-import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..core.io import save_figure  # noqa: E402
+from .run_files import folder_references, read_csvs, read_picture, run_dir, warn_skipped  # noqa: E402
 
 # One colour per model, in the sorted order of the folder's models. tab10 has ten colours and a
 # benchmark has eleven rows or more: the rows past ten take dark colours of their own rather than
@@ -49,10 +49,6 @@ def _save(fig, path):
 def _ok_values(df, model, col):
     rows = df[(df["model"] == model) & (df["status"] == "ok")]
     return pd.to_numeric(rows[col], errors="coerce").dropna() if col in rows else pd.Series(dtype=float)
-
-
-def _run_dir(row):
-    return Path(row["folder"]) / str(row["model"]) / f"seed{row['seed']}"
 
 
 def _grid(n, ncols=3, panel=(3.2, 2.6)):
@@ -121,36 +117,13 @@ def tradeoff(df, direction, out):
                              f"the best models sit {best}.")]
 
 
-def _skipped(path, e):
-    print(f"warning: {path} is unreadable ({type(e).__name__}: {e}); left out of the figures "
-          "(the tables still count its run)", file=sys.stderr)
-
-
-def _read_csvs(df, name, key):
-    """{model: [DataFrame of name per finished run]}; a log that cannot be read, or lacks its
-    `key` column, is left out of the plot with a warning."""
-    out = {}
-    for _, row in df[df["status"] == "ok"].iterrows():
-        path = _run_dir(row) / name
-        if path.exists():
-            try:
-                frame = pd.read_csv(path)
-                if key not in frame.columns:
-                    raise ValueError(f"no {key!r} column")
-            except (ValueError, OSError, pd.errors.ParserError) as e:  # EmptyDataError is a ValueError
-                _skipped(path, e)
-                continue
-            out.setdefault(row["model"], []).append(frame)
-    return out
-
-
 def _mean_by(frames, key):
     return pd.concat(frames).apply(pd.to_numeric, errors="coerce").groupby(key).mean().sort_index()
 
 
 def loss_curves(df, out):
     """Per model, each logged loss against the step, the mean over finished seeds."""
-    logs = _read_csvs(df, "losses.csv", "step")
+    logs = read_csvs(df, "losses.csv", "step")
     if not logs:
         return []
     fig, axes = _grid(len(logs))
@@ -169,7 +142,7 @@ def loss_curves(df, out):
 
 def track_curves(df, direction, out):
     """The periodic generation metric against the step: one line per model, band = min..max over seeds."""
-    tracks = _read_csvs(df, "track.csv", "step")
+    tracks = read_csvs(df, "track.csv", "step")
     cols = sorted({c for frames in tracks.values() for f in frames for c in f.columns if c != "step"})
     made = []
     for col in cols:
@@ -193,7 +166,7 @@ def track_curves(df, direction, out):
 
 def truncation(df, direction, out):
     """The truncation sweep of Gaussian-prior models: each score against the threshold."""
-    sweeps = _read_csvs(df, "truncation.csv", "threshold")
+    sweeps = read_csvs(df, "truncation.csv", "threshold")
     if not sweeps:
         return []
     cols = [c for c in next(iter(sweeps.values()))[0].columns if c != "threshold"]
@@ -219,17 +192,6 @@ def truncation(df, direction, out):
                                "trade-off).")]
 
 
-def _references(df):
-    """The `values` of the first references.json among the runs' folders, or {}."""
-    from .folders import read_references
-
-    for folder in df["folder"].dropna().unique() if "folder" in df else ():
-        refs = read_references(Path(folder) / "references.json")
-        if refs:
-            return refs["values"]
-    return {}
-
-
 def _seed_points(df, model, x, y):
     """(x values, y values) of a model's finished runs that have both."""
     rows = df[(df["model"] == model) & (df["status"] == "ok")]
@@ -245,7 +207,7 @@ def fidelity_diversity(df, out):
     its thresholds; the held-out real sample (references.json) as a black star."""
     spaces = sorted(c[len("precision_"):] for c in df.columns
                     if c.startswith("precision_") and f"recall_{c[len('precision_'):]}" in df)
-    refs, sweeps, made = _references(df), _read_csvs(df, "truncation.csv", "threshold"), []
+    refs, sweeps, made = folder_references(df), read_csvs(df, "truncation.csv", "threshold"), []
     for space in spaces:
         pairs = [(f"recall_{space}", f"precision_{space}"), (f"coverage_{space}", f"density_{space}")]
         pairs = [p for p in pairs if p[0] in df and p[1] in df]
@@ -303,7 +265,7 @@ def label_efficiency(df, out):
     if not drawn:
         plt.close(fig)
         return []
-    refs = _references(df)
+    refs = folder_references(df)
     raw = [(n, refs[f"raw_probe_acc_{n}"][0]) for n in ns if isinstance(refs.get(f"raw_probe_acc_{n}"), list)]
     if raw:
         ax.plot(*zip(*raw), "k--", lw=1.2, label="raw input (no model)")
@@ -320,14 +282,6 @@ def label_efficiency(df, out):
              "labels, where the raw input falls.")]
 
 
-def _picture(path):
-    """A run-time picture as an (H, W[, C]) array; raises on a file that is not a whole image."""
-    im = mpimg.imread(path)
-    if im.ndim not in (2, 3) or not im.size:
-        raise ValueError(f"not an image (array of shape {im.shape})")
-    return im
-
-
 def montages(df, out):
     """One panel per model of each run-time picture, from its first finished seed whose picture
     can be read (a damaged one is skipped with a warning naming it)."""
@@ -336,12 +290,12 @@ def montages(df, out):
     for name, caption in RUN_PICTURES.items():
         images = {}
         for _, row in ok.iterrows():
-            path = _run_dir(row) / name
+            path = run_dir(row) / name
             if row["model"] not in images and path.exists():
                 try:
-                    images[row["model"]] = (row["seed"], _picture(path))
+                    images[row["model"]] = (row["seed"], read_picture(path))
                 except Exception as e:  # noqa: BLE001 - a damaged picture (cut off, empty): the next seed's
-                    _skipped(path, e)
+                    warn_skipped(path, e)
         if not images:
             continue
         h, w = max(im.shape[0] for _, im in images.values()), max(im.shape[1] for _, im in images.values())

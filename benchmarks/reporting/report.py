@@ -1,6 +1,7 @@
 """Tables and figures from results folders: per run (summary.*), per model with the mean and a
 95 % t-interval over seeds (table.*), every two models compared per metric (pairwise.*), figures
-under plots/ and report.md, which puts them together. The statistics are in stats.py.
+under plots/ and report.md, which puts them together. The statistics are in stats.py, the
+tables' formatting in tables.py.
 
 Reads only what runs wrote (metrics.json, config.json, benchmark.json), so it works on any
 folder, finished or partial, and on several folders at once (shards of one benchmark).
@@ -10,23 +11,22 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from ..core.columns import BOUNDS, HIGHER, LOWER, SPREAD, bounds, direction  # noqa: F401 - read here and by study.py
+from ..core.columns import bounds, direction  # trials.py reads direction from here too
 from ..core.errors import UserError
 from ..core.io import atomic_write_text
 from . import plots, stats
 from .folders import (MANIFEST, RUN_COLUMNS, check_mergeable, check_output, collect, dataset_meta, manifest,
                       protocol, read_references)
+from .tables import (BUDGET, flat_table, headers, latex_table, markdown_table, n_text, number, outlier_note,
+                     pairwise_markdown, pairwise_table, ranks_table, runs_markdown, table_cells, terminal_table)
 
-# train_seconds are the steps alone; compile_seconds (torch.compile's time) beside them, blank for
-# runs recorded before compilation was counted apart
-BUDGET = ["g_steps", "d_steps", "images_seen", "train_seconds", "compile_seconds", "params_g", "params_e", "params_d",
-          "flops_per_step", "train_flops"]
 NOT_METRICS = set(BUDGET) | {"model", "seed", "status", "error", "metric_seconds", "wall_seconds", "protocol",
                              "compiled", "train_seconds_exclude_compile",
                              "diverged_at", "diverged_on", "folder", "drawn"}
+
+
 def metric_columns(df):
     cols = [c for c in df.columns if c not in NOT_METRICS and direction(c)]
     known = [c for c in RUN_COLUMNS if c in cols]
@@ -76,118 +76,6 @@ def aggregate(df, n_modes=None):
     return out, metrics, pairs
 
 
-def _num(v, digits=4):
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    if isinstance(v, float) and v.is_integer() and 1000 <= abs(v) < 1e9:  # FLOP counts stay in e-notation
-        return f"{int(v)}"
-    return f"{v:.{digits}g}"
-
-
-def _best(rows, metrics):
-    best = {}
-    for c in metrics:
-        means = [r[c][0] for r in rows if not math.isnan(r[c][0])]
-        if means:
-            best[c] = max(means) if direction(c) == "↑" else min(means)
-    return best
-
-
-NETWORK = {"params_e": "E", "params_g": "G", "params_d": "D"}
-
-
-def mark(r):
-    """† a capacity outlier, ‡ larger only where the method's published design makes it so."""
-    return " †" if r["capacity_outlier"] else " ‡" if r["capacity_flags"] else ""
-
-
-def outlier_note(rows):
-    """The table's footnote: which network of which model is how far off, and why where by design."""
-    flagged = [r for r in rows if r["capacity_flags"]]
-    if not flagged:
-        return ""
-    lines = [f"† / ‡: an E, G or D parameter count more than {stats.FACTOR:g}× from the median of the other rows "
-             "(rows without that network are left out); † compare its scores with that in mind, ‡ the method's "
-             "published design makes it so:"]
-    for r in flagged:
-        lines.append(f"- {r['model']}{mark(r)}: " + "; ".join(
-            f"{NETWORK[c]} {_num(r[c], 3)}" + (f" (by design: {why})" if why else "")
-            for c, why in r["capacity_flags"]))
-    return "\n".join(lines)
-
-
-def _cells(rows, metrics, bold):
-    """Formatted cells per row: `mean [ci_low, ci_high]`; `bold` wraps the best mean of each metric
-    column; † and ‡ mark capacity flags (outlier_note)."""
-    best = _best(rows, metrics)
-    table = []
-    digits = {"train_seconds": 5, "compile_seconds": 5, "flops_per_step": 3, "train_flops": 3}  # of the budget cells
-    for r in rows:
-        cells = [r["model"] + mark(r), str(r["runs"]), str(r["ok"]),
-                 str(r["diverged"]), str(r["failed"])]
-        cells += [_num(r[c], digits.get(c, 6)) for c in BUDGET]
-        for c in metrics:
-            mean, _, _, low, high, _ = r[c]
-            text = _num(mean) + (f" [{_num(low)}, {_num(high)}]" if not math.isnan(low) else "")
-            cells.append(bold(text) if text and c in best and mean == best[c] else text)
-        table.append(cells)
-    return table
-
-
-def n_text(rows, metrics):
-    """The seed counts behind the intervals: "n = 3", or "n = 1 to 3 by model and metric"."""
-    ns = sorted({r[c][2] for r in rows for c in metrics if r[c][2] > 0})
-    if not ns:
-        return "n = 0"
-    return f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]} to {ns[-1]} by model and metric"
-
-
-def flat_table(rows, metrics):
-    """table.csv: one row per model, every number unformatted; ranks as integers, blank when none."""
-    flat = pd.DataFrame([{**{k: r[k] for k in ("model", "runs", "ok", "diverged", "failed", *BUDGET)},
-                          "capacity_outlier": r["capacity_outlier"],
-                          "capacity_flags": "; ".join(c + (f" (by design: {why})" if why else "")
-                                                      for c, why in r["capacity_flags"]),
-                          **{f"{c}_{s}": r[c][i] for c in metrics
-                             for i, s in enumerate(("mean", "std", "n", "ci_low", "ci_high", "rank"))}}
-                         for r in rows])
-    for c in metrics:
-        flat[f"{c}_rank"] = flat[f"{c}_rank"].astype("Int64")
-    return flat
-
-
-def ranks_table(rows, metrics):
-    return markdown_table(["model"] + [f"{c} {direction(c)}" for c in metrics],
-                          [[r["model"]] + ["" if r[c][5] is None else str(r[c][5]) for c in metrics] for r in rows])
-
-
-def pairwise_table(pairs):
-    """pairwise.csv as a DataFrame: one row per metric and pair of models."""
-    cols = ["metric", "model_a", "model_b", "mean_a", "mean_b", "test", "n_pairs", "diff", "diff_low", "diff_high",
-            "p_a_better", "p", "p_holm", "significant", "better", "note"]
-    return pd.DataFrame([{"metric": c, **p} for c, ps in pairs.items() for p in ps], columns=cols)
-
-
-def headers(metrics):
-    return ["model", "runs", "ok", "diverged", "failed"] + BUDGET + [f"{c} {direction(c)}" for c in metrics]
-
-
-def markdown_table(head, rows):
-    return "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n" + "".join(
-        "| " + " | ".join(r) + " |\n" for r in rows)
-
-
-def latex_table(head, rows, note=""):
-    esc = lambda s: (s.replace("_", r"\_").replace("±", r"$\pm$").replace("↑", r"$\uparrow$")  # noqa: E731
-                     .replace("↓", r"$\downarrow$").replace("†", r"$^\dagger$").replace("×", r"$\times$"))
-    lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule", " & ".join(map(esc, head)) + r" \\",
-             r"\midrule"] + [" & ".join(map(esc, r)) + r" \\" for r in rows] + [r"\bottomrule"]
-    for line in note.splitlines():  # the footnote of table.md, as the last rows of the tabular
-        lines.append(rf"\multicolumn{{{len(head)}}}{{l}}{{\footnotesize {esc(line)}}} \\")
-    lines.append(r"\end{tabular}")
-    return "\n".join(lines) + "\n"
-
-
 def locked_report(out_dir, dirs=None, figures=True):
     """write_report of `dirs` (default: out_dir itself) into out_dir, under the folder's report
     lock: shards that finish together (a shared folder) take turns; a writer still busy after a
@@ -225,40 +113,28 @@ def write_report(out_dir, dirs, figures=True):
     head, n = headers(metrics), n_text(rows, metrics)
     note = outlier_note(rows)
     atomic_write_text(out / "table.csv", flat_table(rows, metrics).to_csv(index=False))
-    atomic_write_text(out / "table.tex", latex_table(head, _cells(rows, metrics, lambda t: rf"\textbf{{{t}}}"), note))
-    md_table = markdown_table(head, _cells(rows, metrics, lambda t: f"**{t}**")) + (f"\n{note}\n" if note else "")
+    atomic_write_text(out / "table.tex", latex_table(head, table_cells(rows, metrics, lambda t: rf"\textbf{{{t}}}"),
+                                                     note))
+    md_table = markdown_table(head, table_cells(rows, metrics, lambda t: f"**{t}**")) + (f"\n{note}\n" if note else "")
     refs = references_table(dirs)
     md_table += f"\n{refs}" if refs else ""
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    how = (f"Each cell: mean [95 % t-interval over seeds, {n}], i.e. mean ± t(0.975, n−1)·s/√n over the seeds "
-           f"that finished (`ok`), clipped to the metric's range (which keeps its coverage); a single seed gets no "
-           f"interval. The interval covers seed variation only: the test set is fixed, so a model that no seed "
-           f"changes (pca) has a zero-width one, and the model-free references carry their own test-set interval "
-           f"(protocol). Diverged and failed runs are counted, not averaged. "
-           f"Best mean per metric in bold; ↑ higher is better, ↓ lower is better. Budget columns are means over "
-           f"all runs. Written {when} by `python -m benchmarks report`.")
-    proto = "\n".join(filter(None, [protocol(dirs, df), (
-        f"- statistics: mean and 95 % t-interval over seeds ({n}), clipped to the metric's range; every two models "
-        f"compared per metric paired by seed (paired t-test on their common seeds, Wilcoxon signed-rank from "
-        f"{stats.SIGNED_RANK_MIN} common seeds; Welch's t-test only when fewer than 2 seeds are common), "
-        f"Holm-corrected over the pairs of that metric, significant at p_holm < {stats.ALPHA:g}; each with the "
-        f"mean difference, its 95 % interval and P(A better than B) over seeds (pairwise.csv)"),
-        skipped_text(df)]))
-    text = f"# {out.name}\n\n{how}\n\n{md_table}\n## Protocol\n\n{proto}\n"
-    atomic_write_text(out / "table.md", text)
+    how, proto = how_text(n), protocol_text(dirs, df, n)
+    atomic_write_text(out / "table.md", f"# {out.name}\n\n{how}\n\n{md_table}\n## Protocol\n\n{proto}\n")
     pair_df = pairwise_table(pairs)
     atomic_write_text(out / "pairwise.csv", pair_df.to_csv(index=False))
-    pair_md = markdown_table(list(pair_df.columns), [
-        [("yes" if v else "no") if isinstance(v, (bool, np.bool_)) else _num(v, 3) if isinstance(v, float) else str(v)
-         for v in row]
-        for row in pair_df.itertuples(index=False)])
-    atomic_write_text(out / "pairwise.md", f"# {out.name}: every two models per metric\n\n{READ_PAIRWISE}\n\n{pair_md}")
-    def cell(v):
-        return _num(v) if isinstance(v, float) else ("" if v is pd.NA or v is None else str(v))
-    run_cells = [[cell(v) for v in row] for row in per_run.itertuples(index=False)]
-    per_run_md = markdown_table(list(per_run.columns), run_cells)
-    atomic_write_text(out / "summary.md", f"# {out.name}: every run\n\n{per_run_md}")
+    atomic_write_text(out / "pairwise.md", f"# {out.name}: every two models per metric\n\n{READ_PAIRWISE}\n\n"
+                                           f"{pairwise_markdown(pair_df)}")
+    atomic_write_text(out / "summary.md", f"# {out.name}: every run\n\n{runs_markdown(per_run)}")
     figures = plots.all_figures(df, metrics, direction, out / "plots") if figures else None
+    write_manifest(out, figures)
+    atomic_write_text(out / "report.md", report_markdown(out, how, md_table, ranks_table(rows, metrics), proto,
+                                                         figures, df))
+    return terminal_table(rows, metrics, out)
+
+
+def write_manifest(out, figures):
+    """The folder's manifest: the files report wrote, the figures under plots/ among them ([(file,
+    caption)], None when not drawn); a figure of an earlier report that is not among them is removed."""
     drawn = {f"plots/{f}" for f, _ in figures or ()}
     for stale in manifest(out) - drawn:
         if stale.startswith("plots/"):  # a figure of ours this folder no longer supports (a removed model or metric)
@@ -266,9 +142,29 @@ def write_report(out_dir, dirs, figures=True):
     written = ["summary.csv", "summary.md", "table.csv", "table.md", "table.tex", "pairwise.csv", "pairwise.md",
                "report.md", *sorted(drawn)]
     atomic_write_text(out / MANIFEST, json.dumps({"files": written}, indent=1) + "\n")
-    atomic_write_text(out / "report.md", report_markdown(out, how, md_table, ranks_table(rows, metrics), proto,
-                                                         figures, df))
-    return terminal_table(rows, metrics, out)
+
+
+def how_text(n):
+    """How to read a cell of the table, with the seed counts `n` (n_text) and when it was written."""
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"Each cell: mean [95 % t-interval over seeds, {n}], i.e. mean ± t(0.975, n−1)·s/√n over the seeds "
+            f"that finished (`ok`), clipped to the metric's range (which keeps its coverage); a single seed gets no "
+            f"interval. The interval covers seed variation only: the test set is fixed, so a model that no seed "
+            f"changes (pca) has a zero-width one, and the model-free references carry their own test-set interval "
+            f"(protocol). Diverged and failed runs are counted, not averaged. "
+            f"Best mean per metric in bold; ↑ higher is better, ↓ lower is better. Budget columns are means over "
+            f"all runs. Written {when} by `python -m benchmarks report`.")
+
+
+def protocol_text(dirs, df, n):
+    """The protocol section: the runs' protocol (folders.protocol), the statistics, and the unreadable records."""
+    return "\n".join(filter(None, [protocol(dirs, df), (
+        f"- statistics: mean and 95 % t-interval over seeds ({n}), clipped to the metric's range; every two models "
+        f"compared per metric paired by seed (paired t-test on their common seeds, Wilcoxon signed-rank from "
+        f"{stats.SIGNED_RANK_MIN} common seeds; Welch's t-test only when fewer than 2 seeds are common), "
+        f"Holm-corrected over the pairs of that metric, significant at p_holm < {stats.ALPHA:g}; each with the "
+        f"mean difference, its 95 % interval and P(A better than B) over seeds (pairwise.csv)"),
+        skipped_text(df)]))
 
 
 # The rows of the references table: label, then {metric column: key in references.json's values}.
@@ -311,8 +207,8 @@ def references_table(dirs):
         cells = []
         for c in cols:
             v = values.get(m.get(c, ""))
-            cells.append(f"{_num(v[0])} [{_num(v[1])}, {_num(v[2])}]" if isinstance(v, list) and len(v) == 3
-                         else _num(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else "")
+            cells.append(f"{number(v[0])} [{number(v[1])}, {number(v[2])}]" if isinstance(v, list) and len(v) == 3
+                         else number(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else "")
         if any(cells):
             rows.append([label] + cells)
     ceiling = (f"; the {CEILING_ROW.split(' (')[0]} is one fixed pair of samples, without an interval"
@@ -328,33 +224,6 @@ def skipped_text(df):
     if bad.empty:
         return ""
     return "- unreadable run records, counted as failed: " + "; ".join(str(e) for e in bad["error"])
-
-
-# What the terminal shows: the first column matching each entry (exact name or prefix), at most 5.
-# fd_dinov2_ before fd_: the DINOv2 FD where it runs, on every dataset (sorting alone would put it
-# before fd_fashion-mnist but after fd_celeba64).
-HEADLINE = ("recon_mse", "probe_acc", "knn_acc", "fid_", "fd_dinov2_", "fd_", "modes_nearest", "modes_3sigma",
-            "semantic_recon")
-
-
-def terminal_table(rows, metrics, out):
-    """A compact plain-text table for the console: model, finished/all runs, and the headline
-    metrics as mean [95 % interval]. The full table is in the files."""
-    cols = []
-    for h in HEADLINE:
-        match = next((c for c in metrics if c not in cols and (c == h or (h.endswith("_") and c.startswith(h)))), None)
-        if match and match not in cols and len(cols) < 5:
-            cols.append(match)
-    lines = [["model", "ok/runs"] + [f"{c} {direction(c)}" for c in cols]]
-    for r in rows:
-        cells = [r["model"] + mark(r), f"{r['ok']}/{r['runs']}"]
-        for c in cols:
-            mean, _, _, low, high, _ = r[c]
-            cells.append(_num(mean, 4) + (f" [{_num(low, 3)}, {_num(high, 3)}]" if not math.isnan(low) else ""))
-        lines.append(cells)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    text = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
-    return f"{text}\n\nmean [95 % interval over seeds]; every column, the protocol and the figures: {out / 'report.md'}"
 
 
 READ_PAIRWISE = (

@@ -1,6 +1,6 @@
 """The report of a study (`sweep`): what the trials say about each model's sensitivity to its
 hyperparameters (trials.py), which settings were chosen, each claim of the source texts with its
-test and the per-target ranking (claims.py).
+test (claims.py) and the per-target ranking (ranking.py).
 
 Reads only what the phases wrote: OUT/select and OUT/final (ordinary results folders, each with
 its own report.md) and OUT/selection.json. Writes OUT/study.md, OUT/trials.csv, OUT/claims.csv,
@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.columns import bounds, direction
 from ..core.errors import UserError
 from ..core.io import atomic_write_text
 from . import stats
-from .claims import (CLAIMS_HOW, RANKING_HOW, claims_markdown, claims_table, num, ranking_markdown, ranking_table,
-                     seed_values)
+from .claims import CLAIMS_HOW, claims_markdown, claims_table, num, seed_values
 from .folders import collect, read_references
-from .report import bounds, direction, markdown_table
+from .ranking import RANKING_HOW, ranking_markdown, ranking_table
+from .tables import markdown_table
 from .trials import best_of_k_figure, best_of_k_table, collapsed, trials_table
 
 
