@@ -9,9 +9,9 @@ Warm-up steps (compilation included) are not timed. On 2-D points, `bigan` in th
 command's whole loop (`train()`) is also timed against a hand-written BiGAN of the same widths
 (`plain_bigan.py`): what the harness costs beyond the model's own work. Then InceptionV3 feature
 throughput (images only) and the linear probe on the GPU/torch back end against scikit-learn.
-Writes <out>/<device>.md (and .json) with the device, versions and command; --out defaults to
-runs/perf, which git ignores, so a check of one's own machine never overwrites the committed
-tables in results/perf.
+Writes <out>/<device>.md (the page: markdown.py) and .json with the device, versions and
+command; --out defaults to runs/perf, which git ignores, so a check of one's own machine never
+overwrites the committed tables in results/perf.
 """
 import re
 import shlex
@@ -36,6 +36,7 @@ from ..training.batches import BatchStream
 from ..training.losses import LossReader
 from ..training.train import step_fn, train
 from . import ops, plain_bigan
+from .markdown import to_markdown
 
 
 def fresh_model(name, cfg, data, runtime, seed=0):
@@ -283,82 +284,6 @@ def device_name(runtime):
         return torch.cuda.get_device_name(runtime.device)
     import platform
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def _precision_text(p):
-    if not isinstance(p, dict):  # records written before the settings were explicit
-        return str(p or "fp32")
-    return (f"autocast {p.get('autocast') or 'off'}, fp32 matmuls {p['fp32_matmul']}, fp32 convolutions "
-            f"{p['fp32_conv']}, cuDNN autotuning {'on' if p.get('cudnn_benchmark') else 'off'}"
-            + (f", evaluation fp32 {p['evaluation_fp32']}" if p.get("evaluation_fp32") else ""))
-
-
-def to_markdown(r):
-    rt = r["runtime"]
-    lines = [f"# Throughput on {r['device']}", "",
-             f"- command: `{r['command']}`", f"- date: {r['date']}",
-             f"- benchmark: {r['benchmark']} ({r['budget']} sizes: {r['sizes']})",
-             f"- harness path: {rt['path']}, compile {rt['compile']}"
-             + (f" ({rt['compile_backend']})" if rt.get("compile") else "")
-             + f", losses read every {rt['sync_every']} steps, precision: " + _precision_text(rt.get("precision")),
-             "- baseline: fp32 eager, DataLoader over the uint8 cache, host-to-device copy per batch, `.item()` every "
-             "step",
-             f"- {r['steps']} timed steps after {r['warmup']} warm-up steps (compilation not timed), one process",
-             "- versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()), "",
-             "## Training", "",
-             "| model | images/step | baseline img/s | harness img/s | speed-up | baseline ms/G step "
-             "| harness ms/G step | compile s |",
-             "|---|---|---|---|---|---|---|---|"]
-    for row in r["training"]:
-        lines.append(f"| {row['model']} | {row['images_per_step']} | {row['baseline_img_s']} | {row['harness_img_s']} "
-                     "| "
-                     f"{row['speedup']}x | {row['baseline_ms_per_g_step']} | {row['harness_ms_per_g_step']} | "
-                     f"{row.get('compile_s', '')} |")
-    p, inc, sbs = r["probe"], r.get("inception"), r.get("run_loop_vs_plain")
-    if not r.get("complete", True):
-        lines += ["", "**Incomplete:** the command stopped before it had timed every model and the evaluation; "
-                  "the rows above are the models it finished."]
-    lines += ["", "Images/s counts the real images D consumes (BiGAN-QP and BigBiGAN take several batches per G step)."]
-    profiled = [row for row in r["training"] if row.get("profile")]
-    if profiled:
-        lines += ["", "## Profile", "",
-                  f"{r.get('profile_steps')} more steps of each loop under torch.profiler: the share of the profiled "
-                  "time in which the GPU ran a kernel, copy or fill, and such device operations per G step "
-                  "(empty on a CPU).", "",
-                  "| model | baseline: GPU busy | baseline: device ops/step | harness: GPU busy "
-                  "| harness: device ops/step |",
-                  "|---|---|---|---|---|"]
-        for row in profiled:
-            cells = [row["model"]]
-            for side in ("baseline", "harness"):
-                prof = row["profile"].get(side) or {}
-                cells += [f"{prof['gpu_busy']:.0%}" if prof.get("gpu_busy") is not None else "",
-                          prof.get("device_events_per_step") or ""]
-            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    if sbs:
-        lines += ["", "## The run loop against a hand-written BiGAN", "",
-                  f"`bigan` trained by `train()` (the `run` command's loop: FLOP-counted first step, losses read "
-                  f"every step, log every {sbs['log_every']} steps, checkpoint every {sbs['checkpoint_every']} steps) "
-                  f"against `benchmarks/perf/plain_bigan.py` (the same G, E, D widths, batch, Adam and BCE losses, "
-                  f"simultaneous update, a bare loop), {sbs['steps']} steps each, {sbs['threads']} thread(s), "
-                  "timed plain, harness, plain:", "",
-                  "| plain before, s/1000 steps | harness run loop, s/1000 steps | plain after, s/1000 steps "
-                  "| harness / faster plain |",
-                  "|---|---|---|---|",
-                  f"| {sbs['plain_before_s_per_1k']} | {sbs['harness_run_s_per_1k']} | {sbs['plain_after_s_per_1k']} | "
-                  f"{sbs['ratio']}x |"]
-    lines += ["", "## Evaluation", "",
-              (f"- InceptionV3 features: {inc['images_per_s']} images/s ({inc['setting']})" if inc
-               else "- InceptionV3 features: not applicable (the data are not images)"
-               if len(r["sizes"]["data_shape"]) != 3
-               else "- InceptionV3 features: not measured"),
-              (f"- DINOv2 ViT-L/14 features: {r['dinov2']['images_per_s']} images/s ({r['dinov2']['setting']})"
-               if r.get("dinov2") else "- DINOv2 ViT-L/14 features: not measured (timed by default on a GPU only)"),
-              (f"- linear probe ({p['setting']}): torch back end {p['torch']['seconds']} s (accuracy "
-               f"{p['torch']['accuracy']}), scikit-learn {p['sklearn']['seconds']} s (accuracy "
-               f"{p['sklearn']['accuracy']})"
-               if p else "- linear probe: not measured"), ""]
-    return "\n".join(lines)
 
 
 def main_perf(args, runtime):
