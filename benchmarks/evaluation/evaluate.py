@@ -2,10 +2,12 @@
 
 `Evaluator` holds what every run of a benchmark shares and builds it once: the domain
 classifier and its real-data reference statistics, the Inception, DINOv2 and LPIPS networks (a
-`Backbones`, backbones.py) and the model-free references (a `References`, references.py).
-Models are used only through encode / decode / sample_latent / pooled_features.
+`Backbones`, backbones.py) and the model-free references (a `References`, references.py). The
+probes and kNN on E's codes are representation.py's. Models are used only through encode /
+decode / sample_latent / pooled_features.
 """
 import csv
+import functools
 import io
 import math
 import time
@@ -16,14 +18,15 @@ import metrics
 from metrics.frechet import FIDELITY_SEED
 
 from ..core.io import atomic_write_text, default_cache_dir
-from ..core.protocol import (FIGURE_SEED, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET, LABEL_SEED, LPIPS_COLUMN, NN_K,
-                             NN_QUERIES, PROBE_DRAWS, count_tag, dinov2_tag, eval_noise, subset)
+from ..core.protocol import (FIGURE_SEED, INTERP_PAIRS, INTERP_STEPS, KID_SUBSET, LPIPS_COLUMN, NN_K, NN_QUERIES,
+                             count_tag, dinov2_tag, eval_noise, subset)
 from ..core.protocol import to_unit as _to_unit
 from ..core.weights import Weights
 from . import figures
 from .backbones import Backbones
 from .real import gen_reference, prdc_notes, score_prdc
 from .references import References
+from .representation import label_notes, representation_scores
 
 
 def truncated_latent(model, n, threshold, generator):
@@ -48,20 +51,6 @@ def _uniform_modes(data, n):
     return (f"uniform noise over {[round(v, 3) for v in lo.tolist()]} to {[round(v, 3) for v in hi.tolist()]}, "
             f"{n} points: modes_nearest {r['modes_nearest']}, modes_3sigma {r['modes_3sigma']}, "
             f"high_quality {r['high_quality']:.4f}")
-
-
-def _label_counts(y, wanted):
-    """(the label counts per class of `wanted` that the probe's train labels y allow, a note on
-    those left out or None): n is left out when a class of y has fewer than n items, and every
-    n when y is multi-label (CelebA's attributes have no classes to draw n of)."""
-    if y.dim() != 1:
-        return [], (f"not computed: the labels are {y.shape[1]} binary attributes, not classes to draw n labelled "
-                    "items of") if wanted else None
-    smallest = int(torch.bincount(y).masked_fill(torch.bincount(y) == 0, len(y)).min())
-    kept = [n for n in wanted if n <= smallest]
-    left = [n for n in wanted if n > smallest]
-    return kept, (f"n = {', '.join(map(str, left))} left out: the probe's train subset of {len(y)} holds only "
-                  f"{smallest} items of its smallest class") if left else None
 
 
 class _InDrawOrder:
@@ -92,7 +81,8 @@ class Evaluator:
         self.images = data.kind == "image"
         self.notes = {}  # column -> what it was computed on, for the table's protocol header
         self.domain = self.domain_ref = self.real_points = None
-        self._label_notes()
+        self.label_ns, notes = label_notes(data, self.ec)  # the label-efficiency probes' label counts
+        self.notes.update(notes)
         if self.images:
             self._setup_domain()
         else:
@@ -145,21 +135,6 @@ class Evaluator:
         self.notes.update(refs["notes"])
         return refs
 
-    def _label_notes(self):
-        """The label counts of the label-efficiency probes this benchmark computes, and their notes."""
-        _, y_tr = subset(self.data.train, self.ec.probe_max_train)
-        self.label_ns, left_out = _label_counts(y_tr, self.ec.probe_labels)
-        if left_out:
-            self.notes["probe_acc_labels"] = left_out
-        for n in self.label_ns:
-            self.notes[f"probe_acc_{n}"] = (
-                f"logistic regression on E(x) trained on {n} labelled item(s) per class of the probe's "
-                f"{len(y_tr)} train items (E(x) standardised with all of them: scaling needs no labels), mean test "
-                f"accuracy over {PROBE_DRAWS} fixed label draws (seed {LABEL_SEED}: the same draws for every model "
-                f"and the raw-pixel reference; the sd over draws is probe_acc_{n}_sd in metrics.json); "
-                f"C fixed at {metrics.probe.LABEL_C} (with so few labels none can be held out to choose it); "
-                f"{len(self.data.test.y)} test")
-
     # --- one run ----------------------------------------------------------------------------
     def _batched(self, fn, x):
         bs = self.ec.eval_batch_size
@@ -181,10 +156,9 @@ class Evaluator:
             model.train()
 
     def _evaluate(self, model, run_dir, seed):
-        data, ec, dev = self.data, self.ec, self.runtime.device
         out, sec = {}, {}
         g = eval_noise(seed)
-        x_test = data.test.x
+        x_test = self.data.test.x
         if not self.runtime.is_main:
             # The other torchrun processes only share the sample metrics' decoding: they make the
             # draws of rank 0's latent cycle (so g stays in step), then join each shared call in turn.
@@ -192,10 +166,30 @@ class Evaluator:
             if self.images:
                 self._generation(model, g, None, None)
             else:
-                self._scores(model, g, ec.gen_samples, shared=True)
+                self._scores(model, g, self.ec.gen_samples, shared=True)
             self._truncation_sweep(model, seed, run_dir)
             return {}
 
+        z_test, rec = self._reconstruction(model, g, x_test, out, sec)
+        out.update(self._representation(model, x_test, z_test, sec))
+        if self.images:
+            self._timed(sec, "generation", lambda: out.update(self._generation(model, g, x_test, rec)))
+            self._timed(sec, "figures", lambda: self._latent_figures(model, x_test, z_test, run_dir))
+        else:
+            out.update(self._timed(sec, "modes", lambda: self._scores(model, g, self.ec.gen_samples, shared=True)))
+        self._timed(sec, "truncation", lambda: self._truncation_sweep(model, seed, run_dir))
+
+        grid = model.decode(model.sample_latent(self.ec.grid_size, generator=eval_noise(seed))).float().cpu()
+        n_rec = min(32, len(x_test))
+        figures.samples_and_recon(grid, self.runtime.batch(x_test[:n_rec]).cpu(), rec[:n_rec], self.data, run_dir)
+        out["metric_seconds"] = sec
+        out["protocol"] = dict(self.notes)
+        return out
+
+    def _reconstruction(self, model, g, x_test, out, sec):
+        """recon_mse (and LPIPS where it runs) of G(E(x)) on the test split, and the latent cycle
+        E(G(z)) on draws of g, into `out`; returns (E's test codes, the reconstructions)."""
+        dev = self.runtime.device
         z_test = self._timed(sec, "encode", lambda: self._batched(model.encode, x_test))
         rec = self._timed(sec, "recon_mse", lambda: self._batched(lambda z: model.decode(z.to(dev)), z_test))
         real_unit = _to_unit(self.runtime.batch(x_test).cpu())
@@ -209,49 +203,25 @@ class Evaluator:
             zr = self._batched(lambda zz: model.encode(model.decode(zz.to(dev))), z.cpu())
             return metrics.latent_cycle_mse(z.cpu(), zr)
         out["latent_cycle_mse"] = self._timed(sec, "latent_cycle_mse", cycle)
+        return z_test, rec
 
+    def _representation(self, model, x_test, z_test, sec):
+        """The representation columns (representation.py) from E's codes of the probe's train
+        subset, the validation slice where the data have one, and the test split. The model-free
+        references are computed here when asked for, before the probes, timed on their own."""
+        data, ec = self.data, self.ec
         x_tr, y_tr = subset(data.train, ec.probe_max_train)
-        f_tr = self._batched(model.encode, x_tr)
-        val = None
+        train, valid = (x_tr, y_tr, self._batched(model.encode, x_tr)), None
         if data.valid is not None:
             xv, yv = subset(data.valid, ec.probe_max_train)
-            val = (self._batched(model.encode, xv), yv)
+            valid = (xv, yv, self._batched(model.encode, xv))
         if ec.references and "references" not in self.notes:
             self._timed(sec, "references", self.references)
-        probe = self._timed(sec, "probe_acc",
-                            lambda: metrics.linear_probe(f_tr, y_tr, z_test, data.test.y, device=dev, val=val))
-        out["probe_acc"], out["probe_bal_acc"] = probe["accuracy"], probe["balanced_accuracy"]
-        self.notes["probe_acc"] = (f"logistic regression on standardised E(x), C chosen on a validation slice; "
-                                   f"{len(x_tr)} train, {len(x_test)} test; majority-class baseline "
-                                   f"{probe['majority_accuracy']:.4f}")
-        if self.label_ns:
-            few = self._timed(sec, "probe_labels", lambda: metrics.label_efficiency(
-                f_tr, y_tr, z_test, data.test.y, self.label_ns, PROBE_DRAWS, LABEL_SEED, device=dev))
-            for n, r in few.items():
-                out[f"probe_acc_{n}"], out[f"probe_acc_{n}_sd"] = r["accuracy"], r["sd"]
-        if model.pooled_features(self.runtime.batch(x_test[:2])) is not None:
-            def pool_probe():  # BigBiGAN's recipe: normalise with train statistics, then CReLU
-                p_tr, p_te, *p_val = metrics.bn_crelu(*(self._batched(model.pooled_features, x)
-                                                        for x in (x_tr, x_test, *([xv] if val else []))))
-                return metrics.linear_probe(p_tr, y_tr, p_te, data.test.y, device=dev,
-                                            val=(p_val[0], yv) if val else None)["accuracy"]
-            out["probe_pool_acc"] = self._timed(sec, "probe_pool_acc", pool_probe)
-        out["knn_acc"] = self._timed(sec, "knn_acc", lambda: metrics.knn_accuracy(
-            f_tr, y_tr, z_test, data.test.y, k=20, device=dev, metric="cosine" if self.images else "euclidean"))
-
-        if self.images:
-            self._timed(sec, "generation", lambda: out.update(self._generation(model, g, x_test, rec)))
-            self._timed(sec, "figures", lambda: self._latent_figures(model, x_test, z_test, run_dir))
-        else:
-            out.update(self._timed(sec, "modes", lambda: self._scores(model, g, ec.gen_samples, shared=True)))
-        self._timed(sec, "truncation", lambda: self._truncation_sweep(model, seed, run_dir))
-
-        grid = model.decode(model.sample_latent(ec.grid_size, generator=eval_noise(seed))).float().cpu()
-        n_rec = min(32, len(x_test))
-        figures.samples_and_recon(grid, self.runtime.batch(x_test[:n_rec]).cpu(), rec[:n_rec], data, run_dir)
-        out["metric_seconds"] = sec
-        out["protocol"] = dict(self.notes)
-        return out
+        has_pooled = model.pooled_features(self.runtime.batch(x_test[:2])) is not None
+        pooled = functools.partial(self._batched, model.pooled_features) if has_pooled else None
+        return representation_scores(train, (x_test, data.test.y, z_test), valid, self.label_ns, pooled,
+                                     "cosine" if self.images else "euclidean", self.runtime.device,
+                                     lambda key, fn: self._timed(sec, key, fn), self.notes)
 
     def _sample_outputs(self, model, g, n, fn, n_out, threshold=None, shared=False):
         """fn(decoded batch) -> n_out tensors, over n prior draws with generator g (truncated at
