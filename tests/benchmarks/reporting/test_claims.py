@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from benchmarks.reporting import stats
-from benchmarks.reporting.claims import (CONTRADICTED, OUTSIDE, SUPPORTED, UNRESOLVED, claims_table,
-                                        ranking_table)
+from benchmarks.reporting.claims import CONTRADICTED, OUTSIDE, SUPPORTED, UNRESOLVED, claims_table
+from benchmarks.reporting.ranking import ranking_table
 from benchmarks.study.study import Claim, Study, Target
 
 SEEDS = range(20)
