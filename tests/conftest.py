@@ -44,7 +44,9 @@ def _isolated(tmp_path, monkeypatch, _shared_caches):
     evaluating test would otherwise recompute it."""
     cache = link_shared_caches(tmp_path / "cache", _shared_caches)
     # Compiled graphs (runtime.py keeps Inductor's cache under BIGAN_BENCH_CACHE): PyTorch's
-    # machine-wide folder, so compiling tests reuse what earlier tests and test runs compiled.
+    # machine-wide folder, so compiling tests reuse what earlier tests and test runs compiled. It
+    # must exist: Inductor's makedirs fails on a link to a missing folder (a fresh machine).
+    os.makedirs(inductor_cache_dir(), exist_ok=True)
     (cache / "inductor").symlink_to(inductor_cache_dir(), target_is_directory=True)
     monkeypatch.setenv("BIGAN_BENCH_CACHE", str(cache))
     for var in ("BIGAN_BENCH_DATA", "CELEBA_ROOT", "BIGAN_BENCH_LPIPS_WEIGHTS", "BIGAN_BENCH_DINOV2_WEIGHTS"):
