@@ -236,6 +236,7 @@ class ALI(BidirectionalGAN):
     # none to half the inputs, beside the shared learning rate and beta1.
     search_space = {**OPTIMISER_SPACE, "dropout": Uniform(0.0, 0.5)}
     batches_per_step = 1
+    capturable = True  # the same kernels every step of a phase (benchmarks/training/capture.py)
     d_steps_per_step = 1
     # the shared D keeps the published design's z-path and joint MLP (module docstring), which
     # BiGAN's D, adding z into the x-path's layers, does not have: 9-16x BiGAN's D on the committed configs

@@ -31,6 +31,7 @@ class Autoencoder(BidirectionalGAN):
     renamed_options = ADAM_BETAS_RENAMED
     networks = ("G", "E")  # no discriminator: params_d = 0
     batches_per_step = 1
+    capturable = True  # the same kernels every step of a phase (benchmarks/training/capture.py)
     d_steps_per_step = 0  # no discriminator
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4,

@@ -72,6 +72,11 @@ class BidirectionalGAN(nn.Module):
     #: e.g. {"params_d": "the method's published D ..."}: the capacity check shows the reason
     #: instead of flagging a mismatch
     capacity_by_design = {}
+    #: whether --capture may replay the whole train_step as one CUDA graph (benchmarks/training/
+    #: capture.py): True only if, within a phase, train_step launches the same kernels whatever
+    #: `step` is, reads nothing back to the host, returns device tensors, and changes no host state
+    #: but its `schedulers`, each stepped once per call. Off by default: a plug-in opts in.
+    capturable = False
     #: phases (names `phase` returns) whose steps train nothing, such as a forward pass run only
     #: for the loss log: the harness charges them no FLOPs
     idle_phases = frozenset()

@@ -66,6 +66,8 @@ def half_then_exp_decay(total_steps, decay_start, final_factor):
 @register("bigan")
 class BiGAN(BidirectionalGAN):
     prior = "uniform"
+    # the same kernels every step (capture.py); the LR schedule reaches the graph as a filled tensor
+    capturable = True
     option_ranges = {**ADAM, "weight_decay": NON_NEGATIVE, "decay_start": UNIT, "final_lr_factor": POSITIVE}
     renamed_options = ADAM_BETAS_RENAMED
     # The released code's coupled L2 (2.5e-5) is part of BiGAN's recipe: tuned a decade and more

@@ -117,6 +117,7 @@ class BiGANQP(BidirectionalGAN):
     search_space = {**OPTIMISER_SPACE, "lam": LogUniform(1.0, 100.0), "z_cycle_weight": LogUniform(0.1, 10.0),
                     "x_cycle_weight": LogUniform(0.1, 10.0)}
     batches_per_step = 3  # 2 critic batches + 1 G/E batch
+    capturable = True  # the same kernels every step of a phase (benchmarks/training/capture.py)
     d_steps_per_step = 2
     full = False
     stop_gradient = True

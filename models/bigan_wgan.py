@@ -87,6 +87,7 @@ class BiGANWGAN(BidirectionalGAN):
 
     prior = "normal"
     batches_per_step = 3  # 2 critic batches + 1 E/G batch
+    capturable = True  # the same kernels every step of a phase (benchmarks/training/capture.py)
     d_steps_per_step = 2
     fp32_networks = ("D",)  # see the module docstring
     option_ranges = {"lr": ADAM["lr"], "adam_beta1": ADAM["adam_beta1"], "adam_beta2": ADAM["adam_beta2"],

@@ -172,6 +172,7 @@ class BigBiGAN(BidirectionalGAN):
     search_space = {"lr_d": OPTIMISER_SPACE["lr"], "lr_g": OPTIMISER_SPACE["lr"],
                     "adam_beta1": OPTIMISER_SPACE["adam_beta1"], "lr_e_mult": LogUniform(1.0, 30.0)}
     batches_per_step = 3  # a fresh batch for each of the 2 D steps and for the E/G step
+    capturable = True  # the same kernels every step of a phase (benchmarks/training/capture.py)
     d_steps_per_step = 2
     eval_networks = ("G_ema",)  # decode uses it; trained by EMA, not by an optimiser
 
@@ -218,6 +219,11 @@ class BigBiGAN(BidirectionalGAN):
         }
 
     # --- the interface ---------------------------------------------------------------
+    def phase(self, step):
+        """Before the EMA starts, G_ema copies G; from then on it averages: two phases, so that a
+        captured step (--capture) replays the right EMA weight without a branch inside the graph."""
+        return "ema-copy" if step < self.ema_start_step else "train"
+
     def encode(self, x):
         return self.E(x)[0]
 

@@ -68,6 +68,7 @@ class GANPosthocEncoder(BidirectionalGAN):
     option_ranges = {**ADAM, "posthoc_fraction": UNIT}
     renamed_options = ADAM_BETAS_RENAMED
     batches_per_step = 1
+    capturable = True  # the same kernels every step of a phase (benchmarks/training/capture.py)
     d_steps_per_step = 1  # in the GAN phase only; see the module docstring
 
     def __init__(self, *, data_shape, z_dim, width, total_steps, arch="shared", lr=2e-4,

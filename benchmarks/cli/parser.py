@@ -24,6 +24,9 @@ def _compile_options(parser):
     parser.add_argument("--compile-backend", default="inductor", metavar="NAME",
                         help="torch.compile backend (default inductor; aot_eager traces the same graphs "
                              "without generating code)")
+    parser.add_argument("--capture", action="store_true",
+                        help="replay each training step of a capturable model as one CUDA graph (the fast path; "
+                             "emulated on a CPU, where it runs the same code at the same speed)")
     parser.add_argument("--no-tf32", dest="tf32", action="store_false", default=None,
                         help="IEEE fp32 matmuls and convolutions on the fast path too (default: TF32 there on "
                              "GPUs that have it; the plain path and evaluation are always IEEE fp32)")

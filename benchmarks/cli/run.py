@@ -13,7 +13,7 @@ def runtime_from(args, fast=None):
     from ..core.runtime import Runtime
 
     return Runtime(args.device, fast=fast, compile=args.compile, compile_backend=args.compile_backend,
-                   tf32=getattr(args, "tf32", None))
+                   tf32=getattr(args, "tf32", None), capture=getattr(args, "capture", False))
 
 
 def cmd_list_models(args):

@@ -7,22 +7,38 @@ from torch import nn
 from . import parallel
 
 
-def set_optimizer_path(opt, fused):
+def set_optimizer_path(opt, fused, captured=False):
     """An Adam built by a model, set for this path whatever path wrote its checkpoint:
     `load_state_dict` restores the saved `fused` flag, and the moments keep the saved memory
     layout. The fused kernel walks gradients and moments as flat memory, so a moment whose
-    layout differs from its parameter's would be paired with the wrong gradient entries."""
+    layout differs from its parameter's would be paired with the wrong gradient entries.
+
+    `captured`: the step is replayed as a graph (training/capture.py), so each learning rate is a
+    tensor beside the parameters that a scheduler fills in place (a float would be frozen into the
+    graph). On CUDA the fused kernel, made capturable; a CPU emulates the graph with the
+    for-loop kernel, the one that takes a tensor learning rate there (float64: the same numbers as
+    a float's)."""
     if not isinstance(opt, torch.optim.Adam):
         return
+    device = next((p.device for g in opt.param_groups for p in g["params"]), torch.device("cpu"))
+    gpu = device.type == "cuda"
     # The plain path takes the multi-tensor (foreach) kernels: on a CPU they give bit-for-bit
     # the for-loop's results (tests/benchmarks/training/test_loop_cost.py) with a few ops per step instead of about
     # ten per parameter; the fused kernel is faster still but rounds differently.
     for group in opt.param_groups:
         group["fused"], group["foreach"] = (True, False) if fused else (None, True)
+        group["capturable"] = captured and gpu
+        lr = float(group["lr"])
+        if captured:
+            group["fused"], group["foreach"] = (True, False) if gpu else (None, False)
+            group["lr"] = torch.tensor(lr, dtype=torch.float32 if gpu else torch.float64, device=device)
+        else:
+            group["lr"] = lr
+    on_device = any(g["fused"] or g["capturable"] for g in opt.param_groups)
     for p, state in opt.state.items():
         for k, v in state.items():
-            if k == "step":  # the fused kernel wants it beside the parameters, the others on the host
-                state[k] = v.to(p.device if fused else "cpu", torch.float32)
+            if k == "step":  # the fused and capturable kernels want it beside the parameters, the others on the host
+                state[k] = v.to(p.device if on_device else "cpu", torch.float32)
             elif torch.is_tensor(v) and v.shape == p.shape:
                 state[k] = torch.empty_like(p).copy_(v)  # the parameter's strides
 

@@ -76,7 +76,7 @@ def _share_compiled_graphs():
 
 class Runtime:
     def __init__(self, device="auto", *, fast=None, compile=None, compile_backend="inductor", sync_every=SYNC_EVERY,
-                 tf32=None):
+                 tf32=None, capture=False):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
@@ -96,6 +96,9 @@ class Runtime:
         # --compile forces compilation on any path and device (to reproduce the GPU path on a CPU).
         self.compile = self.fast and cuda if compile is None else bool(compile)
         self.compile_backend = compile_backend
+        # --capture: a capturable model's whole step replayed as one CUDA graph (training/capture.py);
+        # on a CPU the graph is emulated (core/graphs.py), which runs the same code without its speed
+        self.capture = bool(capture)
         if self.compile:
             _share_compiled_graphs()
         if self.compile and isinstance(compile_backend, str):
@@ -167,8 +170,9 @@ class Runtime:
             parallel.sync_batchnorm(model, self.device)
         if self.fast:
             model.to(memory_format=torch.channels_last)
+        captured = self.capture_blocker(model) is None
         for opt in model.optimizers.values():  # every path: a checkpoint may come from the other one
-            set_optimizer_path(opt, fused=self.fast)
+            set_optimizer_path(opt, fused=self.fast, captured=captured)
         compile_fn = None
         if self.compile:
             torch._dynamo.reset()  # a fresh cache per model: see the module docstring
@@ -181,6 +185,20 @@ class Runtime:
         model.compiled_networks = frozenset(compiled)  # a model may pick the cheaper step form for them
         return compiled
 
+    def capture_blocker(self, model):
+        """Why `model`'s training step is not captured as a graph on this runtime (None: it is;
+        training/capture.py says what a capturable model promises)."""
+        if not self.capture:
+            return "capture off (--capture)"
+        if not getattr(model, "capturable", False):
+            return (f"{type(model).__name__} does not declare capturable = True (its train_step may depend on "
+                    "host values; models/base.py)")
+        if self.world > 1:
+            return "data-parallel runs (torchrun) keep the eager step"
+        if self.device.type == "cuda" and not self.fast:
+            return "the plain path copies each batch from the host; capture needs the fast path's device-resident data"
+        return None
+
     def release(self, model):
         """Back to plain eager networks, and evaluation's precision, for checkpoints and evaluation."""
         self.set_precision(training=False)
@@ -188,10 +206,12 @@ class Runtime:
         unwrap_networks(model)
         return model
 
-    def autocast(self):
+    def autocast(self, cache=True):
+        """The fast path's bf16 autocast (nothing on the plain path). `cache=False` for a graph
+        capture: autocast's cache of bf16 weight copies would be freed when the context exits."""
         if not self.fast:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=cache)
 
     def eager(self):
         """Run compiled networks as plain eager code (tracking inside training): no compilation,
@@ -262,6 +282,9 @@ class Runtime:
         info = {"device": str(self.device), "threads": torch.get_num_threads(),
                 "path": "fast" if self.fast else "plain", "compile": self.compile,
                 "sync_every": self.sync_every, "processes": self.world, "precision": self.precision()}
+        if self.capture:
+            info["capture"] = ("CUDA graph per phase of capturable models" if self.device.type == "cuda" else
+                               "emulated (a CPU has no CUDA graphs: the captured step's code replayed)")
         if self.compile:
             info["compile_backend"] = self.compile_backend
             info["compile_scope"] = ("training steps of every network; tracking and evaluation eager"

@@ -7,15 +7,18 @@
 # Parts, in order of what matters most; each runs under its own limit, cut to what is left of the
 # whole budget (GPU_CHECK_SECONDS, default 450), so the script always ends and keeps what a part
 # finished (perf writes its table after every model; a run keeps its finished runs):
-#   1. perf celeba64, every model but BigBiGAN: the fast path against the plain loop, then 5 more
-#      steps of each under torch.profiler (the share of time the GPU is busy, its kernels per step)
-#   2. perf celeba64 for BigBiGAN (c64), 3 timed steps (its plain loop is slow)
+#   1. perf celeba64, every model but BigBiGAN: the fast path with each step captured as one CUDA
+#      graph (--capture) against the plain loop, then 5 more steps of each under torch.profiler (the
+#      share of time the GPU is busy, its kernels per step); the table names any model left eager
+#   1b. the fast path without capture for three models, on the same card: what the graph adds
+#   2. perf celeba64 for BigBiGAN (c64), captured, 3 timed steps (its plain loop is slow)
 #   3. perf celeba64's evaluation side: InceptionV3 and DINOv2 ViT-L/14 features per second (random
 #      weights where the files are missing, labelled), the probe's two back ends
 #   4. `tox -e bench-celeba -- --budget smoke`, run directly: every model trained and scored
 #   5. BiGAN-QP's critic under TF32: its losses with TF32, again with TF32 (the run-to-run floor),
 #      and with --no-tf32, compared step by step
-#   6. `sweep digits --jobs 4`, as far as the time left allows
+#   6. `sweep digits --jobs 4 --capture`, as far as the time left allows: its seeds' metrics against
+#      the committed CPU study's (results/study-digits) say whether captured training matches
 # The CelebA folder is written by tests.helpers.make_celeba (generated faces in CelebA's layout).
 #
 # The lent machine brings PyTorch, timm, scikit-learn and the rest, but not torch-fidelity: carry its
@@ -38,7 +41,7 @@ log() { echo "[$(date +%H:%M:%S) +$(( $(date +%s) - START ))s] $*" | tee -a "$WO
 
 pack() {  # what comes back: the log, the tables, and everything in one archive
     cp "$WORK/check.log" "$OUT/check.log"
-    for t in perf-models perf-bigbigan perf-eval; do
+    for t in perf-models perf-models-eager perf-bigbigan perf-eval; do
         f=$(ls "$WORK/$t"/*.md 2>/dev/null | head -1)
         [ -n "$f" ] && cp "$f" "$OUT/$t.md"
     done
@@ -77,8 +80,9 @@ torch.cuda.get_device_capability())"; git log --oneline -1 2>/dev/null; } > "$WO
 part data 60 $PY -c "from tests.helpers import make_celeba; make_celeba('$CELEBA', 2000)"
 
 MODELS=bigan,ali,bigan-qp-simple,bigan-qp-simple-nosg,bigan-qp-full,bigan-qp-full-nosg,gan-posthoc-encoder,autoencoder,pca,random-init
-part perf-models 190 $PY -m benchmarks perf celeba64 --data-root "$CELEBA" --models "$MODELS" --steps 20 --warmup 5 --profile 5 --no-eval --out "$WORK/perf-models"
-part perf-bigbigan 100 $PY -m benchmarks perf celeba64 --data-root "$CELEBA" --models bigbigan --steps 3 --warmup 2 --profile 5 --no-eval --out "$WORK/perf-bigbigan"
+part perf-models 170 $PY -m benchmarks perf celeba64 --data-root "$CELEBA" --models "$MODELS" --steps 20 --warmup 5 --profile 5 --no-eval --capture --out "$WORK/perf-models"
+part perf-models-eager 60 $PY -m benchmarks perf celeba64 --data-root "$CELEBA" --models bigan,ali,bigan-qp-simple --steps 20 --warmup 5 --no-eval --out "$WORK/perf-models-eager"
+part perf-bigbigan 100 $PY -m benchmarks perf celeba64 --data-root "$CELEBA" --models bigbigan --steps 3 --warmup 4 --profile 5 --no-eval --capture --out "$WORK/perf-bigbigan"
 part perf-eval 60 $PY -m benchmarks perf celeba64 --data-root "$CELEBA" --models pca --steps 2 --warmup 1 --out "$WORK/perf-eval"
 part bench-celeba-smoke 90 $PY -m benchmarks run celeba64 --budget smoke --data-root "$CELEBA" --out "$WORK/bench-celeba-smoke"
 
@@ -105,6 +109,6 @@ with open('$WORK/tf32.txt', 'w') as out:
 print(open('$WORK/tf32.txt').read())
 "
 
-part sweep-digits 600 $PY -m benchmarks sweep digits --jobs 4 --no-figures --out "$WORK/sweep-digits"
+part sweep-digits 600 $PY -m benchmarks sweep digits --jobs 4 --capture --no-figures --out "$WORK/sweep-digits"
 log "done"
 pack

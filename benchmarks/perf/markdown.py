@@ -26,6 +26,7 @@ def _setting(r):
             f"- benchmark: {r['benchmark']} ({r['budget']} sizes: {r['sizes']})",
             f"- harness path: {rt['path']}, compile {rt['compile']}"
             + (f" ({rt['compile_backend']})" if rt.get("compile") else "")
+            + (f", step capture: {rt['capture']}" if rt.get("capture") else "")
             + f", losses read every {rt['sync_every']} steps, precision: " + _precision_text(rt.get("precision")),
             "- baseline: fp32 eager, DataLoader over the uint8 cache, host-to-device copy per batch, `.item()` every "
             "step",
@@ -34,20 +35,28 @@ def _setting(r):
 
 
 def _training(r):
+    captured = any(row.get("captured") for row in r["training"])  # perf --capture: the step as a graph, or why not
     lines = ["## Training", "",
              "| model | images/step | baseline img/s | harness img/s | speed-up | baseline ms/G step "
-             "| harness ms/G step | compile s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| harness ms/G step | compile s |" + (" harness step |" if captured else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if captured else "")]
     for row in r["training"]:
         lines.append(f"| {row['model']} | {row['images_per_step']} | {row['baseline_img_s']} | {row['harness_img_s']} "
                      "| "
                      f"{row['speedup']}x | {row['baseline_ms_per_g_step']} | {row['harness_ms_per_g_step']} | "
-                     f"{row.get('compile_s', '')} |")
+                     f"{row.get('compile_s', '')} |"
+                     + (f" {_step_kind(row.get('captured'), r['runtime'].get('capture', ''))} |" if captured else ""))
     if not r.get("complete", True):
         lines += ["", "**Incomplete:** the command stopped before it had timed every model and the evaluation; "
                   "the rows above are the models it finished."]
     return lines + ["", "Images/s counts the real images D consumes (BiGAN-QP and BigBiGAN take several batches per "
                     "G step)."]
+
+
+def _step_kind(captured, how):
+    if captured != "graph":
+        return f"eager: {captured}"
+    return "one graph (emulated on the CPU)" if how.startswith("emulated") else "one CUDA graph"
 
 
 def _profile(r):

@@ -126,8 +126,8 @@ def count_steps(name, cfg, data, runtime, steps, model_fn):
     x = runtime.place(data.train.x)
     stream = BatchStream(len(x), seed=0, device=x.device, hflip=cfg.train.hflip)
     reader = LossReader(runtime)
-    train_step = step_fn(model, x, stream, runtime, reader, per_step)
     compiled = runtime.prepare(model)
+    train_step = step_fn(model, x, stream, runtime, reader, per_step)
     model.train()
 
     def step(i):

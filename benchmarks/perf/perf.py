@@ -33,6 +33,7 @@ from ..core.weights import Weights
 from ..data import load_dataset
 from ..training.build import build_model, check_models, check_sizes, model_args
 from ..training.batches import BatchStream
+from ..training.capture import WARMUP_STEPS as CAPTURE_WARMUP
 from ..training.losses import LossReader
 from ..training.train import step_fn, train
 from . import ops, plain_bigan
@@ -92,8 +93,8 @@ def harness_speed(name, cfg, data, steps, warmup, runtime, profile_steps=0):
     x = runtime.place(data.train.x)
     stream = BatchStream(len(x), seed=0, device=x.device, hflip=cfg.train.hflip)
     reader = LossReader(runtime)
-    train_step = step_fn(model, x, stream, runtime, reader, per_step)
     compiled = runtime.prepare(model)
+    train_step = step_fn(model, x, stream, runtime, reader, per_step)
     model.train()
 
     def step(i):
@@ -101,6 +102,8 @@ def harness_speed(name, cfg, data, steps, warmup, runtime, profile_steps=0):
         if len(reader.pending) >= runtime.sync_every:
             reader.read()
 
+    if runtime.capture_blocker(model) is None:  # --capture: the eager steps and the capture itself are not timed
+        warmup = max(warmup, CAPTURE_WARMUP + 1)
     seconds = timed_steps(step, steps, warmup, runtime)
     prof = ops.profile_steps(step, warmup + steps, profile_steps, runtime) if profile_steps else None
     reader.read()
@@ -259,6 +262,8 @@ def run_perf(cfg, data, runtime, steps, warmup, out_dir, weights=None, inception
                      "baseline_ms_per_g_step": round(1000 * base_s / steps, 2),
                      "harness_ms_per_g_step": round(1000 * fast_s / steps, 2),
                      "speedup": round(base_s / fast_s, 2), "compile_s": round(compile_s, 1),
+                     # with --capture: "graph", or why this model keeps the eager step
+                     "captured": (runtime.capture_blocker(model) or "graph") if runtime.capture else None,
                      **({"profile": {"baseline": base_prof, "harness": prof}} if profile_steps else {})})
         write()
     if len(data.shape) == 1 and data.shape[0] == 2 and "bigan" in cfg.models:

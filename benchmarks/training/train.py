@@ -18,6 +18,7 @@ from ..core.errors import UserError
 from ..core.io import atomic_torch_save
 from ..core.records import COMPILE_APART, training_seconds
 from .batches import BatchStream
+from .capture import CapturedStep
 from .losses import LossLog, LossReader
 
 
@@ -43,14 +44,22 @@ def flop_counter():
 
 def step_fn(model, data, stream, runtime, reader, per_step):
     """One training step on the runtime's path: cut this process's rows of the next batch,
-    run the model's update under the runtime's precision, queue its losses for `reader`."""
+    run the model's update under the runtime's precision, queue its losses for `reader`. With
+    --capture, and a model that allows it, the step is replayed as one graph (capture.py).
+    Called after `runtime.prepare(model)`."""
+
+    def batch_of(idx, flip):
+        idx = runtime.my_rows(idx, model.batches_per_step)
+        flip = runtime.my_rows(flip, model.batches_per_step)
+        return runtime.batch(data[idx], flip)
+
+    if runtime.capture_blocker(model) is None:
+        return CapturedStep(model, data, stream, runtime, reader, per_step, batch_of)
 
     def step(i):
         idx, flip = stream.next(per_step)
-        idx = runtime.my_rows(idx, model.batches_per_step)
-        flip = runtime.my_rows(flip, model.batches_per_step)
         with runtime.autocast():
-            reader.add(i, model.train_step(runtime.batch(data[idx], flip), i))
+            reader.add(i, model.train_step(batch_of(idx, flip), i))
 
     return step
 

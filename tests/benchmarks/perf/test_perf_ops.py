@@ -117,12 +117,13 @@ def test_the_gpu_check_script_is_valid_bash_and_its_commands_parse(tmp_path):
     argvs = [c.split("\x1f")[:-1] for c in calls.read_text().split("\x1e") if c]
     commands = [a[2:] for a in argvs if a[:2] == ["-m", "benchmarks"]]
     parsed = [build_parser().parse_args(c) for c in commands]
-    assert [p.command for p in parsed] == ["perf"] * 3 + ["run"] * 4 + ["sweep"]
+    assert [p.command for p in parsed] == ["perf"] * 4 + ["run"] * 4 + ["sweep"]
     perf_models = parsed[0]
     assert perf_models.profile == 5 and not perf_models.eval_timing and "bigbigan" not in perf_models.models
-    assert parsed[1].models == ["bigbigan"] and parsed[2].eval_timing
-    assert parsed[3].budget == "smoke" and parsed[3].data_root == str(tmp_path / "work" / "celeba")
-    assert [p.tf32 for p in parsed[4:7]] == [None, None, False] and parsed[7].jobs == 4
+    assert perf_models.capture and not parsed[1].capture  # captured steps, and the eager fast path beside them
+    assert parsed[2].models == ["bigbigan"] and parsed[2].capture and parsed[3].eval_timing
+    assert parsed[4].budget == "smoke" and parsed[4].data_root == str(tmp_path / "work" / "celeba")
+    assert [p.tf32 for p in parsed[5:8]] == [None, None, False] and parsed[8].jobs == 4 and parsed[8].capture
     assert {"check.log", "gpu-check.tar.gz"} <= {p.name for p in (tmp_path / "out").iterdir()}
     assert len(list((tmp_path / "out").iterdir())) <= 8  # what a lent machine returns
     assert "skip" not in (tmp_path / "out" / "check.log").read_text()
