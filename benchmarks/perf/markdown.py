@@ -94,10 +94,21 @@ def _run_loop(sbs):
             f"{sbs['ratio']}x |"]
 
 
+def _precisions(modes):
+    """The other precisions' steady-state rates, and how far their features and FD move from IEEE fp32's."""
+    if not modes:
+        return ""
+    parts = [f"{m} {row['images_per_s']} images/s (features within {row['max_rel_diff']:.2g} of the largest "
+             f"IEEE value, FD between the halves moved by {row['fd_shift']:.2g} from {modes['ieee']['fd_halves']})"
+             for m, row in modes.items() if m != "ieee"]
+    return "; " + "; ".join(parts) + ". Evaluation stays in IEEE fp32 (the precision policy)"
+
+
 def _evaluation(r):
     p, inc = r["probe"], r.get("inception")
     return ["", "## Evaluation", "",
-            (f"- InceptionV3 features: {inc['images_per_s']} images/s ({inc['setting']})" if inc
+            (f"- InceptionV3 features: {inc['images_per_s']} images/s in IEEE fp32 ({inc['setting']})"
+             + _precisions(inc.get("precisions")) if inc
              else "- InceptionV3 features: not applicable (the data are not images)"
              if len(r["sizes"]["data_shape"]) != 3
              else "- InceptionV3 features: not measured"),

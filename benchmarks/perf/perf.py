@@ -13,6 +13,7 @@ Writes <out>/<device>.md (the page: markdown.py) and .json with the device, vers
 command; --out defaults to runs/perf, which git ignores, so a check of one's own machine never
 overwrites the committed tables in results/perf.
 """
+import contextlib
 import re
 import shlex
 import sys
@@ -149,9 +150,10 @@ def loop_vs_plain(cfg, data, runtime, steps):
 
 
 def inception_speed(data, runtime, n, weights=None):
-    """(images/s, what was timed) of InceptionV3 features, with weights.fid's file if named (`weights`:
-    a core.weights.Weights). Throughput does not depend on the weights, so without the standard file
-    the same architecture is timed with random weights, and says so."""
+    """(images/s in IEEE fp32, what was timed, {precision: its rate and its distance from IEEE fp32})
+    of InceptionV3 features, with weights.fid's file if named (`weights`: a core.weights.Weights).
+    Throughput does not depend on the weights, so without the standard file the same architecture
+    is timed with random weights, and says so."""
     net, reason = metrics.load_inception((weights or Weights()).fid, runtime.device)
     label = "standard weights"
     if net is None:
@@ -167,13 +169,61 @@ def inception_speed(data, runtime, n, weights=None):
     net.eval()
     images, _ = subset(data.test if len(data.test) >= n else data.train, n)
     bs = INCEPTION_BATCH[runtime.device.type]
-    metrics.inception_features([images[:bs]], net, runtime.device, batch_size=bs)  # warm-up
-    runtime.synchronize()
-    t = time.perf_counter()
-    metrics.inception_features([images], net, runtime.device, batch_size=bs)
-    runtime.synchronize()
-    rate = len(images) / (time.perf_counter() - t)
-    return rate, f"{label}, batch {bs}, {len(images)} images {tuple(images.shape[1:])}"
+    modes = feature_precisions(lambda x: metrics.inception_features([x], net, runtime.device, batch_size=bs)[0],
+                               images, bs, runtime)
+    return modes["ieee"]["images_per_s"], f"{label}, batch {bs}, {len(images)} images {tuple(images.shape[1:])}", modes
+
+
+def batch_shapes(n, batch_size):
+    """The batch sizes a pass over n images in batches of `batch_size` runs: the full one and the remainder."""
+    return sorted({min(batch_size, n), n % batch_size} - {0}, reverse=True)
+
+
+PRECISIONS = ("ieee", "tf32", "bf16")  # evaluation's policy (IEEE fp32), and what a GPU could use instead
+
+
+@contextlib.contextmanager
+def feature_precision(mode, device):
+    """Matmuls and convolutions in `mode`: IEEE fp32, TF32 (on GPUs that have it; a CPU has none, so
+    there it is IEEE fp32 again) or bf16 autocast. Restores evaluation's settings after."""
+    saved = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision)
+    fp32 = "tf32" if mode == "tf32" else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = fp32
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mode == "bf16"):
+            yield
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = saved
+
+
+def feature_precisions(features, images, batch_size, runtime):
+    """{precision: {"images_per_s", and beside IEEE fp32's own features "max_rel_diff" (the largest
+    feature difference over the largest IEEE feature) and "fd_shift" (how far the Fréchet distance
+    between the two halves of the images moves)}} for `features(uint8 batch) -> (N, D) features`.
+    Each precision first sees every batch shape the timed pass will (the full batch and the
+    remainder), so that no autotuning or lazy initialisation is timed: steady state."""
+    out, reference = {}, None
+    for mode in PRECISIONS:
+        with feature_precision(mode, runtime.device), torch.inference_mode():
+            for k in batch_shapes(len(images), batch_size):  # warm-up: every shape, then the timed pass
+                features(images[:k])
+            runtime.synchronize()
+            t = time.perf_counter()
+            feats = features(images).double()
+            runtime.synchronize()
+            rate = len(images) / (time.perf_counter() - t)
+        row = {"images_per_s": round(rate, 1)}
+        half = len(feats) // 2
+        fd = metrics.frechet_distance(feats[:half], feats[half:]) if half > 1 else float("nan")
+        if reference is None:
+            reference = (feats, fd)
+            row["fd_halves"] = round(fd, 4)
+        else:
+            scale = reference[0].abs().max().clamp_min(1e-12)
+            row["max_rel_diff"] = float(f"{((feats - reference[0]).abs().max() / scale).item():.3g}")
+            row["fd_shift"] = float(f"{fd - reference[1]:.3g}")
+        out[mode] = row
+    return out
 
 
 def dinov2_speed(data, runtime, n, weights=None):
@@ -195,7 +245,8 @@ def dinov2_speed(data, runtime, n, weights=None):
     net.eval()
     images, _ = subset(data.test if len(data.test) >= n else data.train, n)
     bs = DINOV2_BATCH[runtime.device.type]
-    metrics.dinov2_features([images[:bs]], net, runtime.device, batch_size=bs)  # warm-up
+    for k in batch_shapes(len(images), bs):  # warm-up: every batch shape the timed pass sees
+        metrics.dinov2_features([images[:k]], net, runtime.device, batch_size=bs)
     runtime.synchronize()
     t = time.perf_counter()
     metrics.dinov2_features([images], net, runtime.device, batch_size=bs)
@@ -270,8 +321,8 @@ def run_perf(cfg, data, runtime, steps, warmup, out_dir, weights=None, inception
         record["run_loop_vs_plain"] = loop_vs_plain(cfg, data, runtime, steps)
     if len(data.shape) == 3 and eval_timing:  # InceptionV3 reads images; points have none
         n_inc = inception_images or (5000 if runtime.device.type == "cuda" else 128)
-        inc_rate, inc_label = inception_speed(data, runtime, n_inc, weights)
-        record["inception"] = {"images_per_s": round(inc_rate, 1), "setting": inc_label}
+        inc_rate, inc_label, inc_modes = inception_speed(data, runtime, n_inc, weights)
+        record["inception"] = {"images_per_s": round(inc_rate, 1), "setting": inc_label, "precisions": inc_modes}
         write()
         n_dino = dinov2_images if dinov2_images is not None else (1000 if runtime.device.type == "cuda" else 0)
         if n_dino:  # ViT-L/14 at 224 px: seconds per image on a CPU, so timed by default on a GPU only

@@ -130,3 +130,28 @@ def test_the_gpu_check_script_is_valid_bash_and_its_commands_parse(tmp_path):
     short = subprocess.run(["bash", str(script)], env={**env, "GPU_CHECK_SECONDS": "30", "OUT": str(tmp_path / "o2")},
                            capture_output=True, text=True, timeout=60)
     assert short.returncode == 0 and "skip perf-models" in (tmp_path / "o2" / "check.log").read_text()
+
+
+def test_feature_precisions_warm_every_batch_shape_and_measure_the_distance_from_ieee():
+    """perf's evaluation timing: each precision sees the full batch and the remainder before the
+    timed pass, and reports how far its features and FD move from IEEE fp32's (on a CPU TF32 does
+    not exist, so it moves nothing; bf16 moves something)."""
+    from benchmarks.core.runtime import Runtime
+    from benchmarks.perf import perf
+    from benchmarks.perf.markdown import _precisions
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 16))
+    seen = []
+
+    def features(x):  # in batches of 10, as metrics.inception_features cuts them
+        seen.append(len(x))
+        return torch.cat([net(x[i:i + 10].float() / 255) for i in range(0, len(x), 10)])
+
+    images = torch.randint(0, 256, (25, 1, 16, 16), dtype=torch.uint8)
+    modes = perf.feature_precisions(features, images, 10, Runtime("cpu"))
+    assert list(modes) == ["ieee", "tf32", "bf16"]
+    assert seen == [10, 5, 25] * 3  # every shape first, then the timed pass
+    assert modes["tf32"]["max_rel_diff"] == 0 and modes["tf32"]["fd_shift"] == 0
+    assert modes["bf16"]["max_rel_diff"] > 0 and all(m["images_per_s"] > 0 for m in modes.values())
+    assert "bf16" in _precisions(modes) and "IEEE fp32 (the precision policy)" in _precisions(modes)

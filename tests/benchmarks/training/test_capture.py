@@ -20,7 +20,7 @@ from benchmarks.training.capture import WARMUP_STEPS
 from benchmarks.training.train import train
 from models.base import BidirectionalGAN
 
-STEPS = 14
+STEPS = 10
 POINTS = ["bigan", "ali", "bigan-qp-simple", "bigan-qp-full-nosg", "bigan-wgan", "autoencoder", "gan-posthoc-encoder"]
 
 
@@ -44,7 +44,7 @@ def _phases(model):
 
 # both phases of the post-hoc encoder and of BigBiGAN (G_ema a copy of G, then an average) long
 # enough to be captured and replayed
-POSTHOC = ["model_options.gan-posthoc-encoder.posthoc_fraction=0.5", "model_options.bigbigan.ema_start=7",
+POSTHOC = ["model_options.gan-posthoc-encoder.posthoc_fraction=0.5", "model_options.bigbigan.ema_start=5",
            "model_options.bigbigan.ema_ref_steps=0"]
 
 
@@ -78,7 +78,8 @@ def test_the_built_in_phases_and_schedule_are_exercised():
 
 def test_every_built_in_trained_model_is_capturable():
     untrained = {"pca", "random-init"}  # PCA's step builds host tensors; random-init never steps
-    assert {n for n in models.available() if not models.get(n).capturable} == untrained
+    builtin = [n for n in models.available() if models.get(n).__module__.startswith("models.")]  # not test plug-ins
+    assert {n for n in builtin if not models.get(n).capturable} == untrained
 
 
 class _StepDependent(BidirectionalGAN):
