@@ -277,7 +277,8 @@ def claims_markdown(df):
     for _, r in df.iterrows():
         level = r.get("level")
         conf = f", {100 * (1 - level):.4g} %" if isinstance(level, float) and math.isfinite(level) else ""
-        note = f" {r['note']}" if isinstance(r.get("note"), str) and r["note"] else ""
+        # a row not tested yet needs no second reason (its runs are missing, so no seeds are in common)
+        note = f" ({r['note']})" if isinstance(r.get("note"), str) and r["note"] and r["verdict"] != UNTESTED else ""
         rows.append([f"**{r['claim']}**: {r['text']} ({r['source']})", f"{r['family']} ({r['family_size']})",
                      r["compared"], r["metric"], num(r["n"]), num(r.get("mean_a")), num(r.get("mean_b")),
                      f"{num(r.get('effect'))} [{num(r.get('effect_low'))}, {num(r.get('effect_high'))}{conf}]",
