@@ -25,6 +25,7 @@ POINTS = ["bigan", "ali", "bigan-qp-simple", "bigan-qp-full-nosg", "bigan-wgan",
 
 
 def _run(benchmark, name, tmp_path, capture, overrides=()):
+    """Train `name` for STEPS steps into tmp_path, resuming what is there."""
     cfg = load_config(benchmark, budget="smoke", models=[name],
                       overrides=[f"train.steps={STEPS}", "train.log_every=1", "train.checkpoint_every=5",
                                  "eval.track_every=0", "train.batch_size=8", *overrides])
@@ -135,3 +136,29 @@ def test_perf_with_capture_says_which_models_run_their_step_as_a_graph(cli, tmp_
     assert rows["autoencoder"]["captured"] == "graph" and "does not declare capturable" in rows["pca"]["captured"]
     table = out.split("## Training")[1]
     assert "harness step |" in table and "one graph (emulated on the CPU)" in table and "eager: PCA" in table
+
+
+def test_a_captured_run_resumes_on_either_path_as_if_never_stopped(tmp_path, monkeypatch):
+    """A checkpoint written by a captured run (tensor learning rates, a scheduler mid-schedule)
+    resumes eagerly, and an eager checkpoint resumes captured, both ending where one eager run
+    ends. The first session stops at step 7; its checkpoint is step 5's."""
+    from benchmarks.training import train as loop
+
+    _, _, whole_log, whole = _run("toy2d", "bigan", tmp_path / "whole", capture=False)
+    real = loop.counted_step
+
+    def stop_at_7(train_step, step, *args):
+        if step == 7:
+            raise KeyboardInterrupt
+        return real(train_step, step, *args)
+
+    for first, then in ((True, False), (False, True)):
+        folder = tmp_path / f"{first}-{then}"
+        monkeypatch.setattr(loop, "counted_step", stop_at_7)
+        with pytest.raises(KeyboardInterrupt):
+            _run("toy2d", "bigan", folder, capture=first)
+        monkeypatch.setattr(loop, "counted_step", real)
+        assert torch.load(folder / "checkpoint.pt", weights_only=False)["step"] == 5
+        _, _, log, ckpt = _run("toy2d", "bigan", folder, capture=then)
+        assert log == whole_log
+        assert all(torch.equal(ckpt["model"][k], whole["model"][k]) for k in whole["model"])
