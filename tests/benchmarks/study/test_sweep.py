@@ -112,6 +112,12 @@ def test_sweep_runs_both_phases_and_resumes_to_the_same_results(cli, study_file,
     # the screen ran every trial on seed 0; the best per target also on seed 5, and the choice is among those
     assert {s for r, s in select if s == "seed5"} and all((p["arm"], "seed5") in select
                                                           for ps in chosen.values() for p in ps.values())
+    # an arm derived from model@target runs the setting chosen for that target plus its own changes
+    tuned = json.loads((out / "final" / "qp-tuned-norecon" / "seed1" / "config.json").read_text())["config"]
+    pick = chosen["bigan-qp-simple"]["reconstruction"]
+    assert tuned["base_model"] == "bigan-qp-simple" and tuned["model_args"]["z_cycle_weight"] == 0.0
+    assert all(tuned["model_args"][k] == v for k, v in pick["options"].items() if k != "z_cycle_weight")
+    assert pick["options"], "the tiny study must choose a drawn setting for the comparison to mean anything"
     # a trial records the model it runs and the options it drew
     config = json.loads((out / "select" / "bigan.t01" / "seed0" / "config.json").read_text())["config"]
     assert config["base_model"] == "bigan" and config["eval"]["split"] == "validation"
