@@ -12,6 +12,24 @@ changes: a learning-rate scheduler's counter, a branch on a Python value).
 import torch
 
 
+def warm_up(fn, device):
+    """One eager call of `fn` before a capture, on a side stream on CUDA (PyTorch's rule for
+    capture: lazy initialisation such as cuBLAS workspaces and optimiser state must not happen on
+    the capturing stream). Returns fn's result."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return fn()
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        out = fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    # What the side stream allocated (the losses) is read on the main stream later; waiting here
+    # keeps the caching allocator from handing those blocks to a recycled side stream meanwhile.
+    torch.cuda.synchronize(device)
+    return out
+
+
 class StepGraph:
     """`fn()` captured once (`capture`), then run by `replay()`, which returns the static
     outputs: a dict of tensors that the next replay overwrites.
@@ -25,19 +43,6 @@ class StepGraph:
         self.device, self.host_state = torch.device(device), list(host_state)
         self.cuda = self.device.type == "cuda"
         self._fn, self._graph, self.outputs = None, None, None
-
-    def warm_up(self, fn):
-        """One eager call of `fn` before capture, on a side stream on CUDA (PyTorch's rule for
-        capture: lazy initialisation such as cuBLAS workspaces and optimiser state must not happen
-        on the capturing stream). Returns fn's result."""
-        if not self.cuda:
-            return fn()
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            out = fn()
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        return out
 
     def capture(self, fn):
         saved = [s.state_dict() for s in self.host_state]

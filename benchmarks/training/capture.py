@@ -20,7 +20,7 @@ out at once, since the next replay overwrites them.
 """
 import torch
 
-from ..core.graphs import StepGraph
+from ..core.graphs import StepGraph, warm_up
 
 WARMUP_STEPS = 3  # eager steps per phase before its capture (PyTorch's whole-network example uses 3)
 
@@ -40,11 +40,10 @@ class CapturedStep:
         graph = self.graphs.get(phase)
         if graph is None and self.eager_steps.get(phase, 0) < self.warmup:
             self.eager_steps[phase] = self.eager_steps.get(phase, 0) + 1
-            warm = StepGraph(self.runtime.device)
-            self.reader.add(i, warm.warm_up(lambda: self._train_step(idx, flip, i)))
+            self.reader.add(i, warm_up(lambda: self._train_step(idx, flip, i), self.runtime.device))
             return
         if graph is None:
-            graph = self.graphs[phase] = self._capture(phase, idx, flip, i)
+            graph = self.graphs[phase] = self._capture(idx, flip, i)
         self.idx.copy_(idx)
         if flip is not None:
             self.flip.copy_(flip)
@@ -57,7 +56,7 @@ class CapturedStep:
         with self.runtime.autocast(cache=False):  # autocast's cast cache would outlive the capture
             return self.model.train_step(self.batch_of(idx, flip), i)
 
-    def _capture(self, phase, idx, flip, i):
+    def _capture(self, idx, flip, i):
         if self.idx is None:
             self.idx = idx.clone()
             self.flip = flip.clone() if flip is not None else None
