@@ -24,13 +24,13 @@ STEPS = 10
 POINTS = ["bigan", "ali", "bigan-qp-simple", "bigan-qp-full-nosg", "bigan-wgan", "autoencoder", "gan-posthoc-encoder"]
 
 
-def _run(benchmark, name, tmp_path, capture, overrides=()):
+def _run(benchmark, name, tmp_path, capture, overrides=(), **runtime_options):
     """Train `name` for STEPS steps into tmp_path, resuming what is there."""
     cfg = load_config(benchmark, budget="smoke", models=[name],
                       overrides=[f"train.steps={STEPS}", "train.log_every=1", "train.checkpoint_every=5",
                                  "eval.track_every=0", "train.batch_size=8", *overrides])
     data = load_dataset(cfg.dataset, **cfg.dataset_options)
-    runtime = Runtime("cpu", capture=capture)
+    runtime = Runtime("cpu", capture=capture, **runtime_options)
     runtime.seed_everything(0)
     model = build_model(cfg, name, data.shape)
     out = train(model, data.train.x, cfg, tmp_path, runtime, seed=0)
@@ -58,6 +58,16 @@ def test_captured_run_trains_bit_for_bit_like_the_eager_run(benchmark, name, tmp
     assert ckpt["model"].keys() == eager_ckpt["model"].keys()
     assert all(torch.equal(ckpt["model"][k], eager_ckpt["model"][k]) for k in ckpt["model"])
     assert ckpt["step"] == STEPS and ckpt["consumed"] == eager_ckpt["consumed"]
+
+
+def test_compiled_networks_inside_a_captured_step_train_like_the_uncaptured_compiled_run(tmp_path):
+    """The GPU path's combination: compiled networks called inside the captured step (aot_eager
+    traces the same graphs as inductor without generating code)."""
+    compiled = {"compile": True, "compile_backend": "aot_eager"}
+    _, _, eager_log, eager_ckpt = _run("toy2d", "bigan", tmp_path / "eager", capture=False, **compiled)
+    _, _, log, ckpt = _run("toy2d", "bigan", tmp_path / "captured", capture=True, **compiled)
+    assert log == eager_log
+    assert all(torch.equal(ckpt["model"][k], eager_ckpt["model"][k]) for k in ckpt["model"])
 
 
 def test_the_built_in_phases_and_schedule_are_exercised():
