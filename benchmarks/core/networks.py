@@ -25,16 +25,16 @@ def set_optimizer_path(opt, fused, captured=False):
     # The plain path takes the multi-tensor (foreach) kernels: on a CPU they give bit-for-bit
     # the for-loop's results (tests/benchmarks/training/test_loop_cost.py) with a few ops per step instead of about
     # ten per parameter; the fused kernel is faster still but rounds differently.
+    if captured:
+        kernel = (True, False) if gpu else (None, False)
+    else:
+        kernel = (True, False) if fused else (None, True)
     for group in opt.param_groups:
-        group["fused"], group["foreach"] = (True, False) if fused else (None, True)
+        group["fused"], group["foreach"] = kernel
         group["capturable"] = captured and gpu
         lr = float(group["lr"])
-        if captured:
-            group["fused"], group["foreach"] = (True, False) if gpu else (None, False)
-            group["lr"] = torch.tensor(lr, dtype=torch.float32 if gpu else torch.float64, device=device)
-        else:
-            group["lr"] = lr
-    on_device = any(g["fused"] or g["capturable"] for g in opt.param_groups)
+        group["lr"] = torch.tensor(lr, dtype=torch.float32 if gpu else torch.float64, device=device) if captured else lr
+    on_device = kernel[0] or (captured and gpu)
     for p, state in opt.state.items():
         for k, v in state.items():
             if k == "step":  # the fused and capturable kernels want it beside the parameters, the others on the host

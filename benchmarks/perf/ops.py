@@ -155,7 +155,7 @@ def count_steps(name, cfg, data, runtime, steps, model_fn):
 
 def run_ops(cfg, data, runtime, steps, out_dir, model_fn, slug):
     """The plain path, and the runtime's path compiled when it compiles: a table per model."""
-    record = {"device": _device(runtime), "versions": versions(), "benchmark": cfg.benchmark, "budget": cfg.budget,
+    record = {"device": device_name(runtime), "versions": versions(), "benchmark": cfg.benchmark, "budget": cfg.budget,
               "command": shlex.join(["python", "-m", "benchmarks", *sys.argv[1:]]),
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "steps": steps, "warmup": WARMUP,
               "batch_size": cfg.train.batch_size, "data_shape": list(data.shape),
@@ -182,7 +182,7 @@ def run_ops(cfg, data, runtime, steps, out_dir, model_fn, slug):
     return write()
 
 
-def _device(runtime):
+def device_name(runtime):
     if runtime.device.type == "cuda":
         return torch.cuda.get_device_name(runtime.device)
     import platform

@@ -88,10 +88,10 @@ def test_dinov2_throughput_with_random_weights(monkeypatch):
     import metrics
     from benchmarks.core.runtime import Runtime
     from benchmarks.data import load_dataset
-    from benchmarks.perf import perf
+    from benchmarks.perf import evaluation
     monkeypatch.setattr(metrics.dinov2, "MODEL", "dinov2-vit-s-14")
-    monkeypatch.setattr(perf, "DINOV2_BATCH", {"cpu": 2})
-    rate, label = perf.dinov2_speed(load_dataset("digits"), Runtime("cpu"), 2)
+    monkeypatch.setattr(evaluation, "DINOV2_BATCH", {"cpu": 2})
+    rate, label = evaluation.dinov2_speed(load_dataset("digits"), Runtime("cpu"), 2)
     assert rate > 0 and label.startswith("random weights") and "2 images (1, 16, 16)" in label
 
 
@@ -137,7 +137,7 @@ def test_feature_precisions_warm_every_batch_shape_and_measure_the_distance_from
     timed pass, and reports how far its features and FD move from IEEE fp32's (on a CPU TF32 does
     not exist, so it moves nothing; bf16 moves something)."""
     from benchmarks.core.runtime import Runtime
-    from benchmarks.perf import perf
+    from benchmarks.perf import evaluation
     from benchmarks.perf.markdown import _precisions
 
     torch.manual_seed(0)
@@ -149,7 +149,7 @@ def test_feature_precisions_warm_every_batch_shape_and_measure_the_distance_from
         return torch.cat([net(x[i:i + 10].float() / 255) for i in range(0, len(x), 10)])
 
     images = torch.randint(0, 256, (25, 1, 16, 16), dtype=torch.uint8)
-    modes = perf.feature_precisions(features, images, 10, Runtime("cpu"))
+    modes = evaluation.feature_precisions(features, images, 10, Runtime("cpu"))
     assert list(modes) == ["ieee", "tf32", "bf16"]
     assert seen == [10, 5, 25] * 3  # every shape first, then the timed pass
     assert modes["tf32"]["max_rel_diff"] == 0 and modes["tf32"]["fd_shift"] == 0
