@@ -122,10 +122,11 @@ def check_weights(args):
 
 
 def print_report(out, figures):
-    """The report of folder `out` (reporting.report), printed at the end of a run."""
+    """The report of folder `out` (reporting.report), printed at the end of a run; left as it is
+    when nothing it reads has changed (a resume that found every run finished)."""
     from ..reporting.report import locked_report
 
-    print(locked_report(out, figures=figures))
+    print(locked_report(out, figures=figures, reuse=True))
     print(f"\nResults: {out}")
 
 

@@ -22,6 +22,8 @@ from .folders import (MANIFEST, RUN_COLUMNS, check_mergeable, check_output, coll
 from .tables import (BUDGET, flat_table, headers, latex_table, markdown_table, n_text, number, outlier_note,
                      pairwise_markdown, pairwise_table, ranks_table, runs_markdown, table_cells, terminal_table)
 
+REPORT_FILES = ("summary.csv", "summary.md", "table.csv", "table.md", "table.tex", "pairwise.csv", "pairwise.md",
+                "report.md")
 NOT_METRICS = set(BUDGET) | {"model", "seed", "status", "error", "metric_seconds", "wall_seconds", "protocol",
                              "compiled", "train_seconds_exclude_compile",
                              "diverged_at", "diverged_on", "folder", "drawn"}
@@ -76,10 +78,13 @@ def aggregate(df, n_modes=None):
     return out, metrics, pairs
 
 
-def locked_report(out_dir, dirs=None, figures=True):
+def locked_report(out_dir, dirs=None, figures=True, reuse=False):
     """write_report of `dirs` (default: out_dir itself) into out_dir, under the folder's report
     lock: shards that finish together (a shared folder) take turns; a writer still busy after a
-    minute is reported, not waited for. Everything is checked before the folder is made."""
+    minute is reported, not waited for. Everything is checked before the folder is made.
+    reuse=True (the report at the end of `run` and of each `sweep` phase) leaves a report whose
+    key (report_key) is unchanged as it is: a resume that finds every run finished would otherwise
+    spend minutes rewriting the same tables (a study's selection phase: 324 runs)."""
     from ..core.lock import FolderLock
 
     out = Path(out_dir)
@@ -90,7 +95,50 @@ def locked_report(out_dir, dirs=None, figures=True):
                         "nothing to report.")
     out.mkdir(parents=True, exist_ok=True)
     with FolderLock(out, "Results folder").acquire(wait=60):
-        return write_report(out, inputs, figures=figures)
+        key = report_key(out, inputs, figures)
+        done = read_manifest(out)
+        if reuse and done.get("key") == key and all((out / f).is_file() for f in done.get("files", ())):
+            return (f"{done.get('terminal', '')}\n(report unchanged since it was written: no run, setting or code "
+                    "it reads changed)")
+        terminal = write_report(out, inputs, figures=figures)
+        stamp_manifest(out, key, terminal)
+        return terminal
+
+
+def report_key(out, dirs, figures):
+    """What a folder's report depends on, as one hash: every file of the runs it reads (path,
+    size, modification time; a resumed or added run changes it), the figures flag, the code that
+    writes the report and the models it asks (their modules, plugins included), and the versions
+    of the libraries that compute it."""
+    import hashlib
+    import importlib.metadata
+    import inspect
+    import sys
+
+    import models
+
+    h = hashlib.sha256(json.dumps([str(Path(out).resolve()), bool(figures)]).encode())
+    for d in dirs:
+        for p in sorted(q for q in Path(d).rglob("*") if q.is_file()):
+            rel = p.relative_to(d)
+            if len(rel.parts) == 1 and (rel.name.startswith(".") or rel.name in REPORT_FILES):
+                continue  # the report's own files and the folder's lock
+            if (len(rel.parts) == 2 and rel.parts[0] == "plots") or rel.name.startswith("."):
+                continue  # the report's figures; a run's lock file
+            st = p.stat()
+            h.update(f"{d}/{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    sources = {Path(sys.modules[pkg].__file__).parent for pkg in ("benchmarks", "models", "metrics")
+               if getattr(sys.modules.get(pkg), "__file__", None)}
+    files = {f for root in sources for f in root.rglob("*.py")}
+    files |= {Path(inspect.getfile(models.get(m))) for m in models.available()}
+    for f in sorted(files):
+        h.update(str(f).encode() + b"\0" + f.read_bytes())
+    for lib in ("numpy", "pandas", "scipy", "statsmodels", "matplotlib"):
+        try:
+            h.update(f"{lib}={importlib.metadata.version(lib)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            h.update(f"{lib}=none".encode())
+    return h.hexdigest()
 
 
 def write_report(out_dir, dirs, figures=True):
@@ -139,9 +187,23 @@ def write_manifest(out, figures):
     for stale in manifest(out) - drawn:
         if stale.startswith("plots/"):  # a figure of ours this folder no longer supports (a removed model or metric)
             (out / stale).unlink(missing_ok=True)
-    written = ["summary.csv", "summary.md", "table.csv", "table.md", "table.tex", "pairwise.csv", "pairwise.md",
-               "report.md", *sorted(drawn)]
+    written = [*REPORT_FILES, *sorted(drawn)]
     atomic_write_text(out / MANIFEST, json.dumps({"files": written}, indent=1) + "\n")
+
+
+def read_manifest(out):
+    try:
+        done = json.loads((out / MANIFEST).read_text())
+        return done if isinstance(done, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def stamp_manifest(out, key, terminal):
+    """The finished report's key and terminal table, kept beside its file list: written last, so a
+    report cut off half-way is never taken for a finished one."""
+    done = read_manifest(out)
+    atomic_write_text(out / MANIFEST, json.dumps({**done, "key": key, "terminal": terminal}, indent=1) + "\n")
 
 
 def how_text(n):

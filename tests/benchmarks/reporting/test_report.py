@@ -203,6 +203,27 @@ def test_no_figures_writes_the_tables_and_drops_figures_that_no_longer_match(tmp
     assert "Not drawn (`--no-figures`)" in report and "](plots/" not in report
 
 
+def test_the_end_of_run_report_is_rewritten_only_when_what_it_reads_changed(tmp_path):
+    from benchmarks.reporting.report import locked_report
+
+    root = write_fixture(tmp_path / "a", {"good-gan": RUNS["good-gan"]})
+    first = locked_report(root, figures=False, reuse=True)
+    written = (root / "table.csv").stat().st_mtime_ns
+    again = locked_report(root, figures=False, reuse=True)  # a resume that found every run finished
+    assert (root / "table.csv").stat().st_mtime_ns == written and first in again and "unchanged" in again
+    locked_report(root, figures=False)  # `report` itself always writes
+    assert (root / "table.csv").stat().st_mtime_ns > written
+
+    row = json.loads((root / "good-gan/seed0/metrics.json").read_text())
+    (root / "good-gan/seed0/metrics.json").write_text(json.dumps({**row, "fd_digits": 99.0}))  # a run redone
+    assert "unchanged" not in locked_report(root, figures=False, reuse=True)
+    assert float(_table(root / "table.csv")["good-gan"]["fd_digits_mean"]) == 43.0
+    assert "unchanged" not in locked_report(root, figures=True, reuse=True)  # another figures flag
+    assert (root / "plots/samples.png").exists()
+    (root / "summary.md").unlink()  # a report file gone: written again
+    assert "unchanged" not in locked_report(root, figures=True, reuse=True) and (root / "summary.md").exists()
+
+
 # --- report reads folders defensively (a folder it may write into, folders it may merge) ---------
 
 @pytest.mark.slow
