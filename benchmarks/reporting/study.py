@@ -123,6 +123,9 @@ def _chosen_markdown(study, chosen):
 def _final_markdown(study, chosen, final):
     """Per target, each model's chosen row on the test split: mean [95 % interval over seeds]."""
     parts = ["## Final phase (chosen settings rerun on the test split)\n"]
+    c = study.collapse or {}
+    collapse_rule = (f" ({c['metric']} < {c['relative']:g} × the row's best seed)" if "relative" in c
+                     else f" ({c['metric']} < {c['below']:g})" if "below" in c else "")
     for t in study.targets:
         rows = []
         for m in study.models:
@@ -132,13 +135,18 @@ def _final_markdown(study, chosen, final):
             v = list(seed_values(final, pick["row"], t.metric).values())
             mean, _, n, lo, hi = stats.t_interval(v, bounds=bounds(t.metric))  # inside the metric's range
             runs = final[final["model"] == pick["row"]]
-            bad = int(((runs["status"] != "ok") | collapsed(runs, study.collapse)).sum()) if len(runs) else 0
+            broke = int((runs["status"] != "ok").sum())
+            fell = int(collapsed(runs, study.collapse).sum()) if len(runs) else 0
             # A chosen setting should not blow up: more than one seed in ten diverged, crashed or
-            # collapsed (against the row's own best seed) is flagged.
-            flag = f"{bad} of {len(runs)}" + (" ⚠ fragile" if bad * 10 > len(runs) else "")
-            rows.append([m, pick["row"], str(n), f"{num(mean, 4)} [{num(lo, 4)}, {num(hi, 4)}]", flag])
+            # collapsed (against the row's own best seed) is flagged. The two counts stay apart, as
+            # a row chosen for its encoder may train a generator that collapses while its features
+            # do not move.
+            flag = " ⚠ fragile" if (broke + fell) * 10 > len(runs) else ""
+            rows.append([m, pick["row"], str(n), f"{num(mean, 4)} [{num(lo, 4)}, {num(hi, 4)}]",
+                         f"{broke} of {len(runs)}", f"{fell} of {len(runs)}{flag}"])
         parts += [f"### {t.name}: {t.metric} {direction(t.metric)}\n",
-                  markdown_table(["model", "row", "seeds", f"test {t.metric}", "seeds diverged or collapsed"], rows),
+                  markdown_table(["model", "row", "seeds", f"test {t.metric}", "seeds diverged or crashed",
+                                  f"seeds collapsed{collapse_rule}"], rows),
                   ""]
     parts.append("Every row, metric, paired comparison and figure of the final phase: "
                  "[final/report.md](final/report.md).")

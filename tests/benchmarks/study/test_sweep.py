@@ -297,7 +297,8 @@ def test_final_phase_intervals_stay_inside_the_metrics_range():
                           "coverage_digits": coverage})
     chosen = {study.models[0]: {"generation": {"row": "m.t01", "trial": 1, "options": {}}}}
     line = next(li for li in _final_markdown(study, chosen, final).splitlines() if "m.t01" in li)
-    assert line.endswith("| 10 | 416 [0, 1013] | 2 of 10 ⚠ fragile |"), line  # unclipped: [-181, 1013]
+    assert line.endswith("| 10 | 416 [0, 1013] | 0 of 10 | 2 of 10 ⚠ fragile |"), line  # unclipped: [-181, 1013]
+    assert "seeds collapsed (coverage_digits < 0.25 × the row's best seed)" in _final_markdown(study, chosen, final)
 
 
 @pytest.mark.slow
