@@ -119,9 +119,10 @@ def profile_steps(step, start, steps, runtime):
     return {"steps": steps, "gpu_busy": busy.get("busy"), "device_events_per_step": busy.get("device_events_per_step")}
 
 
-def count_steps(name, cfg, data, runtime, steps, model_fn):
-    """Counts per training step of model `name` on `runtime`'s path (`steps` profiled after WARMUP)."""
-    model = model_fn(name, cfg, data, runtime)
+def harness_loop(model, cfg, data, runtime):
+    """The training loop's own step of `model` (train.step_fn, without logging and checkpoints) as
+    step(i), the losses read as often as `run` reads them: (step, reader, the networks compiled,
+    images per step). perf times it; count_steps counts its operators."""
     per_step = model.batches_per_step * cfg.train.batch_size
     x = runtime.place(data.train.x)
     stream = BatchStream(len(x), seed=0, device=x.device, hflip=cfg.train.hflip)
@@ -135,6 +136,13 @@ def count_steps(name, cfg, data, runtime, steps, model_fn):
         if len(reader.pending) >= runtime.sync_every:
             reader.read()
 
+    return step, reader, compiled, per_step
+
+
+def count_steps(name, cfg, data, runtime, steps, model_fn):
+    """Counts per training step of model `name` on `runtime`'s path (`steps` profiled after WARMUP)."""
+    model = model_fn(name, cfg, data, runtime)
+    step, reader, compiled, _ = harness_loop(model, cfg, data, runtime)
     for i in range(WARMUP):
         step(i)
     runtime.synchronize()

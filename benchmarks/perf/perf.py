@@ -29,10 +29,8 @@ from ..core.runtime import Runtime, versions
 from ..core.weights import Weights
 from ..data import load_dataset
 from ..training.build import build_model, check_models, check_sizes, model_args
-from ..training.batches import BatchStream
 from ..training.capture import WARMUP_STEPS as CAPTURE_WARMUP
-from ..training.losses import LossReader
-from ..training.train import step_fn, train
+from ..training.train import train
 from . import ops, plain_bigan
 from .evaluation import dinov2_speed, inception_speed, probe_speed
 from .markdown import to_markdown
@@ -44,14 +42,14 @@ def fresh_model(name, cfg, data, runtime, seed=0):
     return build_model(cfg, name, data.shape).to(runtime.device)
 
 
-def timed_steps(step_fn, steps, warmup, runtime):
-    """Seconds for `steps` calls of step_fn after `warmup` untimed ones."""
+def timed_steps(step, steps, warmup, runtime):
+    """Seconds for `steps` calls of step after `warmup` untimed ones."""
     for i in range(warmup):
-        step_fn(i)
+        step(i)
     runtime.synchronize()
     t = time.perf_counter()
     for i in range(warmup, warmup + steps):
-        step_fn(i)
+        step(i)
     runtime.synchronize()
     return time.perf_counter() - t
 
@@ -87,19 +85,7 @@ def harness_speed(name, cfg, data, steps, warmup, runtime, profile_steps=0):
     """The training loop's own path (`train.py` without logging and checkpoints); with
     `profile_steps`, that many more steps profiled (ops.profile_steps: how busy the GPU is)."""
     model = fresh_model(name, cfg, data, runtime)
-    per_step = model.batches_per_step * cfg.train.batch_size
-    x = runtime.place(data.train.x)
-    stream = BatchStream(len(x), seed=0, device=x.device, hflip=cfg.train.hflip)
-    reader = LossReader(runtime)
-    compiled = runtime.prepare(model)
-    train_step = step_fn(model, x, stream, runtime, reader, per_step)
-    model.train()
-
-    def step(i):
-        train_step(i)
-        if len(reader.pending) >= runtime.sync_every:
-            reader.read()
-
+    step, reader, compiled, per_step = ops.harness_loop(model, cfg, data, runtime)
     if runtime.capture_blocker(model) is None:  # --capture: the eager steps and the capture itself are not timed
         warmup = max(warmup, CAPTURE_WARMUP + 1)
     seconds = timed_steps(step, steps, warmup, runtime)
