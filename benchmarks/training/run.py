@@ -298,7 +298,9 @@ def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, command, force=Fa
         return built[0]
 
     failed = 0
-    for name, seed in shard_matrix(cfg.models, cfg.seeds, shard, cfg.row_seeds):
+    matrix = list(shard_matrix(cfg.models, cfg.seeds, shard, cfg.row_seeds))
+    part = "this shard's" if shard or job else "the"  # a --jobs process is one shard of the matrix
+    for i, (name, seed) in enumerate(matrix, 1):
         row, how = run_one(name, seed, cfg, data, runtime, out_dir, force, command, evaluator,
                            position=job[0] - 1 if job else 0, board_root=board_root, sweep=sweep)
         detail = f" at step {row.get('diverged_at')}" if row["status"] == "diverged" else ""
@@ -308,7 +310,8 @@ def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, command, force=Fa
             if debug and runtime.is_main:
                 print(error_txt.read_text(), file=sys.stderr)
         if runtime.is_main:
-            print(f"[{name} seed {seed}] {how if how == 'skipped' else row['status']}{detail}", file=sys.stderr)
+            print(f"[{name} seed {seed}] {how if how == 'skipped' else row['status']}{detail} ({i} of {part} "
+                  f"{len(matrix)} runs)", file=sys.stderr)
         failed += row["status"] == "failed"
     if cfg.eval.references:  # model-free, so a folder whose runs finished long ago gets current ones too
         references = evaluator().references()  # building the evaluator is collective

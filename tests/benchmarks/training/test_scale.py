@@ -143,6 +143,7 @@ def test_jobs_report_once_and_default_folder_is_runs(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("ok/runs") == 1 and done.stdout.count("Results: runs/toy2d-smoke") == 1
+    assert "(1 of this shard's " in done.stderr  # each shard counts its own part of the matrix
     for name in ("autoencoder", "bigan"):
         assert json.loads((tmp_path / "runs/toy2d-smoke" / name / "seed0/metrics.json").read_text())["status"] == "ok"
     assert "runs/" in (ROOT / ".gitignore").read_text().splitlines()
