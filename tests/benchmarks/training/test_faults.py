@@ -249,16 +249,21 @@ def test_benchmark_json_of_the_wrong_shape_is_recorded_again(cli, reference):
 
 @pytest.mark.slow
 def test_damaged_run_figures_are_skipped_with_a_warning(cli, reference):
-    """A cut-off and an empty run picture: `report` and `run` on the finished folder exit 0, name
-    each damaged file, and draw the montage from the pictures that can be read."""
+    """A cut-off and an empty run picture: `run` and `report` on the finished folder exit 0, name
+    each damaged file, and draw the montage from the pictures that can be read. (`run` first: once
+    a report has been written over the damaged folder, a `run` that finds nothing changed leaves it
+    as it is, and says so.)"""
     ae, pca = Path("ref/autoencoder/seed0/samples.png"), Path("ref/pca/seed0/samples.png")
     ae.write_bytes(ae.read_bytes()[:len(ae.read_bytes()) // 2])
     pca.write_bytes(b"")
-    for argv in (("report", "ref"), [a for a in ARGS if a != "--no-figures"] + ["--out", "ref"]):
+    run = [a for a in ARGS if a != "--no-figures"] + ["--out", "ref"]
+    for argv in (run, ("report", "ref")):
         code, _, err = cli(*argv)
         assert code == 0 and "Traceback" not in err, err
         assert f"{ae} is unreadable" in err and f"{pca} is unreadable" in err, err
         assert Path("ref/plots/recon.png").stat().st_size and not Path("ref/plots/samples.png").exists()
+    code, out, _ = cli(*run)
+    assert code == 0 and "report unchanged" in out
     assert snapshot("ref") == reference
 
 
