@@ -26,10 +26,11 @@ def ranking_table(study, chosen, final):
             if len(v) >= 2:
                 values[m] = (pick["row"], v)
         pairs = [(a, b) for i, a in enumerate(values) for b in list(values)[i + 1:]]
-        ps = []
+        ps, fewest = [], math.inf
         for a, b in pairs:
             va, vb = values[a][1], values[b][1]
             common = sorted(set(va) & set(vb))
+            fewest = min(fewest, len(common))
             d = np.array([va[s] - vb[s] for s in common])
             ps.append(math.nan if len(d) < 2 else (0.0 if np.ptp(d) == 0 and d[0] else
                                                   1.0 if np.ptp(d) == 0 else stats.signed_rank(d)[1]))
@@ -42,7 +43,8 @@ def ranking_table(study, chosen, final):
             mean, _, n, lo, hi = stats.t_interval(v, bounds=bounds(t.metric))
             out.append({"target": t.name, "metric": t.metric, "rank": rank, "model": m, "row": values[m][0],
                         "seeds": n, "mean": mean, "low": lo, "high": hi, "group": letters[m],
-                        "pairs_in_family": len([p for p in ps if math.isfinite(p)])})
+                        "pairs_in_family": len([p for p in ps if math.isfinite(p)]),
+                        "fewest_common_seeds": fewest if pairs else n})
     return pd.DataFrame(out)
 
 
@@ -54,8 +56,22 @@ def ranking_markdown(table):
                 for _, r in part.iterrows()]
         parts += [f"### {target}: {metric} {direction(metric)}\n",
                   markdown_table(["rank", "model", "row", "seeds", f"test {metric} [95 % over seeds]", "group"], rows),
-                  ""]
+                  "", reach_text(part.iloc[0]), ""]
     return "\n".join(parts)
+
+
+def reach_text(row):
+    """Whether the design could separate two models at all: Holm's strictest bar over the target's
+    pairs against the signed-rank test's smallest p on the fewest seeds two rows share."""
+    m, n = int(row["pairs_in_family"]), int(row["fewest_common_seeds"])
+    if not m:
+        return "No two models share two seeds: nothing is compared."
+    bar, floor = ALPHA / m, stats.signed_rank_floor(n)
+    verdict = ("every pair can be separated" if floor < bar else
+               f"a pair sharing only {n} seeds cannot be separated whatever its data, so its shared letter "
+               "says nothing")
+    return (f"{m} pairs; Holm's strictest bar {ALPHA:g}/{m} = {bar:.2g}; the smallest p of the signed-rank test on "
+            f"the fewest seeds two rows share ({n}) is {floor:.2g}: {verdict}.")
 
 
 RANKING_HOW = (

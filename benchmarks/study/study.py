@@ -315,8 +315,11 @@ def final_models(study, chosen):
 
 
 def claim_rows(study, chosen):
-    """The final rows some claim compares (they get the claim seeds as well)."""
-    names = set()
+    """The final rows compared paired by seed, which get the claim seeds as well: every row some
+    claim compares, and every chosen row, since the report's per-target ranking compares each two
+    of them (with 11 models, Holm over 55 pairs asks p < 0.05/55, out of reach of the signed-rank
+    test on 10 seeds, whose smallest p is 0.002: their "any of these" would be the design's)."""
+    names = {pick["row"] for m in study.models for pick in (chosen.get(m) or {}).values() if pick}
     for c in study.claims:
         for n in (c.a, c.b, *c.rows):
             if not n or n.startswith("ref:"):
@@ -328,10 +331,7 @@ def claim_rows(study, chosen):
                     names.add(pick["row"])
             else:
                 names.add(n)
-        if c.kind in ("monotone", "interior-minimum") and not c.rows and not c.premise:
-            names |= {pick["row"] for m in study.models for t in study.targets if t.metric == c.metric
-                      if (pick := (chosen.get(m) or {}).get(t.name))}
-    return names
+    return names  # a trend claim without rows of its own reads the chosen rows, already in
 
 
 def final_config(study, chosen):

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.reporting import stats
 from benchmarks.reporting.claims import CONTRADICTED, OUTSIDE, SUPPORTED, UNRESOLVED, claims_table
-from benchmarks.reporting.ranking import ranking_table
+from benchmarks.reporting.ranking import ranking_markdown, ranking_table
 from benchmarks.study.study import Claim, Study, Target
 
 SEEDS = range(20)
@@ -131,6 +131,22 @@ def test_the_ranking_groups_models_the_tests_cannot_separate():
     assert set(groups["a"]) & set(groups["c"])  # a and c: the same level, one group
     assert not set(groups["b"]) & set(groups["a"])  # b is separated from both
     assert table.iloc[-1]["model"] == "b" and list(table["rank"]) == [1, 2, 3]
+    assert "every pair can be separated" in ranking_markdown(table)  # 3 pairs, 20 shared seeds
+
+
+def test_the_ranking_says_when_its_design_cannot_separate_two_models():
+    """Eleven models share 10 seeds: Holm over 55 pairs asks p < 0.05/55, and the signed-rank
+    test's smallest p on 10 pairs is 0.002, so even b, worse on every seed, shares a's letter;
+    the table says that the letter means nothing there."""
+    names = ("a", "b", *(f"x{k}" for k in range(9)))
+    study = _study([], models=names)
+    chosen = {m: {"r": {"row": m, "trial": 0, "options": {}}} for m in names}
+    ten = FINAL[FINAL["seed"].isin(SEEDS[:10])]
+    table = ranking_table(study, chosen, ten)
+    groups = dict(zip(table["model"], table["group"]))
+    assert set(groups["a"]) & set(groups["b"])
+    text = ranking_markdown(table)
+    assert "55 pairs" in text and "sharing only 10 seeds cannot be separated" in text
 
 
 def test_the_failure_regression_adjusts_for_the_learning_rate(monkeypatch):

@@ -100,10 +100,11 @@ def test_sweep_runs_both_phases_and_resumes_to_the_same_results(cli, study_file,
     # each model's chosen rows, the arm, the reference, and the defaults a claim compares
     assert {"qp-norecon", "random-init", "bigan-qp-simple"} <= rows
     assert {pick["row"] for picks in chosen.values() for pick in picks.values()} <= rows
-    # final seeds are disjoint from the selection seeds; the rows a claim compares get the claim seed too
+    # final seeds are disjoint from the selection seeds; the rows a claim compares get the claim seed
+    # too, and so does every chosen row (the per-target ranking compares them paired by seed)
     assert {seed for _, seed in final} == {"seed1", "seed2", "seed3"}
-    claimed = {"qp-norecon", "bigan-qp-simple", "random-init", chosen["bigan"]["representation"]["row"],
-               *(chosen[m]["reconstruction"]["row"] for m in chosen)}  # the truncation claim's rows
+    claimed = {"qp-norecon", "bigan-qp-simple", "random-init",
+               *(pick["row"] for picks in chosen.values() for pick in picks.values())}
     assert {r for r, s in final if s == "seed3"} == claimed
     # every swept model has an untrained control of its own architecture: 0 steps, scored all the same
     for m in ("bigan", "bigan-qp-simple"):
@@ -344,3 +345,16 @@ def test_every_built_in_study_loads_and_resolves_its_phases(name):
     assert all(name in final.arms or name in chosen or name in study.references for name in final.models)
     assert not set(study.selection_seeds) & set(final.seeds)
     assert final.eval.split == "test" and final.eval.gen_reference == "scored" and cfg.eval.split == "validation"
+
+
+def test_every_chosen_row_gets_the_claim_seeds():
+    """The per-target ranking compares every two chosen rows paired by seed, Holm over all pairs:
+    a chosen row no claim names (BigBiGAN's reconstruction pick) runs the claim seeds as well,
+    while an arm no claim names keeps the final seeds only."""
+    study = studies.load_study("digits")
+    chosen = json.loads((ROOT / "results/study-digits/selection.json").read_text())
+    extra = studies.final_config(study, chosen).row_seeds
+    picks = {pick["row"] for m in study.models for pick in chosen[m].values()}
+    assert "bigbigan.t02" in picks and extra["bigbigan.t02"] == list(study.claim_seeds)
+    assert all(extra.get(row) == list(study.claim_seeds) for row in picks)
+    assert "random-init" not in extra and len(study.claim_seeds) + len(study.final_seeds) >= 20
