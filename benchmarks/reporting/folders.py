@@ -96,12 +96,20 @@ def collect(dirs):
 MANIFEST = ".report.json"  # the files report wrote into a folder: the only ones it may remove or overwrite
 
 
-def manifest(out):
+def read_manifest(out):
+    """The folder's manifest as written ({} when there is none or it is damaged): "files", and once
+    a report finished, its "key" and "terminal" table (report.locked_report)."""
     try:
-        files = json.loads((out / MANIFEST).read_text())["files"]
-        return {str(f) for f in files} if isinstance(files, list) else set()
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()
+        done = json.loads((out / MANIFEST).read_text())
+        return done if isinstance(done, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def manifest(out):
+    """The files report wrote into the folder."""
+    files = read_manifest(out).get("files")
+    return {str(f) for f in files} if isinstance(files, list) else set()
 
 
 def check_output(out, inputs):

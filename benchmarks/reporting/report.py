@@ -18,7 +18,7 @@ from ..core.errors import UserError
 from ..core.io import atomic_write_text
 from . import plots, stats
 from .folders import (MANIFEST, RUN_COLUMNS, check_mergeable, check_output, collect, dataset_meta, manifest,
-                      protocol, read_references)
+                      protocol, read_manifest, read_references)
 from .tables import (BUDGET, flat_table, headers, latex_table, markdown_table, n_text, number, outlier_note,
                      pairwise_markdown, pairwise_table, ranks_table, runs_markdown, table_cells, terminal_table)
 
@@ -96,8 +96,8 @@ def locked_report(out_dir, dirs=None, figures=True, reuse=False):
     out.mkdir(parents=True, exist_ok=True)
     with FolderLock(out, "Results folder").acquire(wait=60):
         key = report_key(out, inputs, figures)
-        done = read_manifest(out)
-        if reuse and done.get("key") == key and all((out / f).is_file() for f in done.get("files", ())):
+        done, files = read_manifest(out), manifest(out)
+        if reuse and done.get("key") == key and files and all((out / f).is_file() for f in files):
             return (f"{done.get('terminal', '')}\n(report unchanged since it was written: no run, setting or code "
                     "it reads changed)")
         terminal = write_report(out, inputs, figures=figures)
@@ -189,14 +189,6 @@ def write_manifest(out, figures):
             (out / stale).unlink(missing_ok=True)
     written = [*REPORT_FILES, *sorted(drawn)]
     atomic_write_text(out / MANIFEST, json.dumps({"files": written}, indent=1) + "\n")
-
-
-def read_manifest(out):
-    try:
-        done = json.loads((out / MANIFEST).read_text())
-        return done if isinstance(done, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def stamp_manifest(out, key, terminal):
