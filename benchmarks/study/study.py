@@ -294,8 +294,18 @@ def final_models(study, chosen):
     """{row name: arm or None}: the final phase's rows. A chosen trial keeps its selection name
     (each distinct one once), an ablation arm its own name, an untrained control
     "<model>-untrained", a model run at its defaults (a reference, or a model a claim compares by
-    name) its registered name. Arms that derive from a choice not made yet are left out."""
+    name) its registered name. Arms that derive from a choice not made yet are left out.
+    The rows run in this order: the untrained controls (0 steps) and the references first, as they
+    cost seconds and every feature claim reads one, so a final phase stopped part-way has tested
+    all it can; then the chosen settings; then the ablation arms."""
     rows = {}
+    if study.controls:
+        for m in study.models:
+            resolved = _resolve_arm({"model": f"{m}@{study.controls}", "steps": 0}, chosen)
+            if resolved is not None or not chosen:
+                rows[m + CONTROL_SUFFIX] = resolved
+    for m in study.references:
+        rows[m] = None
     for m in study.models:
         for pick in (chosen.get(m) or {}).values():
             if pick is not None:  # trial 0 is the model's defaults: the row of its registered name
@@ -304,13 +314,8 @@ def final_models(study, chosen):
         resolved = _resolve_arm(arm, chosen)
         if resolved is not None or not chosen:
             rows[name] = resolved
-    if study.controls:
-        for m in study.models:
-            resolved = _resolve_arm({"model": f"{m}@{study.controls}", "steps": 0}, chosen)
-            if resolved is not None or not chosen:
-                rows[m + CONTROL_SUFFIX] = resolved
-    for m in study.references + tuple(n for c in study.claims for n in (c.a, c.b) if n in study.models):
-        rows.setdefault(m, None)
+    for m in (n for c in study.claims for n in (c.a, c.b) if n in study.models):
+        rows.setdefault(m, None)  # a model a claim compares at its defaults
     return rows
 
 
