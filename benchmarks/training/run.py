@@ -297,6 +297,13 @@ def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, command, force=Fa
                 parallel.barrier()
         return built[0]
 
+    # The references are model-free, so they are written first: a folder whose runs finished long
+    # ago gets current ones too, and a matrix stopped part-way (a study's final phase runs for
+    # hours) already holds the references its claims compare with.
+    if cfg.eval.references:
+        references = evaluator().references()  # building the evaluator is collective
+        if runtime.is_main:
+            atomic_write_json(out_dir / "references.json", references)
     failed = 0
     matrix = list(shard_matrix(cfg.models, cfg.seeds, shard, cfg.row_seeds))
     part = "this shard's" if shard or job else "the"  # a --jobs process is one shard of the matrix
@@ -313,10 +320,6 @@ def run_benchmark(cfg, data, runtime, out_dir, make_evaluator, command, force=Fa
             print(f"[{name} seed {seed}] {how if how == 'skipped' else row['status']}{detail} ({i} of {part} "
                   f"{len(matrix)} runs)", file=sys.stderr)
         failed += row["status"] == "failed"
-    if cfg.eval.references:  # model-free, so a folder whose runs finished long ago gets current ones too
-        references = evaluator().references()  # building the evaluator is collective
-        if runtime.is_main:
-            atomic_write_json(out_dir / "references.json", references)
     parallel.barrier()
     return 1 if failed else 0
 

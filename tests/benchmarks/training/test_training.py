@@ -165,6 +165,24 @@ class NanGAN(BiGAN):
 
 
 @pytest.mark.slow
+def test_the_references_are_written_before_the_first_run_trains(tmp_path, cli):
+    """A matrix stopped part-way (a study's final phase runs for hours) already holds its
+    model-free references: they are written before the first run trains, not after the last."""
+    plugin = write_plugin(tmp_path / "refs.py", """
+import pathlib
+
+@models.register("refs-gan")
+class RefsGAN(BiGAN):
+    def train_step(self, batch, step):
+        assert pathlib.Path("r/references.json").is_file(), "references.json is not written yet"
+        return super().train_step(batch, step)
+""")
+    assert SMOKE[-1] == "eval.references=false"
+    code, _, err = cli("run", "digits", *SMOKE[:-2], "--models", "refs-gan", "--plugin", plugin, "--out", "r")
+    assert code == 0 and "[refs-gan seed 0] ok" in err, err
+
+
+@pytest.mark.slow
 def test_crashing_model_is_recorded_as_failed(tmp_path, cli):
     plugin = write_plugin(tmp_path / "crash.py", '''
 @models.register("crash-gan")
