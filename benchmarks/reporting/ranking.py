@@ -44,7 +44,7 @@ def ranking_table(study, chosen, final):
             out.append({"target": t.name, "metric": t.metric, "rank": rank, "model": m, "row": values[m][0],
                         "seeds": n, "mean": mean, "low": lo, "high": hi, "group": letters[m],
                         "pairs_in_family": len([p for p in ps if math.isfinite(p)]),
-                        "fewest_common_seeds": fewest if pairs else n})
+                        "fewest_common_seeds": fewest if pairs else n, "models_ranked": len(values)})
     return pd.DataFrame(out)
 
 
@@ -64,6 +64,8 @@ def reach_text(row):
     """Whether the design could separate two models at all: Holm's strictest bar over the target's
     pairs against the signed-rank test's smallest p on the fewest seeds two rows share."""
     m, n = int(row["pairs_in_family"]), int(row["fewest_common_seeds"])
+    if int(row.get("models_ranked", 2)) < 2:
+        return "One model only: nothing to compare."
     if not m:
         return "No two models share two seeds: nothing is compared."
     bar, floor = ALPHA / m, stats.signed_rank_floor(n)

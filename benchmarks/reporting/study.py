@@ -56,13 +56,7 @@ def write_study_report(out, study, figures=True):
     if not ranking.empty:
         atomic_write_text(out / "ranking.csv", ranking.to_csv(index=False))
         parts += ["## Which model, per target\n", RANKING_HOW, "", ranking_markdown(ranking)]
-    parts += ["## Trials (selection phase, scored on validation)\n",
-              f"{study.trials} trials per swept model (trial 0: its defaults), screened on seed "
-              f"{study.selection_seeds[0]}; per model and target the {study.confirm_top} best also ran on seeds "
-              f"{list(study.selection_seeds[1:])}, and the setting chosen has the best median over the "
-              f"{len(study.selection_seeds)} seeds; {study.validation_share:g} of train held out for validation, "
-              "generated samples scored against it. The columns below are over the screen; *_defaults* is trial 0, "
-              "the others are over the random trials.\n",
+    parts += ["## Trials (selection phase, scored on validation)\n", _trials_how(study),
               markdown_table(list(trials.columns), [[num(v) for v in r] for r in trials.itertuples(index=False)]), ""]
     parts += [f"![{name}]({name})\n\n{text}\n" for name, text in figures]
     parts += ["## Chosen settings\n", _chosen_markdown(study, chosen), ""]
@@ -103,6 +97,22 @@ def _phase_line(phase, rows, out):
     elapsed = f", {(max(ends) - min(starts)).total_seconds() / 60:.1f} min elapsed" if starts and ends else ""
     return (f"{phase}: {len(rows)} runs ({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}), "
             f"{compute:.1f} min of run time summed over processes{elapsed}")
+
+
+def _trials_how(study):
+    """How the selection phase ran, in words (a study without a sweep, trials: 1, says so)."""
+    held = (f"{study.validation_share:g} of train held out for validation, generated samples scored against "
+            "it.")
+    if study.trials == 1:
+        return (f"No sweep: each model runs its defaults (trial 0) on selection seed "
+                f"{', '.join(map(str, study.selection_seeds))}; {held}\n")
+    confirm = (f"; per model and target the {study.confirm_top} best also ran on seeds "
+               f"{list(study.selection_seeds[1:])}, and the setting chosen has the best median over the "
+               f"{len(study.selection_seeds)} seeds" if len(study.selection_seeds) > 1 and study.confirm_top else
+               "; the setting chosen has the best score on it")
+    return (f"{study.trials} trials per swept model (trial 0: its defaults), screened on seed "
+            f"{study.selection_seeds[0]}{confirm}; {held} The columns below are over the screen; *_defaults* is "
+            "trial 0, the others are over the random trials.\n")
 
 
 def _chosen_markdown(study, chosen):
