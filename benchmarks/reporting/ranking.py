@@ -44,7 +44,7 @@ def ranking_table(study, chosen, final):
             out.append({"target": t.name, "metric": t.metric, "rank": rank, "model": m, "row": values[m][0],
                         "seeds": n, "mean": mean, "low": lo, "high": hi, "group": letters[m],
                         "pairs_in_family": len([p for p in ps if math.isfinite(p)]),
-                        "fewest_common_seeds": fewest if pairs else n, "models_ranked": len(values)})
+                        "fewest_common_seeds": fewest if pairs else n})
     return pd.DataFrame(out)
 
 
@@ -56,15 +56,16 @@ def ranking_markdown(table):
                 for _, r in part.iterrows()]
         parts += [f"### {target}: {metric} {direction(metric)}\n",
                   markdown_table(["rank", "model", "row", "seeds", f"test {metric} [95 % over seeds]", "group"], rows),
-                  "", reach_text(part.iloc[0]), ""]
+                  "", reach_text(part), ""]
     return "\n".join(parts)
 
 
-def reach_text(row):
+def reach_text(part):
     """Whether the design could separate two models at all: Holm's strictest bar over the target's
     pairs against the signed-rank test's smallest p on the fewest seeds two rows share."""
+    row = part.iloc[0]
     m, n = int(row["pairs_in_family"]), int(row["fewest_common_seeds"])
-    if int(row.get("models_ranked", 2)) < 2:
+    if len(part) < 2:
         return "One model only: nothing to compare."
     if not m:
         return "No two models share two seeds: nothing is compared."

@@ -132,6 +132,8 @@ def test_the_ranking_groups_models_the_tests_cannot_separate():
     assert not set(groups["b"]) & set(groups["a"])  # b is separated from both
     assert table.iloc[-1]["model"] == "b" and list(table["rank"]) == [1, 2, 3]
     assert "every pair can be separated" in ranking_markdown(table)  # 3 pairs, 20 shared seeds
+    alone = ranking_table(_study([], models=("a",)), {"a": chosen["a"]}, FINAL)
+    assert "One model only: nothing to compare." in ranking_markdown(alone)
 
 
 def test_the_ranking_says_when_its_design_cannot_separate_two_models():
