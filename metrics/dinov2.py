@@ -23,7 +23,7 @@ from unittest import mock
 import torch
 from torch.nn import functional as F
 
-from .inception import file_sha256
+from .inception import stamped
 from .weights import explicit_problem, resolve_weights
 
 MODEL = "dinov2-vit-l-14"  # torch-fidelity's name; the columns fd_dinov2_<n> etc. mean this network
@@ -142,10 +142,7 @@ def load_dinov2(weights=None, device="cpu", download=True):
             net = FeatureExtractorDinoV2(MODEL, ["dinov2"])
     except Exception as e:  # noqa: BLE001 - a corrupt or foreign file: report it, do not crash
         return None, f"DINOv2 weights {path} could not be loaded: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
-    net.weights_path = str(path)
-    net.weights_sha256 = file_sha256(path)
-    net.backbone = f"{name.replace('_', '')}-w{net.weights_sha256[:10]}"
-    return net.to(device), None
+    return stamped(net, path, name.replace("_", ""), device), None
 
 
 @torch.no_grad()

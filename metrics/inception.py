@@ -84,6 +84,16 @@ def file_sha256(path):
     return h.hexdigest()
 
 
+def stamped(net, path, name, device):
+    """`net` on `device`, with where its weights came from: .weights_path, .weights_sha256 and
+    .backbone, the name feature caches are keyed by (`name`-w and the file hash's first 10 hex
+    digits, so that features from another weights file are never reused)."""
+    net.weights_path = str(path)
+    net.weights_sha256 = file_sha256(path)
+    net.backbone = f"{name}-w{net.weights_sha256[:10]}"
+    return net.to(device)
+
+
 def load_inception(weights=None, device="cpu", download=True):
     """(extractor, None) or (None, reason). The extractor is torch-fidelity's
     FeatureExtractorInceptionV3 returning (2048 pool features, logits_unbiased), in eval mode on
@@ -96,10 +106,7 @@ def load_inception(weights=None, device="cpu", download=True):
         net = FeatureExtractorInceptionV3(BACKBONE, FEATURES, feature_extractor_weights_path=str(path))
     except Exception as e:  # noqa: BLE001 - a corrupt or foreign file: report it, do not crash
         return None, f"Inception weights {path} could not be loaded: {type(e).__name__}: {str(e)[:200]}"
-    net.weights_path = str(path)
-    net.weights_sha256 = file_sha256(path)
-    net.backbone = f"incv3compat-w{net.weights_sha256[:10]}"
-    return net.to(device), None
+    return stamped(net, path, "incv3compat", device), None
 
 
 @torch.no_grad()
