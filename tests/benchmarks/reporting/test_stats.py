@@ -1,5 +1,6 @@
 """The statistics of the per-model table on numbers worked out by hand."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -126,3 +127,18 @@ def test_pairs_that_the_signed_rank_test_cannot_make_significant_say_so():
     assert "28 pairs" in clear["note"]
     few = {(r["model_a"], r["model_b"]): r for r in stats.pairwise(models(3), "↑")}
     assert few[("m0", "m2")]["significant"] and few[("m0", "m2")]["note"] == ""
+
+
+def test_the_signed_rank_p_is_scipys_on_ties_zeros_and_every_size():
+    """wilcoxon_p runs scipy's own sign-flip permutation test on a vectorised statistic where scipy
+    would enumerate the flips one by one (tied or zero differences, up to 13 pairs); elsewhere it
+    is scipy's call. Either way the p-value is scipy's default one."""
+    rng = np.random.default_rng(0)
+    cases = [rng.integers(-3, 4, size=n) / 450 for n in range(2, 16) for _ in range(6)]  # probe-like ties and zeros
+    cases += [rng.normal(size=n) for n in (2, 5, 10, 13, 14, 20)]  # no ties: scipy's exact distribution
+    cases = [d for d in cases if np.any(d != 0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = [scipy_st.wilcoxon(d).pvalue for d in cases]
+    assert sum(len(d) <= 13 and len(np.unique(np.abs(d))) < len(d) for d in cases) > 40  # the new path ran
+    assert [stats.wilcoxon_p(d) for d in cases] == pytest.approx(expected, abs=1e-12)
